@@ -1,0 +1,546 @@
+"""PyTorch CharGPT: a pre-LayerNorm GPT decoder over characters, with causal-LM and classification heads."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    SequenceClassifierOutputWithPast,
+)
+from transformers.utils import can_return_tuple, logging
+
+from .configuration_chargpt import CharGPTConfig
+
+
+logger = logging.get_logger(__name__)
+
+# Every Auto class a saved CharGPT directory serves; written into config.json so that one directory loads with
+# `trust_remote_code=True` as a base model, a causal LM or a classifier.
+AUTO_MAP = {
+    "AutoConfig": "configuration_chargpt.CharGPTConfig",
+    "AutoModel": "modeling_chargpt.CharGPTModel",
+    "AutoModelForCausalLM": "modeling_chargpt.CharGPTForCausalLM",
+    "AutoModelForSequenceClassification": "modeling_chargpt.CharGPTForSequenceClassification",
+}
+
+_ACT = {
+    "gelu": lambda: nn.GELU(),
+    "gelu_new": lambda: nn.GELU(approximate="tanh"),
+    "relu": lambda: nn.ReLU(),
+    "silu": lambda: nn.SiLU(),
+}
+
+
+def mean_pool(hidden_states, attention_mask=None):
+    """Masked mean over the sequence: (B, T, C), (B, T) -> (B, C). Padding positions do not count."""
+    if attention_mask is None:
+        return hidden_states.mean(dim=1)
+    mask = attention_mask.to(hidden_states.dtype).unsqueeze(-1)  # (B, T, 1)
+    return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+class CharGPTAttention(nn.Module):
+    """Multi-head causal self-attention on PyTorch SDPA, with an optional key/value cache."""
+
+    def __init__(self, config: CharGPTConfig, layer_idx: int):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.n_head = config.n_head
+        self.head_dim = config.n_embd // config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # fused q, k, v
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.attn_pdrop = config.attn_pdrop
+        self.resid_dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(self, x, attn_mask=None, is_causal=False, past_key_values=None, output_attentions=False):
+        B, T, C = x.shape
+        # (B, T, 3C) -> 3 x (B, n_head, T, head_dim)
+        q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        if past_key_values is not None:
+            k, v = past_key_values.update(k, v, self.layer_idx)  # (B, n_head, T_past + T, head_dim)
+        dropout_p = self.attn_pdrop if self.training else 0.0
+        if output_attentions:
+            y, weights = self._eager(q, k, v, attn_mask, is_causal, dropout_p)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal)
+            weights = None
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, n_head, T, head_dim) -> (B, T, C)
+        return self.resid_dropout(self.c_proj(y)), weights
+
+    def _eager(self, q, k, v, attn_mask, is_causal, dropout_p):
+        """Explicit softmax attention, used only when the caller asks for attention weights."""
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, n_head, T, T_kv)
+        if is_causal:
+            attn_mask = torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device).tril()
+        if attn_mask is not None:
+            scores = scores.masked_fill(~attn_mask, torch.finfo(scores.dtype).min)
+        weights = F.dropout(scores.softmax(dim=-1), p=dropout_p, training=self.training)
+        return weights @ v, weights
+
+
+class CharGPTMLP(nn.Module):
+    def __init__(self, config: CharGPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, config.n_inner, bias=config.bias)
+        self.act = _ACT[config.activation_function]()
+        self.c_proj = nn.Linear(config.n_inner, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+
+class CharGPTBlock(GradientCheckpointingLayer):
+    """Pre-LayerNorm decoder block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, config: CharGPTConfig, layer_idx: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.attn = CharGPTAttention(config, layer_idx)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.mlp = CharGPTMLP(config)
+
+    def forward(self, hidden_states, attn_mask=None, is_causal=False, past_key_values=None, output_attentions=False):
+        attn_out, weights = self.attn(
+            self.ln_1(hidden_states), attn_mask, is_causal, past_key_values, output_attentions
+        )
+        hidden_states = hidden_states + attn_out
+        hidden_states = hidden_states + self.mlp(self.ln_2(hidden_states))
+        return hidden_states, weights
+
+
+class CharGPTPreTrainedModel(PreTrainedModel):
+    config: CharGPTConfig
+    config_class = CharGPTConfig
+    base_model_prefix = "transformer"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["CharGPTBlock"]
+    _skip_keys_device_placement = ["past_key_values"]
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """Normal(0, initializer_range) weights, zero biases, unit LayerNorms; residual projections scaled down."""
+        super()._init_weights(module)
+        if isinstance(module, (CharGPTAttention, CharGPTMLP)):
+            # Each block adds two branches (attention, MLP) to the residual stream, so its variance grows with depth.
+            # Scaling the projections that write into the stream by 1/sqrt(2 * n_layer) keeps the activations at the
+            # same scale at initialisation however deep the model is (GPT-2 paper, section 2.3).
+            std = self.config.initializer_range / math.sqrt(2 * self.config.n_layer)
+            init.normal_(module.c_proj.weight, mean=0.0, std=std)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        if getattr(type(self), "_auto_class", None) is not None:
+            # transformers records only this class's Auto entry; record all of them so that the same directory
+            # loads as a base model, a causal LM or a classifier with trust_remote_code=True.
+            self.config.auto_map = {**AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    @torch.no_grad()
+    def embed(self, input_ids, attention_mask=None, normalize=True):
+        """Sentence embeddings (B, n_embd): masked mean of the last hidden states, L2-normalised by default, so
+        that a dot product of two embeddings is their cosine similarity."""
+        hidden = self.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)[0]
+        pooled = mean_pool(hidden, attention_mask)
+        return F.normalize(pooled, dim=-1) if normalize else pooled
+
+
+class CharGPTModel(CharGPTPreTrainedModel):
+    """The bare CharGPT decoder: embeddings, `n_layer` blocks and a final LayerNorm."""
+
+    def __init__(self, config: CharGPTConfig):
+        super().__init__(config)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.n_positions, config.n_embd)
+        self.drop = nn.Dropout(config.embd_pdrop)
+        self.h = nn.ModuleList([CharGPTBlock(config, i) for i in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.wte
+
+    def set_input_embeddings(self, new_embeddings):
+        self.wte = new_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`): token ids from
+                `CharGPTTokenizer`. With `past_key_values`, only the ids not yet in the cache.
+            attention_mask (`torch.Tensor` of shape `(batch_size, past_length + sequence_length)`, *optional*):
+                1 for real tokens, 0 for padding (left or right). A 4D mask is passed to attention unchanged.
+            position_ids (`torch.LongTensor`, *optional*): by default counted from the first non-padding token, so
+                a left-padded prompt gets the same positions as the prompt alone.
+            past_key_values (`Cache`, *optional*): a transformers cache (e.g. `DynamicCache`) from an earlier call.
+            inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, n_embd)`, *optional*): used
+                instead of `input_ids`.
+            use_cache (`bool`, *optional*): return the updated cache; defaults to `config.use_cache` outside
+                training.
+            output_attentions / output_hidden_states (`bool`, *optional*): also return per-layer attention
+                weights (computed without SDPA) / hidden states.
+
+        Returns:
+            [`~transformers.modeling_outputs.BaseModelOutputWithPast`].
+        """
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        if use_cache is None:
+            use_cache = self.config.use_cache and not self.training
+        if self.gradient_checkpointing and self.training and use_cache:
+            logger.warning_once("use_cache=True is incompatible with gradient checkpointing; using use_cache=False.")
+            use_cache = False
+        if use_cache and past_key_values is None:
+            past_key_values = DynamicCache(config=self.config)
+        past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
+
+        if not torch.compiler.is_compiling():
+            self._check_inputs(input_ids, inputs_embeds, attention_mask, past_len)
+        if inputs_embeds is None:
+            inputs_embeds = self.wte(input_ids)
+        B, T = inputs_embeds.shape[:2]
+        if position_ids is None:
+            position_ids = self._position_ids(attention_mask, B, T, past_len, inputs_embeds.device)
+        hidden_states = self.drop(inputs_embeds + self.wpe(position_ids))
+        attn_mask, is_causal = self._attention_mask(attention_mask, T, past_len, inputs_embeds.device)
+
+        all_hidden, all_attn = (), ()
+        for block in self.h:
+            if output_hidden_states:
+                all_hidden += (hidden_states,)
+            hidden_states, weights = block(
+                hidden_states,
+                attn_mask,
+                is_causal,
+                past_key_values=past_key_values if use_cache else None,
+                output_attentions=output_attentions,
+            )
+            if output_attentions:
+                all_attn += (weights,)
+        hidden_states = self.ln_f(hidden_states)
+        if output_hidden_states:
+            all_hidden += (hidden_states,)
+        return BaseModelOutputWithPast(
+            last_hidden_state=hidden_states,
+            past_key_values=past_key_values if use_cache else None,
+            hidden_states=all_hidden or None,
+            attentions=all_attn or None,
+        )
+
+    def _check_inputs(self, input_ids, inputs_embeds, attention_mask, past_len):
+        """Turn the mistakes users make into errors that say what to change, before torch fails deep inside."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        x = input_ids if input_ids is not None else inputs_embeds
+        want = 2 if input_ids is not None else 3
+        if x.dim() != want:
+            name = "input_ids" if input_ids is not None else "inputs_embeds"
+            raise ValueError(
+                f"{name} must have {want} dimensions (batch_size, sequence_length{', n_embd' if want == 3 else ''}), "
+                f"got shape {tuple(x.shape)}; for a single sequence use {name}.unsqueeze(0)."
+            )
+        B, T = x.shape[:2]
+        if B == 0 or T == 0:
+            raise ValueError(
+                f"input_ids is empty (shape {tuple(x.shape)}): give at least one token per sequence, e.g. the "
+                f"tokenizer's bos token for unconditional generation."
+            )
+        n_pos = self.config.n_positions
+        if past_len + T > n_pos:
+            raise ValueError(
+                f"Sequence too long: {past_len + T} tokens ({past_len} cached + {T} new) but the model's context "
+                f"length is n_positions={n_pos}. Truncate the input, e.g. tokenizer(text, truncation=True, "
+                f"max_length={n_pos}), or keep prompt length + max_new_tokens <= {n_pos} when generating."
+            )
+        if input_ids is not None:
+            if input_ids.is_floating_point():
+                raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}.")
+            lo, hi = torch.aminmax(input_ids)
+            vocab = self.wte.num_embeddings
+            if lo.item() < 0 or hi.item() >= vocab:
+                bad = lo.item() if lo.item() < 0 else hi.item()
+                raise ValueError(
+                    f"input_ids contains token id {bad}, outside the vocabulary [0, {vocab}). Encode text with the "
+                    f"model's own tokenizer, or call model.resize_token_embeddings(len(tokenizer)) after adding "
+                    f"tokens."
+                )
+        if attention_mask is not None and attention_mask.dim() == 2:
+            if tuple(attention_mask.shape) != (B, past_len + T):
+                raise ValueError(
+                    f"attention_mask has shape {tuple(attention_mask.shape)} but must be (batch_size, past_length + "
+                    f"sequence_length) = ({B}, {past_len + T}); pass the mask the tokenizer returned with the ids."
+                )
+        elif attention_mask is not None and attention_mask.dim() != 4:
+            raise ValueError(
+                f"attention_mask must be 2D (batch_size, sequence_length) or a prepared 4D mask, got shape "
+                f"{tuple(attention_mask.shape)}."
+            )
+
+    @staticmethod
+    def _position_ids(attention_mask, B, T, past_len, device):
+        """Positions (B, T): counted from each row's first real token when a 2D mask is given, else from past_len."""
+        if attention_mask is not None and attention_mask.dim() == 2:
+            positions = attention_mask.long().cumsum(-1) - 1  # (B, past_len + T); left padding gets -1 -> 0
+            return positions.clamp(min=0)[:, -T:]
+        return torch.arange(past_len, past_len + T, device=device).unsqueeze(0).expand(B, T)
+
+    @staticmethod
+    def _attention_mask(attention_mask, T, past_len, device):
+        """Return (attn_mask, is_causal) for SDPA. Without padding no mask tensor is built: the causal flag (no
+        cache) or nothing (one new token attends to the whole cache) lets SDPA pick its fastest kernel."""
+        if attention_mask is not None and attention_mask.dim() == 4:
+            return attention_mask, False
+        no_padding = attention_mask is None or bool(attention_mask.all())
+        if no_padding and past_len == 0:
+            return None, T > 1
+        if no_padding and T == 1:
+            return None, False
+        # (T, past_len + T): query i (at absolute position past_len + i) sees keys 0 .. past_len + i
+        causal = torch.ones(T, past_len + T, dtype=torch.bool, device=device).tril(diagonal=past_len)
+        mask = causal[None, None]  # (1, 1, T, T_kv)
+        if not no_padding:
+            mask = mask & attention_mask.bool()[:, None, None, :]  # (B, 1, T, T_kv)
+            # A query at a left-padding position sees no key at all and SDPA would return NaN there; let it see every
+            # key instead. Its output is never used: no real token attends to a padding key.
+            mask = mask | ~mask.any(dim=-1, keepdim=True)
+        return mask, False
+
+
+class CharGPTForCausalLM(CharGPTPreTrainedModel, GenerationMixin):
+    """CharGPT with a language-modelling head tied to the input embedding; works with `generate()`."""
+
+    _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
+
+    def __init__(self, config: CharGPTConfig):
+        super().__init__(config)
+        self.transformer = CharGPTModel(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.post_init()
+        self.generation_config = default_generation_config(config)
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        r"""
+        Args:
+            labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*): targets for the
+                next-token loss. Shifted inside the model, so `labels=input_ids` is right; -100 is ignored.
+            logits_to_keep (`int` or `torch.Tensor`, *optional*): compute logits only for the last this many
+                positions (0 = all), as `generate()` does for the prompt.
+            num_items_in_batch (`int`, *optional*, keyword): token count of the whole (global) batch, which
+                Trainer passes so that gradient accumulation and data parallelism average over tokens exactly.
+
+            Other arguments as in [`CharGPTModel.forward`].
+
+        Returns:
+            [`~transformers.modeling_outputs.CausalLMOutputWithPast`].
+        """
+        outputs = self.transformer(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        hidden_states = outputs.last_hidden_state
+        if isinstance(logits_to_keep, int) and logits_to_keep > 0:
+            hidden_states = hidden_states[:, -logits_to_keep:]
+        elif isinstance(logits_to_keep, torch.Tensor):
+            hidden_states = hidden_states[:, logits_to_keep]
+        logits = self.lm_head(hidden_states)
+
+        loss = None
+        if labels is not None:
+            # loss_function shifts the labels, ignores -100, upcasts to fp32 and, given num_items_in_batch, sums and
+            # divides by the global token count, which keeps DDP and gradient accumulation exact.
+            loss = self.loss_function(
+                logits, labels, vocab_size=self.config.vocab_size, num_items_in_batch=kwargs.get("num_items_in_batch")
+            )
+        return CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
+    """CharGPT with a linear head on the hidden state of each sequence's last non-padding token."""
+
+    # The loss is a plain mean over the batch; Trainer must not rescale it by the number of processes.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: CharGPTConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.transformer = CharGPTModel(config)
+        self.score = nn.Linear(config.n_embd, config.num_labels, bias=False)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutputWithPast:
+        r"""
+        Args:
+            labels (`torch.Tensor` of shape `(batch_size,)` or `(batch_size, num_labels)`, *optional*): class ids
+                (single-label, cross-entropy), float targets (regression, MSE, when `num_labels == 1`) or multi-hot
+                floats (multi-label, BCE). `config.problem_type` picks the loss; if unset it is inferred from
+                `num_labels` and the labels' dtype, as in transformers.
+
+            Other arguments as in [`CharGPTModel.forward`]. The pooled token is the last position where
+            `attention_mask` is 1 (else the last token that is not `pad_token_id`), so left and right padding both
+            work.
+
+        Returns:
+            [`~transformers.modeling_outputs.SequenceClassifierOutputWithPast`].
+        """
+        outputs = self.transformer(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        hidden_states = outputs.last_hidden_state  # (B, T, C)
+        B, T = hidden_states.shape[:2]
+        last = self._last_token_index(input_ids, attention_mask, B, T, hidden_states.device)
+        pooled_logits = self.score(hidden_states[torch.arange(B, device=hidden_states.device), last])  # (B, L)
+
+        loss = None
+        if labels is not None:
+            loss = self._loss(pooled_logits, labels.to(pooled_logits.device))
+        return SequenceClassifierOutputWithPast(
+            loss=loss,
+            logits=pooled_logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    def _last_token_index(self, input_ids, attention_mask, B, T, device):
+        """Index (B,) of the rightmost real token of each row."""
+        positions = torch.arange(T, device=device)
+        if attention_mask is not None and attention_mask.dim() == 2:
+            real = attention_mask[:, -T:].to(device).bool()
+        elif input_ids is not None and self.config.pad_token_id is not None:
+            real = input_ids.to(device) != self.config.pad_token_id
+        else:
+            if B > 1 and input_ids is None:
+                logger.warning_once("No attention_mask with inputs_embeds: pooling the last position of each row.")
+            return torch.full((B,), T - 1, device=device, dtype=torch.long)
+        return (positions * real).argmax(dim=-1)
+
+    def _loss(self, logits, labels):
+        if self.config.problem_type is None:
+            if self.num_labels == 1:
+                self.config.problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                self.config.problem_type = "single_label_classification"
+            else:
+                self.config.problem_type = "multi_label_classification"
+        if self.config.problem_type == "regression":
+            if self.num_labels == 1:
+                return F.mse_loss(logits.squeeze(-1).float(), labels.view(-1).float())
+            return F.mse_loss(logits.float(), labels.float())
+        if self.config.problem_type == "single_label_classification":
+            if labels.is_floating_point():
+                raise ValueError(
+                    "single_label_classification needs integer class ids as labels, got floats; pass "
+                    "labels as torch.long or set config.problem_type='multi_label_classification'."
+                )
+            return F.cross_entropy(logits.float().view(-1, self.num_labels), labels.view(-1))
+        if self.config.problem_type == "multi_label_classification":
+            if labels.shape != logits.shape:
+                raise ValueError(
+                    f"multi_label_classification needs multi-hot labels of shape {tuple(logits.shape)}, got "
+                    f"{tuple(labels.shape)}."
+                )
+            return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        raise ValueError(
+            f"config.problem_type must be 'regression', 'single_label_classification' or "
+            f"'multi_label_classification', got {self.config.problem_type!r}."
+        )
+
+
+def default_generation_config(config: CharGPTConfig) -> GenerationConfig:
+    """Sampling defaults for chat (temperature 0.7, top-p 0.9, as CDial-GPT's evaluation samples); a reply stops at
+    `<sep>` (end of turn) or `<eos>` (end of dialogue)."""
+    stop_ids = [i for i in (config.sep_token_id, config.eos_token_id) if i is not None]
+    return GenerationConfig(
+        do_sample=True,
+        temperature=0.7,
+        top_k=0,
+        top_p=0.9,
+        repetition_penalty=1.0,
+        max_new_tokens=64,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=stop_ids or None,
+        pad_token_id=config.pad_token_id,
+    )
+
+
+__all__ = [
+    "CharGPTPreTrainedModel",
+    "CharGPTModel",
+    "CharGPTForCausalLM",
+    "CharGPTForSequenceClassification",
+    "mean_pool",
+]

@@ -523,7 +523,8 @@ class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
 def default_generation_config(config: CharGPTConfig) -> GenerationConfig:
     """Sampling defaults for chat (temperature 0.7, top-p 0.9, as CDial-GPT's evaluation samples); a reply stops at
     `<sep>` (end of turn) or `<eos>` (end of dialogue)."""
-    stop_ids = [i for i in (config.sep_token_id, config.eos_token_id) if i is not None]
+    eos = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
+    stop_ids = [i for i in [config.sep_token_id, *eos] if i is not None]
     return GenerationConfig(
         do_sample=True,
         temperature=0.7,

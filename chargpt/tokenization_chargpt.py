@@ -92,7 +92,7 @@ class CharGPTTokenizer(PreTrainedTokenizer):
         if vocab_file is not None:
             with open(vocab_file, encoding="utf-8") as f:
                 vocab = json.load(f)
-        specials = [pad_token, unk_token, sep_token, bos_token, eos_token]
+        specials = [str(t) for t in (pad_token, unk_token, sep_token, bos_token, eos_token)]
         self.vocab = _check_vocab(dict(vocab) if vocab else {t: i for i, t in enumerate(specials)}, specials)
         self.ids_to_tokens = {i: t for t, i in self.vocab.items()}
         self.normalization = normalization

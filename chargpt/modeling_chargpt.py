@@ -56,6 +56,7 @@ class CharGPTAttention(nn.Module):
         self.head_dim = config.n_embd // config.n_head
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # fused q, k, v
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj.is_residual_projection = True
         self.attn_pdrop = config.attn_pdrop
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
@@ -91,6 +92,7 @@ class CharGPTMLP(nn.Module):
         self.c_fc = nn.Linear(config.n_embd, config.n_inner, bias=config.bias)
         self.act = _ACT[config.activation_function]()
         self.c_proj = nn.Linear(config.n_inner, config.n_embd, bias=config.bias)
+        self.c_proj.is_residual_projection = True
         self.dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(self, x):
@@ -128,13 +130,15 @@ class CharGPTPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         """Normal(0, initializer_range) weights, zero biases, unit LayerNorms; residual projections scaled down."""
-        super()._init_weights(module)
-        if isinstance(module, (CharGPTAttention, CharGPTMLP)):
+        if isinstance(module, nn.Linear) and getattr(module, "is_residual_projection", False):
             # Each block adds two branches (attention, MLP) to the residual stream, so its variance grows with depth.
             # Scaling the projections that write into the stream by 1/sqrt(2 * n_layer) keeps the activations at the
             # same scale at initialisation however deep the model is (GPT-2 paper, section 2.3).
-            std = self.config.initializer_range / math.sqrt(2 * self.config.n_layer)
-            init.normal_(module.c_proj.weight, mean=0.0, std=std)
+            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range / math.sqrt(2 * self.config.n_layer))
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        else:
+            super()._init_weights(module)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         if getattr(type(self), "_auto_class", None) is not None:

@@ -1,0 +1,112 @@
+"""The two contenders: CharGPT and transformers' GPT-2 configured with exactly the same dimensions.
+
+The peer is what a user would write instead of installing this package: `GPT2LMHeadModel` /
+`GPT2ForSequenceClassification` with a character vocabulary. Every hyperparameter that changes the work done is
+mirrored (hidden size, heads, layers, feed-forward width, context, vocabulary, activation, dropout, tied embeddings,
+special ids), and the peer uses PyTorch SDPA attention (`attn_implementation="sdpa"`), like CharGPT, so the
+comparison measures the implementations, not a slower attention kernel.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
+
+from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTForSequenceClassification
+
+
+@dataclass
+class ModelDims:
+    """The architecture both models share (the issue's defaults: 256 hidden, 8 heads, 6 layers, 1024 FFN, 512 ctx)."""
+
+    vocab_size: int
+    n_positions: int = 512
+    n_embd: int = 256
+    n_layer: int = 6
+    n_head: int = 8
+    n_inner: int = 1024
+    dropout: float = 0.1
+    activation_function: str = "gelu"
+
+
+def chargpt_config(dims: ModelDims, **extra) -> CharGPTConfig:
+    values = dict(
+        vocab_size=dims.vocab_size,
+        n_positions=dims.n_positions,
+        n_embd=dims.n_embd,
+        n_layer=dims.n_layer,
+        n_head=dims.n_head,
+        n_inner=dims.n_inner,
+        activation_function=dims.activation_function,
+        resid_pdrop=dims.dropout,
+        embd_pdrop=dims.dropout,
+        attn_pdrop=dims.dropout,
+    )
+    return CharGPTConfig(**{**values, **extra})
+
+
+def gpt2_config(dims: ModelDims, **extra) -> GPT2Config:
+    """GPT-2 with CharGPT's dimensions and special ids (pad 0, bos 3, eos 4), exact GELU like CharGPT's default."""
+    config = GPT2Config(
+        vocab_size=dims.vocab_size,
+        n_positions=dims.n_positions,
+        n_embd=dims.n_embd,
+        n_layer=dims.n_layer,
+        n_head=dims.n_head,
+        n_inner=dims.n_inner,
+        activation_function=dims.activation_function,
+        resid_pdrop=dims.dropout,
+        embd_pdrop=dims.dropout,
+        attn_pdrop=dims.dropout,
+        tie_word_embeddings=True,
+        pad_token_id=0,
+        bos_token_id=3,
+        eos_token_id=4,
+        loss_type="ForCausalLM",
+        **extra,
+    )
+    config._attn_implementation = "sdpa"
+    return config
+
+
+def build_causal_lms(dims: ModelDims, seed: int = 0, chargpt_overrides: dict | None = None) -> dict[str, torch.nn.Module]:
+    """{"chargpt": CharGPTForCausalLM, "gpt2": GPT2LMHeadModel}, each initialised from the same seed.
+    `chargpt_overrides` changes CharGPT's config alone (the speed section's probe of a proposed default)."""
+    torch.manual_seed(seed)
+    ours = CharGPTForCausalLM(chargpt_config(dims, **(chargpt_overrides or {})))
+    torch.manual_seed(seed)
+    peer = GPT2LMHeadModel(gpt2_config(dims))
+    _check_same_size(ours, peer)
+    return {"chargpt": ours, "gpt2": peer}
+
+
+def build_classifier(name: str, dims: ModelDims, num_labels: int = 2, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    if name == "chargpt":
+        return CharGPTForSequenceClassification(chargpt_config(dims, num_labels=num_labels))
+    if name == "gpt2":
+        return GPT2ForSequenceClassification(gpt2_config(dims, num_labels=num_labels))
+    raise ValueError(f"Unknown model name {name!r}; expected 'chargpt' or 'gpt2'.")
+
+
+def classifier_from_lm(lm: torch.nn.Module, name: str, dims: ModelDims, seed: int = 0) -> torch.nn.Module:
+    """A two-class classifier whose decoder starts from a pretrained causal LM's weights (the head is new)."""
+    classifier = build_classifier(name, dims, seed=seed)
+    missing, unexpected = classifier.transformer.load_state_dict(lm.transformer.state_dict(), strict=False)
+    # GPT-2 keeps non-persistent buffers only; anything else missing would mean the two bodies differ.
+    if unexpected or [k for k in missing if not k.endswith("attn.bias") and not k.endswith("masked_bias")]:
+        raise RuntimeError(f"Decoder weights did not transfer: missing={missing}, unexpected={unexpected}")
+    return classifier
+
+
+def _check_same_size(ours: torch.nn.Module, peer: torch.nn.Module) -> None:
+    """Guard the premise of every comparison: the two models hold the same number of parameters."""
+    n_ours = sum(p.numel() for p in ours.parameters())
+    n_peer = sum(p.numel() for p in peer.parameters())
+    if n_ours != n_peer:
+        raise RuntimeError(f"CharGPT has {n_ours} parameters but the GPT-2 peer {n_peer}: the configs diverged.")
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    """Unique parameters (a tied embedding counted once)."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,279 @@
+"""Targets from the results, the printed summary table and the Markdown report.
+
+`python -m benchmarks.report benchmarks/results/full.json` re-renders a report from a results file.
+"""
+
+import sys
+from pathlib import Path
+
+from .common import target
+
+
+NOTES = Path(__file__).with_name("NOTES.md")
+
+
+def _fmt(value, digits: int = 2) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def targets(results: dict) -> list[dict]:
+    """Every target the issue sets, evaluated on whatever sections the results hold."""
+    out = []
+    speed = results.get("speed") or {}
+    for run in speed.get("training", []):
+        label = (f"training {run['precision']} {'compiled' if run['compile'] else 'eager'} "
+                 f"{run['batch_size']}x{run['seq_len']}: CharGPT / GPT-2 tokens/s")
+        out.append(target(label, run.get("ratio"), 1.3))
+    for run in speed.get("generation", []):
+        mode = "sampling" if run["sample"] else "greedy"
+        if run["batch_size"] == 1:
+            out.append(target(f"generation batch 1 {mode}: CharGPT / GPT-2 tokens/s",
+                              run["speedups"].get("chargpt/gpt2"), 1.5))
+        if "chargpt-int8/chargpt" in run["speedups"]:
+            out.append(target(f"generation batch {run['batch_size']} {mode}: int8 / fp32 tokens/s",
+                              run["speedups"]["chargpt-int8/chargpt"], 1.5))
+    int8 = speed.get("int8_export") or {}
+    if int8.get("status") == "run":
+        out.append(target("int8 export size / fp32 size", int8["size_ratio"], 0.35, higher_is_better=False))
+    quality = results.get("quality") or {}
+    for run in (quality.get("sentiment") or {}).get("runs", []):
+        if run["model"] == "chargpt" and run["freeze"] == "none" and run["padding_masked"]:
+            out.append(target("sentiment accuracy, CharGPT, freeze none", run["accuracy"], 0.93))
+    return out
+
+
+def summary_table(results: dict) -> str:
+    """Plain-text table of the targets, for the terminal."""
+    rows = [("target", "measured", "threshold", "result")]
+    for t in targets(results):
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        rows.append((t["name"], _fmt(t["value"], 3), ("<= " if not t["higher_is_better"] else ">= ") +
+                     _fmt(t["threshold"], 2), verdict))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _machine(results: dict) -> list[str]:
+    m = results.get("machine", {})
+    run = results.get("run", {})
+    lines = ["## Run and machine", ""]
+    lines += [f"- run: `{run.get('command', '')}` ({'quick' if run.get('quick') else 'full'} mode), finished "
+              f"{run.get('finished', 'n/a')}; sections: {', '.join(run.get('sections_done', []))}"]
+    loads = run.get("load_average") or {}
+    for section, seconds in (run.get("section_seconds") or {}).items():
+        load = loads.get(section, {})
+        lines.append(f"- {section}: {seconds / 60:.1f} min; 1/5/15-min load average before {load.get('before')}, "
+                     f"after {load.get('after')} (more than {results.get('machine', {}).get('torch_threads')} "
+                     f"means other work shared the cores)")
+    lines += [
+        f"- CPU: {m.get('cpu_model')} ({m.get('logical_cpus')} logical CPUs, flags: {', '.join(m.get('cpu_flags', []))};"
+        f" torch CPU capability {m.get('torch_cpu_capability')}), {m.get('torch_threads')} torch threads",
+        f"- torch {m.get('torch')}, transformers {m.get('transformers')}, scikit-learn {m.get('scikit_learn')}, "
+        f"Python {m.get('python')}; GPU: {m.get('cuda_device') or 'none'}",
+        f"- load average when the run started: {m.get('load_average_at_start')} (the machine is shared; every speed "
+        f"comparison is interleaved A B A B in one process, so the ratios stay meaningful when absolute numbers drift)",
+        "",
+    ]
+    return lines
+
+
+def _targets_md(results: dict) -> list[str]:
+    rows = []
+    for t in targets(results):
+        verdict = {True: "**met**", False: "**missed**", None: "not measured"}[t["met"]]
+        rows.append([t["name"], _fmt(t["value"], 3), ("<= " if not t["higher_is_better"] else ">= ") +
+                     _fmt(t["threshold"]), verdict])
+    return ["## Targets", ""] + _table(["target", "measured", "threshold", "result"], rows)
+
+
+def _speed_md(speed: dict) -> list[str]:
+    if not speed:
+        return ["## Speed", "", "Not run.", ""]
+    lines = ["## 1. Training throughput", ""]
+    peaks = speed.get("matmul_peak", {})
+    lines.append("Measured matrix-multiply peak in this run (best of torch.mm and F.linear over a few shapes): " +
+                 ", ".join(f"{p} {v['gflops']:.1f} GFLOP/s" for p, v in peaks.items()) + ". MFU = tokens/s x "
+                 "model FLOPs per token (6 x matmul parameters + 12 x layers x hidden x length) / that peak.")
+    lines.append("")
+    rows = []
+    for r in speed.get("training", []):
+        head = [r["precision"], "yes" if r["compile"] else "no", f"{r['batch_size']}x{r['seq_len']}"]
+        if r.get("status") == "failed":
+            rows.append(head + ["failed: " + r["error"][:80], "", "", "", ""])
+            continue
+        rows.append(head + [r["chargpt"]["tokens_per_s"], r["gpt2"]["tokens_per_s"], _fmt(r["ratio"], 3),
+                            _pct(r["chargpt"]["mfu"]), _pct(r["gpt2"]["mfu"])])
+    lines += _table(["precision", "compile", "batch x len", "CharGPT tok/s", "GPT-2 tok/s", "ratio (target 1.3)",
+                     "CharGPT MFU", "GPT-2 MFU"], rows)
+    for r in speed.get("probes", []):
+        lines += [f"Probe (not like-for-like, not a target): CharGPT with {r['chargpt_overrides']} against GPT-2 as "
+                  f"configured, fp32 eager {r['batch_size']}x{r['seq_len']}: CharGPT "
+                  f"{r['chargpt']['tokens_per_s']:,.0f} tok/s, GPT-2 {r['gpt2']['tokens_per_s']:,.0f} tok/s, ratio "
+                  f"{r['ratio']:.3f}.", ""]
+    compile_rows = [[r["precision"], f"{r['batch_size']}x{r['seq_len']}", r["first_call_seconds"]["chargpt"],
+                     r["first_call_seconds"]["gpt2"]] for r in speed.get("training", []) if r.get("compile")
+                    and "first_call_seconds" in r]
+    if compile_rows:
+        lines += ["First compiled call (compilation + first steps), seconds:", ""]
+        lines += _table(["precision", "batch x len", "CharGPT", "GPT-2"], compile_rows)
+    lines += ["## 2. Generation throughput", "",
+              "128 new tokens (min = max, so every run does the same work), 16-token prompt, KV cache, greedy or "
+              "top-p 0.9 / temperature 0.7 sampling; fp32 PyTorch `generate()` for CharGPT and GPT-2, and the int8 "
+              "export's own `generate()` (chargpt.quantization, ONNX Runtime).", ""]
+    rows = []
+    for r in speed.get("generation", []):
+        int8 = r.get("chargpt-int8", {}).get("tokens_per_s")
+        rows.append([r["batch_size"], "sampling" if r["sample"] else "greedy", r["chargpt"]["tokens_per_s"],
+                     r["gpt2"]["tokens_per_s"], _fmt(r["speedups"].get("chargpt/gpt2"), 3), _fmt(int8),
+                     _fmt(r["speedups"].get("chargpt-int8/chargpt"), 3)])
+    lines += _table(["batch", "decoding", "CharGPT fp32 tok/s", "GPT-2 tok/s", "CharGPT / GPT-2", "int8 tok/s",
+                     "int8 / fp32"], rows)
+    int8 = speed.get("int8_export", {})
+    if int8.get("status") == "run":
+        lines += [f"int8 export size: {int8['int8_weights_bytes'] / 2**20:.2f} MiB against "
+                  f"{int8['fp32_weights_bytes'] / 2**20:.2f} MiB fp32 safetensors = {int8['size_ratio']:.3f} "
+                  f"(target <= 0.35).", ""]
+    else:
+        lines += [f"int8 export: {int8.get('status')} ({int8.get('reason')}).", ""]
+    gpu = speed.get("gpu_half_generation", {})
+    if gpu.get("status") == "run":
+        rows = [[r["batch_size"], r["chargpt"]["tokens_per_s"], r["gpt2"]["tokens_per_s"], _fmt(r["ratio"], 3)]
+                for r in gpu["runs"]]
+        lines += [f"GPU fp16 greedy generation on {gpu['device']}:", ""]
+        lines += _table(["batch", "CharGPT tok/s", "GPT-2 tok/s", "ratio"], rows)
+    else:
+        lines += [f"GPU half-precision generation: {gpu.get('status', 'not run')} ({gpu.get('reason', '')}).", ""]
+    return lines
+
+
+def _memory_md(memory: dict) -> list[str]:
+    if not memory:
+        return ["## 3. Peak memory", "", "Not run.", ""]
+    rows = []
+    for r in memory["runs"]:
+        shape = (f"{r['batch_size']}x{r['seq_len']}" if r["task"] == "train"
+                 else f"batch {r['batch_size']}, {r['new_tokens']} new")
+        rows.append([r["model"], r["task"], shape, r["peak_mib"], r["increase_mib"]])
+    return ["## 3. Peak memory", "", memory["method"], ""] + _table(
+        ["model", "task", "shape", "peak RSS MiB", "increase MiB"], rows)
+
+
+def _dialogue_md(quality: dict) -> list[str]:
+    d = quality.get("dialogue")
+    if not d:
+        return []
+    lines = ["## 4. Dialogue", ""]
+    p = quality["pretraining"]
+    c = p["chargpt"]
+    lines.append(f"Both models pretrained with the same budget: {c['steps']} steps of {c['batch_size']} x "
+                 f"{c['block_len']} tokens ({c['epochs']:.2f} epochs of {p['corpus_tokens']:,} tokens), AdamW "
+                 f"(betas 0.9/0.95, weight decay 0.01), peak LR {c['lr']}, 5% warm-up then cosine to 10%, gradient "
+                 f"clip 1.0, {c['precision']}, same batches in the same order. Wall time: CharGPT "
+                 f"{c['seconds'] / 60:.1f} min, GPT-2 {p['gpt2']['seconds'] / 60:.1f} min.")
+    lines += ["", "Perplexity: per token over whole held-out LCCC validation dialogues (`<bos>turn<sep>...<eos>`, every"
+              " predicted character plus `<sep>`/`<eos>`). Replies: one sampled reply (top-p 0.9, temperature 0.7) to"
+              " each held-out post; Distinct-n is corpus-level; repetition = share of replies in which some character "
+              "2-, 3- or 4-gram occurs three or more times. The human references' figures calibrate the scale.", ""]
+    base_ppl = d["chargpt"]["perplexity"]
+    rows = []
+    for name in ("chargpt", "gpt2"):
+        r = d[name]
+        rows.append([name, r["perplexity"], _fmt(r["perplexity"] / base_ppl, 3), r["distinct_1"], r["distinct_2"],
+                     _pct(r["repetition_share"]), r["mean_length"], _pct(r["empty_share"])])
+    ref = d["references"]
+    rows.append(["human references", "", "", ref["distinct_1"], ref["distinct_2"], _pct(ref["repetition_share"]),
+                 ref["mean_length"], _pct(ref["empty_share"])])
+    lines += _table(["model", "val. perplexity", "ppl / CharGPT ppl", "Distinct-1", "Distinct-2", "repetition",
+                     "mean reply length", "empty replies"], rows)
+    lines += ["Sample replies (CharGPT):", ""]
+    lines += [f"- {s['post']} → {s['reply']}" for s in d["samples"]["chargpt"][:5]]
+    return lines + [""]
+
+
+def _sentiment_md(quality: dict) -> list[str]:
+    s = quality.get("sentiment")
+    if not s:
+        return []
+    data = quality["data"]["chnsenticorp"]
+    lines = ["## 5. Sentiment (ChnSentiCorp hotel reviews)", "",
+             f"Split: {data['split']}; {data['train']} training and {data['test']} test reviews. Input "
+             f"`<bos>review<eos>` cut to {s['max_len']} characters, right padding, last real token pooled. Each "
+             f"classifier starts from the contender's pretrained LM (section 4).", ""]
+    rows = [["TF-IDF char 1-3-gram + logistic regression", "", "", _pct(s["tfidf_logreg"]["accuracy"]),
+             _pct(s["tfidf_logreg"]["macro_f1"]), ""]]
+    for r in s["runs"]:
+        label = r["model"] + ("" if r["padding_masked"] else " (ablation: padding not masked, last position pooled)")
+        rows.append([label, r["freeze"], f"{r['trainable_parameters']:,}", _pct(r["accuracy"]), _pct(r["macro_f1"]),
+                     f"{r['epochs']} ep, LR {r['lr']}, {r['seconds'] / 60:.1f} min"])
+    lines += _table(["model", "freeze", "trainable params", "accuracy", "macro-F1", "training"], rows)
+    return lines
+
+
+def _int8_md(quality: dict) -> list[str]:
+    q = quality.get("int8")
+    if not q:
+        return []
+    if q.get("status") != "run":
+        return ["## 6. int8 export quality", "", f"Not run: {q.get('reason')}.", ""]
+    lm, cls = q["lm"], q["classifier"]
+    rows = [["LM validation perplexity", lm["fp32"]["perplexity"], lm["int8"]["perplexity"],
+             _fmt(lm["int8"]["perplexity"] / lm["fp32"]["perplexity"], 4), _fmt(lm["sizes"]["size_ratio"], 3)],
+            ["classifier accuracy (freeze none)", _pct(cls["fp32"]["accuracy"]), _pct(cls["int8"]["accuracy"]),
+             "", _fmt(cls["sizes"]["size_ratio"], 3)],
+            ["classifier macro-F1", _pct(cls["fp32"]["macro_f1"]), _pct(cls["int8"]["macro_f1"]), "", ""]]
+    return ["## 6. int8 export quality", ""] + _table(["measure", "fp32", "int8", "int8 / fp32", "size ratio"], rows)
+
+
+def _profiles_md(speed: dict) -> list[str]:
+    profiles = (speed or {}).get("profiles")
+    if not profiles:
+        return []
+    lines = ["## Where the time goes (torch.profiler, self CPU time, top ops)", ""]
+    for name, ops in profiles.items():
+        lines.append(f"- {name}: " + "; ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in ops[:6]))
+    return lines + [""]
+
+
+def render(results: dict) -> str:
+    quality = results.get("quality") or {}
+    lines = ["# CharGPT benchmarks: CharGPT against transformers' GPT-2 with the same dimensions", "",
+             "Generated by `python benchmarks/run.py` from the results file beside this report; do not edit by hand "
+             "(the analysis of missed targets comes from benchmarks/NOTES.md).", "",
+             "Peer: `GPT2LMHeadModel` / `GPT2ForSequenceClassification` with hidden 256, 8 heads, 6 layers, "
+             "feed-forward 1024, context 512, the same character vocabulary, exact GELU, dropout 0.1 everywhere "
+             "(CharGPT's defaults), tied embeddings, and `attn_implementation=\"sdpa\"` so that both use PyTorch's "
+             "scaled-dot-product attention.", ""]
+    lines += _machine(results) + _targets_md(results) + _speed_md(results.get("speed") or {})
+    lines += _memory_md(results.get("memory") or {})
+    if quality:
+        d = quality["data"]
+        lines += ["## Data and splits", "", f"- LCCC: {d['lccc']['split']}.",
+                  f"- Pretraining corpus: {d['pretraining_corpus']}; {d['kdconv_dialogues']} KdConv dialogues.",
+                  f"- Tokenizer: {d['tokenizer']}, {d['vocab_size']} tokens.", ""]
+    lines += _dialogue_md(quality) + _sentiment_md(quality) + _int8_md(quality) + _profiles_md(results.get("speed"))
+    if NOTES.exists():
+        lines += [NOTES.read_text(encoding="utf-8").strip(), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import json
+
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m benchmarks.report RESULTS.json")
+    with open(sys.argv[1], encoding="utf-8") as f:
+        print(render(json.load(f)))

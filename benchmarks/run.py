@@ -1,0 +1,105 @@
+"""Run the CharGPT benchmarks: `python benchmarks/run.py [--quick] [--only speed,memory,quality]`.
+
+Each section's results are written to benchmarks/results/<name>.json as soon as it finishes (atomically), together
+with the machine description, and the Markdown report is re-rendered after every section, so a long run can be
+watched, interrupted and resumed in parts (`--only quality` keeps the speed results already in the file).
+"""
+
+import logging
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+if __package__ in (None, ""):
+    # Run as a script (python benchmarks/run.py): make the repository root importable so `benchmarks.*` resolves.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from transformers import HfArgumentParser  # noqa: E402
+
+from benchmarks.common import load_results, machine_info, write_json_atomic, write_text_atomic  # noqa: E402
+from benchmarks.report import render, summary_table  # noqa: E402
+from benchmarks.settings import BenchmarkArguments, apply_quick, explicit_fields  # noqa: E402
+
+
+logger = logging.getLogger("benchmarks")
+
+
+def _section_runner(section: str):
+    """The function that runs one section: (args, work_dir) -> results dict."""
+    if section == "speed":
+        from benchmarks.speed import run_speed
+
+        return run_speed
+    if section == "memory":
+        from benchmarks.memory import run_memory
+
+        return lambda args, work_dir: run_memory(args)
+    from benchmarks.quality import run_quality
+
+    return run_quality
+
+
+def _load_average() -> list[float] | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def report_path(args: BenchmarkArguments) -> Path:
+    """The full run's report is the committed REPORT.md; other runs get <name>.md beside their JSON."""
+    name = args.results_name()
+    return Path(args.results_dir) / ("REPORT.md" if name == "full" else f"{name}.md")
+
+
+def run(args: BenchmarkArguments, argv: list[str] | None = None) -> dict:
+    """Run the requested sections, saving results and report after each; returns the results."""
+    args = apply_quick(args, explicit_fields(argv or []))
+    torch.set_num_threads(args.threads)
+    json_path = Path(args.results_dir) / f"{args.results_name()}.json"
+    results = load_results(json_path)
+    results["machine"] = machine_info()
+    run_info = results.setdefault("run", {})
+    run_info.update({"command": " ".join(["python benchmarks/run.py", *(argv or [])]), "quick": args.quick,
+                     "settings": vars(args), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    run_info.setdefault("section_seconds", {})
+    run_info.setdefault("sections_done", [])
+    with tempfile.TemporaryDirectory(prefix="chargpt-bench-") as tmp:
+        work_dir = args.work_dir or tmp
+        for section in args.sections():
+            logger.info("=== %s ===", section)
+            start, load_before = time.perf_counter(), _load_average()
+            results[section] = _section_runner(section)(args, work_dir)
+            run_info["section_seconds"][section] = time.perf_counter() - start
+            # Other work on a shared machine shows in the load average; a reader of the numbers should see it.
+            run_info.setdefault("load_average", {})[section] = {"before": load_before, "after": _load_average()}
+            if section not in run_info["sections_done"]:
+                run_info["sections_done"].append(section)
+            run_info["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            write_json_atomic(json_path, results)
+            write_text_atomic(report_path(args), render(results))
+            logger.info("%s done in %.1f min; results in %s", section, run_info["section_seconds"][section] / 60,
+                        json_path)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    parser = HfArgumentParser(BenchmarkArguments)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        (args,) = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+    else:
+        (args,) = parser.parse_args_into_dataclasses(args=argv)
+    results = run(args, argv)
+    print(summary_table(results))
+    print(f"\nresults: {Path(args.results_dir) / (args.results_name() + '.json')}\nreport: {report_path(args)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""The benchmark's settings: one dataclass, parsed by HfArgumentParser in run.py (a JSON file works too).
+
+Defaults are the full run (the issue's model and workloads, sized to finish in under an hour on two CPU cores);
+`--quick` replaces the workload sizes by `QUICK` below (minutes), never the model's dimensions.
+"""
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ("speed", "memory", "quality")
+
+
+def _csv_ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise ValueError(f"Expected comma-separated integers, got {text!r}.") from err
+
+
+@dataclass
+class BenchmarkArguments:
+    # What to run and where results go
+    quick: bool = field(default=False, metadata={"help": "Small workloads (a few minutes) instead of the full run."})
+    only: str = field(default="speed,memory,quality",
+                      metadata={"help": "Comma-separated sections to run: speed, memory, quality. Results of the "
+                                        "others already in the results file are kept."})
+    name: str | None = field(default=None,
+                             metadata={"help": "Results name: benchmarks/results/<name>.json (default 'full', or "
+                                               "'quick' with --quick). The full run also writes REPORT.md."})
+    results_dir: str = field(default=str(REPO_ROOT / "benchmarks" / "results"),
+                             metadata={"help": "Folder for <name>.json and the Markdown report."})
+    data_dir: str = field(default=str(REPO_ROOT.parent / "shared" / "data"),
+                          metadata={"help": "The shared data folder (lccc/, kdconv/, chnsenticorp/)."})
+    work_dir: str | None = field(default=None, metadata={"help": "Scratch folder for exports (default: a temp dir)."})
+    threads: int = field(default=2, metadata={"help": "torch.set_num_threads for every measurement."})
+    seed: int = field(default=1234, metadata={"help": "Seed of every split, initialisation and batch order."})
+    # The model both contenders share (the issue's dimensions)
+    n_embd: int = field(default=256, metadata={"help": "Hidden size."})
+    n_layer: int = field(default=6, metadata={"help": "Decoder blocks."})
+    n_head: int = field(default=8, metadata={"help": "Attention heads."})
+    n_inner: int = field(default=1024, metadata={"help": "Feed-forward width."})
+    n_positions: int = field(default=512, metadata={"help": "Context length."})
+    dropout: float = field(default=0.1, metadata={"help": "Dropout of both models (CharGPTConfig's default)."})
+    speed_vocab_size: int = field(default=6000,
+                                  metadata={"help": "Vocabulary of the random-weight models in the speed/memory runs."})
+    # Speed
+    train_shapes: str = field(default="32x64,16x256", metadata={"help": "Training batch x length shapes."})
+    train_precisions: str = field(default="fp32,bf16", metadata={"help": "fp32 and/or bf16 (autocast)."})
+    train_compile: str = field(default="eager,compile", metadata={"help": "eager and/or compile (torch.compile)."})
+    train_repetitions: int = field(default=5, metadata={"help": "Timed rounds per training config (fp32)."})
+    train_steps_per_rep: int = field(default=2, metadata={"help": "Optimiser steps per timed round (fp32)."})
+    bf16_repetitions: int = field(default=3, metadata={"help": "Timed rounds per bf16 config (bf16 can be slow)."})
+    bf16_steps_per_rep: int = field(default=1, metadata={"help": "Steps per timed bf16 round."})
+    generation_batches: str = field(default="1,8", metadata={"help": "Generation batch sizes."})
+    generation_new_tokens: int = field(default=128, metadata={"help": "New tokens per generation call."})
+    generation_repetitions: int = field(default=5, metadata={"help": "Timed rounds per generation config."})
+    attn_dropout_probe: bool = field(default=True, metadata={"help": "Also time CharGPT with attn_pdrop=0 against "
+                                                                     "GPT-2 as configured (fp32 eager, last training "
+                                                                     "shape): evidence for a proposed default."})
+    profile: bool = field(default=True, metadata={"help": "Record torch.profiler top ops for a train and a "
+                                                          "generation step of both models."})
+    # Quality: causal LM pretraining (both models, same budget)
+    lm_steps: int = field(default=1300, metadata={"help": "Pretraining steps for each model."})
+    lm_batch_size: int = field(default=16, metadata={"help": "Pretraining batch size (blocks)."})
+    lm_block_len: int = field(default=128, metadata={"help": "Pretraining block length (tokens)."})
+    lm_lr: float = field(default=1e-3, metadata={"help": "Peak learning rate (warm-up 5%, cosine to 10%)."})
+    lm_precision: str = field(default="fp32", metadata={"help": "fp32 or bf16 autocast for pretraining and "
+                                                                "fine-tuning (bf16 only pays where the CPU has "
+                                                                "bf16 matrix instructions)."})
+    n_valid_pairs: int = field(default=500, metadata={"help": "LCCC pairs held out for perplexity."})
+    n_valid_dialogs: int = field(default=50, metadata={"help": "LCCC multi-turn dialogues held out for perplexity."})
+    n_test_posts: int = field(default=500, metadata={"help": "LCCC posts held out for reply sampling."})
+    reply_max_new_tokens: int = field(default=40, metadata={"help": "Longest sampled reply."})
+    # Quality: sentiment fine-tuning
+    cls_max_len: int = field(default=192, metadata={"help": "Classifier input length in characters (with specials)."})
+    cls_epochs: int = field(default=2, metadata={"help": "Fine-tuning epochs (all freezing modes)."})
+    cls_batch_size: int = field(default=32, metadata={"help": "Fine-tuning batch size."})
+    cls_lr_none: float = field(default=2e-4, metadata={"help": "Peak LR when nothing is frozen."})
+    cls_lr_last2: float = field(default=3e-4, metadata={"help": "Peak LR when all but the last two blocks are frozen."})
+    cls_lr_all: float = field(default=3e-3, metadata={"help": "Peak LR when only the head trains."})
+    cls_max_train: int | None = field(default=None, metadata={"help": "Cap on balanced training reviews."})
+    peer_freezing: str = field(default="none,all,last-2", metadata={"help": "Freezing modes also run for GPT-2."})
+
+    def __post_init__(self):
+        unknown = set(self.sections()) - set(SECTIONS)
+        if unknown:
+            raise ValueError(f"--only takes a comma-separated subset of {SECTIONS}, got {sorted(unknown)}.")
+        if self.lm_precision not in ("fp32", "bf16"):
+            raise ValueError(f"--lm_precision must be fp32 or bf16, got {self.lm_precision!r}.")
+        for shape in self.shapes():
+            if shape[1] > self.n_positions:
+                raise ValueError(f"Training length {shape[1]} exceeds n_positions={self.n_positions}.")
+
+    def sections(self) -> list[str]:
+        return [s.strip() for s in self.only.split(",") if s.strip()]
+
+    def shapes(self) -> list[tuple[int, int]]:
+        try:
+            return [tuple(int(v) for v in s.lower().split("x")) for s in self.train_shapes.split(",") if s.strip()]
+        except ValueError as err:
+            raise ValueError(f"--train_shapes takes BATCHxLENGTH items, got {self.train_shapes!r}.") from err
+
+    def generation_batch_sizes(self) -> list[int]:
+        return _csv_ints(self.generation_batches)
+
+    def results_name(self) -> str:
+        return self.name or ("quick" if self.quick else "full")
+
+
+# Quick mode: the same model, much smaller workloads. Applied only to fields the user left at their defaults.
+QUICK = {
+    "train_shapes": "32x64,16x256",
+    "train_compile": "eager",
+    "train_repetitions": 3,
+    "train_steps_per_rep": 1,
+    "bf16_repetitions": 2,
+    "generation_repetitions": 3,
+    "lm_steps": 150,
+    "n_valid_pairs": 100,
+    "n_valid_dialogs": 10,
+    "n_test_posts": 100,
+    "cls_max_len": 96,
+    "cls_epochs": 1,
+    "cls_max_train": 600,
+    "peer_freezing": "none",
+}
+
+
+def apply_quick(args: BenchmarkArguments, explicit: set[str] = frozenset()) -> BenchmarkArguments:
+    """With --quick, replace the workload sizes by QUICK's, except those named in `explicit` (set on the command
+    line) or changed from their defaults (e.g. in a JSON settings file)."""
+    if not args.quick:
+        return args
+    defaults = {f.name: f.default for f in fields(BenchmarkArguments)}
+    changes = {k: v for k, v in QUICK.items() if k not in explicit and getattr(args, k) == defaults[k]}
+    return replace(args, **changes)
+
+
+def explicit_fields(argv: list[str]) -> set[str]:
+    """Field names given as --name or --name=value on a command line."""
+    return {token[2:].split("=", 1)[0] for token in argv if token.startswith("--")}

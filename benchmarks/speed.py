@@ -1,0 +1,306 @@
+"""Speed: matrix-multiply peak, training throughput (with MFU) and generation throughput, CharGPT vs the GPT-2 peer.
+
+Every comparison runs both models in the same process, interleaved (A B A B ...), and reports medians over
+repetitions after warm-up plus the median of the per-round ratios (see common.interleaved_times).
+"""
+
+import contextlib
+import logging
+import time
+
+import torch
+import torch.nn.functional as F
+from transformers import GenerationConfig
+
+from .common import interleaved_times, median, paired_ratio
+from .peers import ModelDims, build_causal_lms, parameter_count
+
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def matmul_peak(dtype: torch.dtype, shapes=((1024, 1024, 1024), (2048, 256, 1024), (4096, 1024, 256)), reps: int = 5):
+    """Best measured matrix-multiply rate in GFLOP/s for `dtype`, over a few shapes (M, K, N).
+
+    Both `torch.mm` and `F.linear` are tried because on some CPUs they reach different kernels (oneDNN vs MKL); the
+    best of all is this machine's peak for MFU. Returns {"gflops": best, "by_shape": {...}}.
+    """
+    by_shape = {}
+    for m, k, n in shapes:
+        a = torch.randn(m, k).to(dtype)
+        b = torch.randn(k, n).to(dtype)
+        w = b.t().contiguous()  # F.linear takes the weight as (N, K)
+        for op_name, op in (("mm", lambda: torch.mm(a, b)), ("linear", lambda: F.linear(a, w))):
+            op()  # warm-up: first call allocates and picks a kernel
+            times = []
+            for _ in range(reps):
+                start = time.perf_counter()
+                op()
+                times.append(time.perf_counter() - start)
+            by_shape[f"{op_name} {m}x{k}x{n}"] = 2 * m * k * n / median(times) / 1e9
+    return {"gflops": max(by_shape.values()), "by_shape": by_shape}
+
+
+def train_flops_per_token(model: torch.nn.Module, dims: ModelDims, seq_len: int) -> float:
+    """Model FLOPs per trained token: 6 x (matmul parameters) + 12 x n_layer x n_embd x seq_len (attention scores and
+    values, forward and backward, the PaLM appendix B count). Position embeddings do no matmul and are left out; the
+    tied token embedding counts once, as the LM head's matmul."""
+    matmul_params = parameter_count(model) - dims.n_positions * dims.n_embd
+    return 6 * matmul_params + 12 * dims.n_layer * dims.n_embd * seq_len
+
+
+def _autocast(precision: str):
+    dtype = PRECISIONS[precision]
+    return torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def _train_closure(model, batch, precision: str, steps: int):
+    """`steps` optimiser steps of `model` on one fixed batch: forward (autocast), backward, AdamW step."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def run():
+        for _ in range(steps):
+            with _autocast(precision):
+                loss = model(input_ids=batch, labels=batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+    return run
+
+
+def training_throughput(
+    dims: ModelDims,
+    batch_size: int,
+    seq_len: int,
+    precision: str,
+    compile_model: bool,
+    peak_gflops: float,
+    repetitions: int = 5,
+    steps_per_rep: int = 2,
+    seed: int = 0,
+    chargpt_overrides: dict | None = None,
+) -> dict:
+    """Tokens/s of both models training on the same random batch with the same optimiser, interleaved.
+    `chargpt_overrides` changes CharGPT's config alone (probes of proposed defaults; not a like-for-like run)."""
+    models = build_causal_lms(dims, seed=seed, chargpt_overrides=chargpt_overrides)
+    generator = torch.Generator().manual_seed(seed)
+    batch = torch.randint(5, dims.vocab_size, (batch_size, seq_len), generator=generator)
+    fns, compile_seconds = {}, {}
+    for name, model in models.items():
+        model.train()
+        runner = torch.compile(model) if compile_model else model
+        fns[name] = _train_closure(runner, batch, precision, steps_per_rep)
+        # The first call compiles (when asked) and warms allocator and kernels; it is timed apart.
+        start = time.perf_counter()
+        fns[name]()
+        compile_seconds[name] = time.perf_counter() - start
+    times = interleaved_times(fns, repetitions, warmup=0)
+    tokens = batch_size * seq_len * steps_per_rep
+    flops_per_token = train_flops_per_token(models["chargpt"], dims, seq_len)
+    result = {
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "precision": precision,
+        "compile": compile_model,
+        "repetitions": repetitions,
+        "steps_per_rep": steps_per_rep,
+        "first_call_seconds": compile_seconds,
+        "flops_per_token": flops_per_token,
+        "peak_gflops": peak_gflops,
+        "chargpt_overrides": chargpt_overrides or {},
+        "ratio": paired_ratio(times["chargpt"], times["gpt2"]),
+    }
+    for name, t in times.items():
+        tokens_per_s = tokens / median(t)
+        result[name] = {
+            "tokens_per_s": tokens_per_s,
+            "times_s": t,
+            "mfu": tokens_per_s * flops_per_token / (peak_gflops * 1e9) if peak_gflops else None,
+        }
+    return result
+
+
+def generation_config(new_tokens: int, sample: bool) -> GenerationConfig:
+    """Exactly `new_tokens` tokens (min = max), greedy or top-p 0.9 / temperature 0.7 sampling, KV cache on."""
+    return GenerationConfig(
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=sample,
+        temperature=0.7 if sample else None,
+        top_p=0.9 if sample else None,
+        top_k=0 if sample else None,
+        use_cache=True,
+        pad_token_id=0,
+        eos_token_id=4,
+        bos_token_id=3,
+    )
+
+
+def generate_closure(model, prompt: torch.Tensor, config: GenerationConfig):
+    mask = torch.ones_like(prompt)
+
+    def run():
+        with torch.inference_mode():
+            out = model.generate(input_ids=prompt, attention_mask=mask, generation_config=config)
+        if out.shape[1] != prompt.shape[1] + config.max_new_tokens:
+            raise RuntimeError(f"generate returned {out.shape[1] - prompt.shape[1]} new tokens, not {config.max_new_tokens}")
+
+    return run
+
+
+def generation_throughput(
+    contenders: dict,
+    vocab_size: int,
+    batch_size: int,
+    sample: bool,
+    speedups: list[tuple[str, str]],
+    new_tokens: int = 128,
+    prompt_len: int = 16,
+    repetitions: int = 5,
+    seed: int = 0,
+) -> dict:
+    """New tokens/s of each contender (name -> model with .generate), interleaved. `speedups` lists (candidate,
+    baseline) pairs; each gets the median per-round speed-up of candidate over baseline (> 1: candidate faster)."""
+    generator = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(5, vocab_size, (batch_size, prompt_len), generator=generator)
+    config = generation_config(new_tokens, sample)
+    fns = {}
+    for name, model in contenders.items():
+        model.eval()
+        fns[name] = generate_closure(model, prompt, config)
+    times = interleaved_times(fns, repetitions, warmup=1)
+    result = {"batch_size": batch_size, "new_tokens": new_tokens, "prompt_len": prompt_len, "sample": sample,
+              "repetitions": repetitions}
+    for name, t in times.items():
+        result[name] = {"tokens_per_s": batch_size * new_tokens / median(t), "times_s": t}
+    result["speedups"] = {f"{a}/{b}": paired_ratio(times[a], times[b]) for a, b in speedups}
+    return result
+
+
+def profile_top_ops(fn, rows: int = 12) -> list[dict]:
+    """Run `fn` once under torch.profiler and return the ops with the most self CPU time (name, ms, share)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()  # warm-up outside the profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    return [
+        {"op": e.key, "self_ms": e.self_cpu_time_total / 1e3, "share": e.self_cpu_time_total / total, "calls": e.count}
+        for e in events[:rows]
+    ]
+
+
+def gpu_half_generation(dims: ModelDims, batch_sizes, new_tokens: int, repetitions: int) -> dict:
+    """fp16 generation on a CUDA device, both models interleaved; recorded as not run where no GPU exists."""
+    if not torch.cuda.is_available():
+        return {"status": "not run", "reason": "no CUDA device on this machine"}
+    models = {name: m.half().cuda().eval() for name, m in build_causal_lms(dims).items()}
+    runs = []
+    for batch_size in batch_sizes:
+        prompt = torch.randint(5, dims.vocab_size, (batch_size, 16), device="cuda")
+        config = generation_config(new_tokens, sample=False)
+        fns = {}
+        for name, model in models.items():
+            inner = generate_closure(model, prompt, config)
+
+            def timed(inner=inner):
+                inner()
+                torch.cuda.synchronize()
+
+            fns[name] = timed
+        times = interleaved_times(fns, repetitions, warmup=1)
+        runs.append({
+            "batch_size": batch_size,
+            **{name: {"tokens_per_s": batch_size * new_tokens / median(t), "times_s": t} for name, t in times.items()},
+            "ratio": paired_ratio(times["chargpt"], times["gpt2"]),
+        })
+    return {"status": "run", "device": torch.cuda.get_device_name(0), "runs": runs}
+
+
+def run_speed(args, work_dir: str) -> dict:
+    """The whole speed section: peaks, every training config, generation (fp32, GPT-2, int8), GPU path, profiles."""
+    from .int8 import export_and_load, int8_unavailable_reason, placeholder_tokenizer
+
+    dims = ModelDims(vocab_size=args.speed_vocab_size, n_positions=args.n_positions, n_embd=args.n_embd,
+                     n_layer=args.n_layer, n_head=args.n_head, n_inner=args.n_inner, dropout=args.dropout)
+    precisions = [p.strip() for p in args.train_precisions.split(",") if p.strip()]
+    modes = [m.strip() for m in args.train_compile.split(",") if m.strip()]
+    peaks = {}
+    for precision in precisions:
+        peaks[precision] = matmul_peak(PRECISIONS[precision] or torch.float32)
+        logger.info("matmul peak %s: %.1f GFLOP/s", precision, peaks[precision]["gflops"])
+    training = []
+    for precision in precisions:
+        bf16 = precision == "bf16"
+        for mode in modes:
+            for batch_size, seq_len in args.shapes():
+                settings = {"batch_size": batch_size, "seq_len": seq_len, "precision": precision,
+                            "compile": mode == "compile"}
+                try:
+                    record = training_throughput(
+                        dims, batch_size, seq_len, precision, mode == "compile", peaks[precision]["gflops"],
+                        repetitions=args.bf16_repetitions if bf16 else args.train_repetitions,
+                        steps_per_rep=args.bf16_steps_per_rep if bf16 else args.train_steps_per_rep, seed=args.seed)
+                except Exception as err:  # e.g. no C++ compiler for torch.compile: recorded and shown in the report
+                    logger.exception("training config %s failed", settings)
+                    record = {**settings, "status": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
+                training.append(record)
+                if "ratio" in record:
+                    logger.info("train %s: chargpt %.0f tok/s, gpt2 %.0f tok/s, ratio %.2f", settings,
+                                record["chargpt"]["tokens_per_s"], record["gpt2"]["tokens_per_s"], record["ratio"])
+    probes = []
+    if args.attn_dropout_probe:
+        # Not a like-for-like comparison: CharGPT without attention dropout (a proposed default, which lets SDPA use
+        # its fused kernel instead of materialising and masking the attention matrix) against GPT-2 as configured.
+        batch_size, seq_len = args.shapes()[-1]
+        peak = peaks.get("fp32", {}).get("gflops")
+        probes.append(training_throughput(dims, batch_size, seq_len, "fp32", False, peak,
+                                          repetitions=args.train_repetitions, steps_per_rep=args.train_steps_per_rep,
+                                          seed=args.seed, chargpt_overrides={"attn_pdrop": 0.0}))
+        logger.info("probe attn_pdrop=0: ratio %.2f", probes[-1]["ratio"])
+    models = build_causal_lms(dims, seed=args.seed)
+    contenders = dict(models)
+    speedups = [("chargpt", "gpt2")]
+    int8_info = {"status": "not run", "reason": int8_unavailable_reason()}
+    if int8_info["reason"] is None:
+        int8_model, sizes = export_and_load(models["chargpt"], placeholder_tokenizer(dims.vocab_size, dims.n_positions),
+                                            f"{work_dir}/speed_int8", threads=args.threads)
+        contenders["chargpt-int8"] = int8_model
+        speedups.append(("chargpt-int8", "chargpt"))
+        int8_info = {"status": "run", **sizes}
+    generation = []
+    for batch_size in args.generation_batch_sizes():
+        for sample in (False, True):
+            record = generation_throughput(contenders, dims.vocab_size, batch_size, sample, speedups,
+                                           new_tokens=args.generation_new_tokens,
+                                           repetitions=args.generation_repetitions, seed=args.seed)
+            generation.append(record)
+            logger.info("generate batch %d %s: %s", batch_size, "sample" if sample else "greedy",
+                        {k: round(v, 2) for k, v in record["speedups"].items()})
+    result = {"dims": vars(dims), "matmul_peak": peaks, "training": training, "probes": probes,
+              "generation": generation,
+              "int8_export": int8_info,
+              "gpu_half_generation": gpu_half_generation(dims, args.generation_batch_sizes(),
+                                                         args.generation_new_tokens, args.generation_repetitions)}
+    if args.profile:
+        result["profiles"] = _profiles(models, dims, args.seed)
+    return result
+
+
+def _profiles(models: dict, dims: ModelDims, seed: int) -> dict:
+    """Where the time goes: top ops of one fp32 training step (16 x 256) and one batch-1 generation (32 tokens)."""
+    generator = torch.Generator().manual_seed(seed)
+    batch = torch.randint(5, dims.vocab_size, (16, min(256, dims.n_positions)), generator=generator)
+    prompt = torch.randint(5, dims.vocab_size, (1, 16), generator=generator)
+    profiles = {}
+    for name, model in models.items():
+        model.train()
+        profiles[f"train_16x256_{name}"] = profile_top_ops(_train_closure(model, batch, "fp32", 1))
+        model.eval()
+        profiles[f"generate_b1_{name}"] = profile_top_ops(generate_closure(model, prompt, generation_config(32, False)))
+    return profiles

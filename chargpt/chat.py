@@ -1,0 +1,251 @@
+"""Multi-turn chat with a CharGPT causal LM, as the `User:` / `Bot:` loop of the course the package grew from, made
+safe for real use: the history is formatted with the tokenizer's chat template (exactly what training saw), kept to
+the window the context holds (oldest turns dropped first), replies stream token by token and stop at `<sep>` or
+`<eos>`, and any input (empty lines, huge pastes, characters outside the vocabulary, special-token text) is handled
+with a notice instead of a crash. `ChatSession` holds the conversation; `chat_loop` is the terminal/script driver
+shared by `chargpt chat` and `chargpt publish`.
+"""
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from transformers.generation.streamers import BaseStreamer
+
+from .inference import effective_max_new_tokens, encode
+
+
+logger = logging.getLogger(__name__)
+
+COMMANDS_HELP = "/reset starts a new conversation, /quit (or /exit, Ctrl-D) leaves, Ctrl-C stops a reply."
+_COMMAND = re.compile(r"^/[A-Za-z]+$")
+
+
+class ReplyStreamer(BaseStreamer):
+    """Receives token ids from `generate()` (first the prompt, then one step at a time) and passes the newly decoded
+    text of the reply to `on_text`. Special tokens (the closing `<sep>`/`<eos>`) are not shown. Batch size 1."""
+
+    def __init__(self, tokenizer, on_text: Callable[[str], None] | None = None):
+        self.tokenizer, self.on_text = tokenizer, on_text
+        self.token_ids: list[int] = []
+        self.text = ""
+        self._prompt_seen = False
+
+    def put(self, value):
+        if value.dim() > 1 and value.shape[0] > 1:
+            raise ValueError("ReplyStreamer streams one sequence at a time (batch size 1).")
+        if not self._prompt_seen:  # generate() pushes the prompt first
+            self._prompt_seen = True
+            return
+        self.token_ids.extend(value.reshape(-1).tolist())
+        # Decode the whole reply each time (a few hundred characters at most) rather than token by token, so that a
+        # tokenizer joining tokens differently would still print the right text.
+        text = self.tokenizer.decode(self.token_ids, skip_special_tokens=True)
+        new, self.text = text[len(self.text):], text
+        if new and self.on_text is not None:
+            self.on_text(new)
+
+    def end(self):
+        pass
+
+
+@dataclass
+class PreparedMessage:
+    text: str  # what the model will read ("" when nothing usable was left)
+    notices: list[str] = field(default_factory=list)
+    original_chars: int = 0
+    dropped_chars: int = 0  # cut from the front of an over-long message
+
+
+@dataclass
+class ChatReply:
+    text: str
+    interrupted: bool = False
+    prompt_tokens: int = 0  # the windowed history the model read
+    dropped_turns: int = 0  # oldest turns removed to make room, this time
+
+
+class ChatSession:
+    """A conversation with a causal LM (PyTorch or int8 export).
+
+    Args:
+        model: the causal LM; `model.generate` is called with a streamer.
+        tokenizer: its tokenizer; `apply_chat_template(messages, add_generation_prompt=True)` formats every prompt.
+        generation_kwargs: sampling settings for `generate()` (see `chargpt.inference.sampling_kwargs`).
+        max_prompt_tokens: optional smaller window for the history; by default n_positions - max_new_tokens, so that
+            prompt + reply always fits the context.
+    """
+
+    def __init__(self, model, tokenizer, generation_kwargs: dict | None = None, max_prompt_tokens: int | None = None):
+        self.model, self.tokenizer = model, tokenizer
+        kwargs = dict(generation_kwargs or {})
+        self.max_new_tokens = effective_max_new_tokens(model, kwargs)
+        self.prompt_budget = model.config.n_positions - self.max_new_tokens
+        if max_prompt_tokens is not None:
+            self.prompt_budget = min(self.prompt_budget, max_prompt_tokens)
+        if self.prompt_budget < 3:  # <bos>, one character, <sep>
+            raise ValueError(
+                f"No room for a prompt: n_positions={model.config.n_positions}, max_new_tokens="
+                f"{self.max_new_tokens}. Lower --max_new_tokens."
+            )
+        stop_ids = [tokenizer.sep_token_id, tokenizer.eos_token_id]
+        self.generation_kwargs = {**kwargs, "max_new_tokens": self.max_new_tokens,
+                                  "eos_token_id": [i for i in stop_ids if i is not None],
+                                  "pad_token_id": tokenizer.pad_token_id}
+        self.history: list[dict] = []
+
+    def reset(self):
+        self.history = []
+
+    def prepare(self, text: str) -> PreparedMessage:
+        """Clean a user message: strip it, remove special-token text (it would forge turn boundaries), apply the
+        tokenizer's normalisation, note characters outside the vocabulary, and keep the most recent characters that
+        fit the context."""
+        prepared = PreparedMessage(text="", original_chars=len(text))
+        text = text.strip()
+        for special in self.tokenizer.all_special_tokens:
+            if special in text:
+                text = text.replace(special, "")
+                prepared.notices.append(f"Removed the marker {special} from your message: it is reserved for the "
+                                        f"conversation format.")
+        if hasattr(self.tokenizer, "normalize"):
+            text = self.tokenizer.normalize(text).strip()
+        if not text:
+            prepared.notices.append("Empty message: nothing to reply to.")
+            return prepared
+        tokens = self.tokenizer.tokenize(text)
+        unk = self.tokenizer.unk_token_id
+        unknown = sorted({t for t, i in zip(tokens, self.tokenizer.convert_tokens_to_ids(tokens)) if i == unk})
+        if unknown:
+            shown = " ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+            prepared.notices.append(f"{len(unknown)} character(s) are not in the model's vocabulary and are read as "
+                                    f"{self.tokenizer.unk_token}: {shown}")
+        limit = self.prompt_budget - 2  # <bos> before and <sep> after the message
+        if len(tokens) > limit:
+            prepared.dropped_chars = len(text) - len("".join(tokens[-limit:]))
+            text = "".join(tokens[-limit:])  # one token per character: the last `limit` characters
+            prepared.notices.append(f"Your message has {len(tokens)} characters but the model reads at most {limit} "
+                                    f"with its reply; kept the last {limit}.")
+        prepared.text = text
+        return prepared
+
+    def _encode(self) -> list[int]:
+        """apply_chat_template(history, add_generation_prompt=True, tokenize=True), tokenized in two steps so that a
+        history longer than the context (about to be windowed) does not trigger transformers' length warning."""
+        text = self.tokenizer.apply_chat_template(self.history, add_generation_prompt=True, tokenize=False)
+        return encode(self.tokenizer, text, add_bos=False)  # the template writes <bos> itself
+
+    def _window(self) -> tuple[list[int], int]:
+        """Token ids of the history that fit the prompt budget, dropping the oldest turns (for good) as needed."""
+        ids, dropped = self._encode(), 0
+        while len(ids) > self.prompt_budget and len(self.history) > 1:
+            self.history.pop(0)
+            dropped += 1
+            ids = self._encode()
+        if len(ids) > self.prompt_budget:  # prepare() keeps a single message within the budget
+            raise RuntimeError(f"A single message needs {len(ids)} tokens, over the budget of {self.prompt_budget}.")
+        return ids, dropped
+
+    @torch.no_grad()
+    def respond(self, prepared: PreparedMessage, on_text: Callable[[str], None] | None = None) -> ChatReply:
+        """Add the user's message, generate the reply (streamed to `on_text`) and add it to the history. Ctrl-C
+        (KeyboardInterrupt) during generation stops the reply; what was produced so far is kept as the reply."""
+        if not prepared.text:
+            raise ValueError("Nothing to reply to: the prepared message is empty.")
+        self.history.append({"role": "user", "content": prepared.text})
+        ids, dropped = self._window()
+        input_ids = torch.tensor([ids], device=self.model.device)
+        streamer = ReplyStreamer(self.tokenizer, on_text)
+        interrupted = False
+        try:
+            self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
+                                **self.generation_kwargs)
+        except KeyboardInterrupt:
+            interrupted = True
+        # Keep the (possibly partial or empty) reply so that speakers keep alternating in the history.
+        self.history.append({"role": "assistant", "content": streamer.text})
+        return ChatReply(streamer.text, interrupted, len(ids), dropped)
+
+    def history_tokens(self) -> int:
+        """Length of the history as the model would read it now (the whole conversation in the window)."""
+        if not self.history:
+            return 0
+        return len(encode(self.tokenizer, self.tokenizer.apply_chat_template(self.history, tokenize=False), False))
+
+
+def chat_loop(session: ChatSession, read_line: Callable[[], str | None], write: Callable[[str], None],
+              echo_user: bool = False, records: list | None = None) -> list[dict]:
+    """Run a conversation: `read_line()` returns the next user line (None or EOFError at the end; KeyboardInterrupt
+    ends it too), `write` shows everything, replies streamed. Returns the transcript records (appended to `records`
+    as they happen, when given, so a caller keeps them even if the loop fails): one per exchange ({"turn", "user",
+    "bot", "interrupted", "notices", ...}) plus {"event": "reset" | "skipped", ...}."""
+    records = [] if records is None else records
+    turn = 0
+    while True:
+        try:
+            line = read_line()
+        except (EOFError, KeyboardInterrupt):
+            write("\n")
+            break
+        if line is None:
+            break
+        line = line.rstrip("\r\n")
+        command = line.strip().lower()
+        if _COMMAND.match(command):
+            if command in ("/quit", "/exit"):
+                break
+            if command == "/reset":
+                session.reset()
+                records.append({"event": "reset"})
+                write("(New conversation.)\n")
+            elif command == "/help":
+                write(COMMANDS_HELP + "\n")
+            else:
+                write(f"(Unknown command {line.strip()}. {COMMANDS_HELP})\n")
+            continue
+        if echo_user:  # a script's line as the user would have typed it (a huge paste shortened)
+            write(f"User: {line if len(line) <= 300 else line[:100] + f' ... ({len(line)} characters)'}\n")
+        prepared = session.prepare(line)
+        for notice in prepared.notices:
+            write(f"({notice})\n")
+        if not prepared.text:
+            records.append({"event": "skipped", "input": line, "notices": prepared.notices})
+            continue
+        write("Bot: ")
+        reply = session.respond(prepared, on_text=write)
+        write(" [interrupted]\n" if reply.interrupted else "\n")
+        if reply.dropped_turns:
+            write(f"(The conversation outgrew the model's context: dropped the {reply.dropped_turns} oldest turn(s).)\n")
+        turn += 1
+        records.append({
+            "turn": turn, "user": prepared.text, "bot": reply.text, "interrupted": reply.interrupted,
+            "notices": prepared.notices, "user_chars": prepared.original_chars,
+            "user_chars_dropped": prepared.dropped_chars, "prompt_tokens": reply.prompt_tokens,
+            "dropped_turns": reply.dropped_turns,
+        })
+    return records
+
+
+def format_transcript(records: list[dict], fmt: str = "text") -> str:
+    """JSON lines (one record per line) or readable text (`User:` / `Bot:` lines, notices and events in brackets)."""
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    if fmt != "text":
+        raise ValueError(f"Unknown transcript format {fmt!r}; use text or jsonl.")
+    lines = []
+    for r in records:
+        if r.get("event") == "reset":
+            lines.append("[new conversation]")
+        elif r.get("event") == "skipped":
+            lines.append(f"[skipped input {r['input']!r}: {' '.join(r['notices'])}]")
+        else:
+            lines.append(f"User: {r['user']}")
+            lines += [f"[{n}]" for n in r["notices"]]
+            lines.append(f"Bot: {r['bot']}" + (" [interrupted]" if r["interrupted"] else ""))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+__all__ = ["ChatSession", "ChatReply", "PreparedMessage", "ReplyStreamer", "chat_loop", "format_transcript"]

@@ -1,0 +1,387 @@
+"""The benchmark code (benchmarks/) at toy size: timing, peers, metrics, splits, loops, memory, report, one run."""
+
+import csv
+import json
+import math
+import random
+
+import pytest
+import torch
+
+from benchmarks import common, corpora, loop, metrics, report, speed
+from benchmarks.int8 import int8_unavailable_reason
+from benchmarks.peers import ModelDims, build_causal_lms, classifier_from_lm, parameter_count
+from benchmarks.settings import BenchmarkArguments, apply_quick, explicit_fields
+
+
+TINY = ModelDims(vocab_size=64, n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=64, dropout=0.0)
+TINY_CLI = ["--n_embd", "32", "--n_layer", "2", "--n_head", "4", "--n_inner", "64", "--n_positions", "64"]
+
+
+# ------------------------------------------------------------------------------------------------ timing and files
+
+
+def test_interleaved_times_alternates_contenders_after_warmup():
+    calls = []
+    times = common.interleaved_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                     repetitions=3, warmup=1)
+    assert calls == ["a", "b"] * 4  # one warm-up round, then three timed rounds, always A then B
+    assert [len(t) for t in times.values()] == [3, 3]
+    assert all(t >= 0 for ts in times.values() for t in ts)
+
+
+def test_paired_ratio_is_median_of_per_round_peer_over_ours():
+    # rounds: 2/1, 3/1, 10/2 -> ratios 2, 3, 5 -> median 3 (> 1: ours faster)
+    assert common.paired_ratio([1.0, 1.0, 2.0], [2.0, 3.0, 10.0]) == 3.0
+    with pytest.raises(ValueError):
+        common.paired_ratio([1.0], [1.0, 2.0])
+
+
+def test_write_json_atomic_roundtrips_and_leaves_no_temp_file(tmp_path):
+    path = tmp_path / "sub" / "r.json"
+    common.write_json_atomic(path, {"x": [1, 2], "名": "字"})
+    assert json.loads(path.read_text(encoding="utf-8")) == {"x": [1, 2], "名": "字"}
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+
+
+def test_load_results_rejects_corrupt_json_with_advice(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("{", encoding="utf-8")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        common.load_results(path)
+    assert common.load_results(tmp_path / "missing.json") == {}
+
+
+def test_machine_info_names_cpu_and_library_versions():
+    info = common.machine_info()
+    assert info["torch"] == torch.__version__
+    assert info["transformers"] and info["cpu_model"] and info["logical_cpus"] >= 1
+
+
+# ------------------------------------------------------------------------------------------------ peers and speed
+
+
+def test_peer_gpt2_matches_chargpt_size_and_uses_sdpa():
+    models = build_causal_lms(TINY)
+    ours, peer = models["chargpt"], models["gpt2"]
+    assert parameter_count(ours) == parameter_count(peer)
+    assert peer.config._attn_implementation == "sdpa"
+    assert (peer.config.n_embd, peer.config.n_layer, peer.config.n_head, peer.config.n_inner) == (32, 2, 4, 64)
+    assert peer.config.activation_function == ours.config.activation_function == "gelu"
+    assert peer.lm_head.weight is peer.transformer.wte.weight  # tied, like CharGPT
+
+
+@pytest.mark.parametrize("name", ["chargpt", "gpt2"])
+def test_classifier_from_lm_copies_every_decoder_weight(name):
+    lm = build_causal_lms(TINY, seed=3)[name]
+    classifier = classifier_from_lm(lm, name, TINY, seed=4)
+    lm_state = lm.transformer.state_dict()
+    for key, value in classifier.transformer.state_dict().items():
+        assert torch.equal(value, lm_state[key]), key
+    assert classifier.score.weight.shape == (2, TINY.n_embd)
+
+
+def test_train_flops_per_token_counts_matmuls_and_attention():
+    model = build_causal_lms(TINY)["chargpt"]
+    matmul_params = parameter_count(model) - TINY.n_positions * TINY.n_embd
+    expected = 6 * matmul_params + 12 * TINY.n_layer * TINY.n_embd * 16
+    assert speed.train_flops_per_token(model, TINY, 16) == expected
+
+
+def test_matmul_peak_reports_best_shape():
+    peak = speed.matmul_peak(torch.float32, shapes=((64, 32, 48),), reps=2)
+    assert set(peak["by_shape"]) == {"mm 64x32x48", "linear 64x32x48"}
+    assert peak["gflops"] == max(peak["by_shape"].values()) > 0
+
+
+def test_training_throughput_records_both_models_ratio_and_mfu():
+    result = speed.training_throughput(TINY, 2, 8, "fp32", False, peak_gflops=10.0, repetitions=2, steps_per_rep=1)
+    assert result["ratio"] == common.paired_ratio(result["chargpt"]["times_s"], result["gpt2"]["times_s"])
+    for name in ("chargpt", "gpt2"):
+        r = result[name]
+        assert r["tokens_per_s"] == pytest.approx(16 / common.median(r["times_s"]))
+        assert r["mfu"] == pytest.approx(r["tokens_per_s"] * result["flops_per_token"] / 10e9)
+
+
+def test_generation_throughput_generates_exactly_the_new_tokens_for_every_contender():
+    models = build_causal_lms(TINY)
+    result = speed.generation_throughput(models, TINY.vocab_size, batch_size=2, sample=True,
+                                         speedups=[("chargpt", "gpt2")], new_tokens=5, prompt_len=4, repetitions=2)
+    assert set(result["speedups"]) == {"chargpt/gpt2"}
+    assert result["speedups"]["chargpt/gpt2"] == common.paired_ratio(result["chargpt"]["times_s"],
+                                                                      result["gpt2"]["times_s"])
+    assert result["gpt2"]["tokens_per_s"] == pytest.approx(2 * 5 / common.median(result["gpt2"]["times_s"]))
+
+
+def test_generate_closure_refuses_short_generations():
+    model = build_causal_lms(TINY)["chargpt"].eval()
+    config = speed.generation_config(4, sample=False)
+    config.min_new_tokens = None
+    config.eos_token_id = list(range(TINY.vocab_size))  # every token stops generation at once
+    with pytest.raises(RuntimeError, match="new tokens"):
+        speed.generate_closure(model, torch.tensor([[5, 6, 7]]), config)()
+
+
+def test_profile_top_ops_shares_sum_below_one():
+    ops = speed.profile_top_ops(lambda: torch.randn(64, 64) @ torch.randn(64, 64), rows=3)
+    assert 1 <= len(ops) <= 3 and all(0 <= o["share"] <= 1 for o in ops)
+    assert sum(o["share"] for o in ops) <= 1.0 + 1e-9
+
+
+def test_gpu_half_generation_is_recorded_as_not_run_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present, so the GPU path runs instead")
+    assert speed.gpu_half_generation(TINY, [1], 4, 1) == {"status": "not run", "reason": "no CUDA device on this machine"}
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+
+def test_distinct_n_counts_unique_over_total_ngrams():
+    replies = ["好的好的", "好吗"]
+    assert metrics.distinct_n(replies, 1) == pytest.approx(3 / 6)  # 好 的 吗 over 6 characters
+    assert metrics.distinct_n(replies, 2) == pytest.approx(3 / 4)  # 好的 的好 好吗 over 4 bigrams
+    assert metrics.distinct_n(["", "a"], 2) == 0.0
+
+
+def test_repetition_flags_an_ngram_seen_three_times():
+    assert metrics.repeats_ngram("好的好的好的")  # 好的 three times
+    assert not metrics.repeats_ngram("好的好的")
+    assert not metrics.repeats_ngram("的的的")  # single characters do not count (n >= 2)
+    assert metrics.repetition_share(["哈哈哈哈", "你好", "我我我我我", "是吗"]) == 0.5
+
+
+def test_macro_f1_and_accuracy_match_hand_computation():
+    labels, predictions = [1, 1, 0, 0], [1, 0, 0, 0]
+    # class 1: tp 1 fp 0 fn 1 -> 2/3; class 0: tp 2 fp 1 fn 0 -> 4/5
+    assert metrics.macro_f1(labels, predictions) == pytest.approx((2 / 3 + 4 / 5) / 2)
+    assert metrics.accuracy(labels, predictions) == 0.75
+    assert metrics.macro_f1([1, 1], [0, 0]) == 0.0
+
+
+# ------------------------------------------------------------------------------------------------ data and splits
+
+
+def _spaced(text: str) -> str:
+    return " ".join(text)
+
+
+def make_data(root, n_pairs=80, n_dialogs=20, n_neg=300, n_pos=360, seed=0):
+    """A miniature copy of ../shared/data's formats, written under `root`."""
+    rng = random.Random(seed)
+    words = ["你好", "今天", "天气", "不错", "我们", "去", "吃饭", "好的", "电影", "喜欢", "音乐", "哈哈"]
+    sentence = lambda k: "".join(rng.choice(words) for _ in range(k))  # noqa: E731
+    (root / "lccc").mkdir(parents=True)
+    with open(root / "lccc" / "lccc_toy_train_pairs.txt", "w", encoding="utf-8") as f:
+        for _ in range(n_pairs):
+            f.write(f"{_spaced(sentence(3))}\t{_spaced(sentence(2))}\n")
+    with open(root / "lccc" / "lccc_toy_train_dialogs.json", "w", encoding="utf-8") as f:
+        json.dump({"train": [[_spaced(sentence(2)) for _ in range(3)] for _ in range(n_dialogs)]}, f)
+    (root / "kdconv").mkdir()
+    with open(root / "kdconv" / "kdconv_film_dev.json", "w", encoding="utf-8") as f:
+        json.dump([{"messages": [{"message": sentence(3)}, {"message": sentence(2), "attrs": []}], "name": "x"}
+                   for _ in range(10)], f, ensure_ascii=False)
+    (root / "chnsenticorp").mkdir()
+    with open(root / "chnsenticorp" / "ChnSentiCorp_htl_train.csv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["label", "review"])
+        for i in range(n_neg + n_pos):
+            label = int(i >= n_neg)
+            text = ("房间干净，服务很好，" if label else "房间很脏，服务太差，") + sentence(2)
+            writer.writerow([label, text + ("\n第二行" if i % 7 == 0 else "")])
+    return root
+
+
+def test_readers_parse_every_format(tmp_path):
+    data = make_data(tmp_path)
+    pairs = corpora.load_lccc_pairs(data / corpora.LCCC_PAIRS)
+    assert len(pairs) == 80 and all(" " not in t for pair in pairs for t in pair)
+    assert len(corpora.load_lccc_dialogs(data / corpora.LCCC_DIALOGS)) == 20
+    assert len(corpora.load_kdconv(data)) == 10
+    reviews = corpora.load_chnsenticorp(data / corpora.CHNSENTICORP)
+    assert len(reviews) == 660 and reviews[0][1] == 0 and "\n第二行" in reviews[0][0]
+
+
+def test_readers_name_the_bad_line(tmp_path):
+    path = tmp_path / "pairs.txt"
+    path.write_text("你 好\t好\nno tab here\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"pairs.txt:2"):
+        corpora.load_lccc_pairs(path)
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text("label,review\n2,坏标签\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="label 0/1"):
+        corpora.load_chnsenticorp(csv_path)
+    with pytest.raises(FileNotFoundError, match="--data_dir"):
+        corpora.load_lccc_pairs(tmp_path / "absent.txt")
+
+
+def test_dialogue_splits_are_disjoint_sized_and_reproducible(tmp_path):
+    data = make_data(tmp_path)
+    pairs = corpora.load_lccc_pairs(data / corpora.LCCC_PAIRS)
+    dialogs = corpora.load_lccc_dialogs(data / corpora.LCCC_DIALOGS)
+    a = corpora.dialogue_splits(pairs, dialogs, seed=7, n_valid_pairs=10, n_valid_dialogs=4, n_test=15)
+    b = corpora.dialogue_splits(pairs, dialogs, seed=7, n_valid_pairs=10, n_valid_dialogs=4, n_test=15)
+    assert a == b
+    assert (len(a.test_pairs), len(a.valid_dialogs), len(a.train_dialogs)) == (15, 14, 80 - 25 + 16)
+    test_ids = {id(p) for p in a.test_pairs}
+    assert not test_ids & {id(d) for d in a.train_dialogs + a.valid_dialogs}
+    with pytest.raises(ValueError, match="Not enough"):
+        corpora.dialogue_splits(pairs, dialogs, seed=7, n_valid_pairs=70, n_valid_dialogs=4, n_test=15)
+
+
+def test_sentiment_splits_balance_classes_and_hold_out_250_each(tmp_path):
+    reviews = corpora.load_chnsenticorp(make_data(tmp_path) / corpora.CHNSENTICORP)
+    splits = corpora.sentiment_splits(reviews, seed=1)
+    assert sorted(label for _, label in splits.test).count(0) == 250 == [l for _, l in splits.test].count(1)
+    assert [l for _, l in splits.train].count(0) == [l for _, l in splits.train].count(1) == 50
+    assert splits.n_dropped_majority == 60
+    assert not {id(r) for r in splits.test} & {id(r) for r in splits.train}  # no review in both
+    capped = corpora.sentiment_splits(reviews, seed=1, max_train=20)
+    assert [l for _, l in capped.train].count(1) == 10 and len(capped.train) == 20
+
+
+# ------------------------------------------------------------------------------------------------ loops
+
+
+def test_lr_schedule_warms_up_then_decays_to_a_tenth():
+    assert loop.lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
+    assert loop.lr_at(9, 100, 1.0, 10) == pytest.approx(1.0)
+    assert loop.lr_at(10, 100, 1.0, 10) == pytest.approx(1.0)
+    assert loop.lr_at(100, 100, 1.0, 10) == pytest.approx(0.1)
+
+
+def test_pack_blocks_cuts_the_stream_into_full_blocks():
+    blocks = loop.pack_blocks([[1, 2, 3], [4, 5], [6, 7, 8, 9]], 4)
+    assert blocks.tolist() == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    with pytest.raises(ValueError, match="shorter than one block"):
+        loop.pack_blocks([[1]], 4)
+
+
+@pytest.mark.parametrize("name", ["chargpt", "gpt2"])
+def test_freeze_modes_leave_the_documented_parameters_trainable(name):
+    classifier = classifier_from_lm(build_causal_lms(TINY)[name], name, TINY)
+    total = parameter_count(classifier)
+    head = classifier.score.weight.numel()
+    block = sum(p.numel() for p in classifier.transformer.h[-1].parameters())
+    ln_f = sum(p.numel() for p in classifier.transformer.ln_f.parameters())
+    assert loop.freeze(classifier, "none")["trainable_parameters"] == total
+    assert loop.freeze(classifier, "all")["trainable_parameters"] == head
+    assert loop.freeze(classifier, "last-2")["trainable_parameters"] == head + 2 * block + ln_f
+    with pytest.raises(ValueError, match="freeze mode"):
+        loop.freeze(classifier, "last-3")
+
+
+class _UniformLM(torch.nn.Module):
+    """Equal logits everywhere: its perplexity is exactly the vocabulary size."""
+
+    def forward(self, input_ids, attention_mask=None):
+        return type("Out", (), {"logits": torch.zeros(*input_ids.shape, 50)})()
+
+
+def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
+    result = loop.perplexity(_UniformLM(), [[3, 7, 8, 4], [3, 9, 4]], pad_id=0, batch_size=1)
+    assert result["tokens"] == 5  # padding is never a target
+    assert result["perplexity"] == pytest.approx(50.0)
+
+
+def test_train_lm_lowers_the_loss_on_a_repetitive_text():
+    torch.manual_seed(0)
+    model = build_causal_lms(TINY)["chargpt"]
+    blocks = loop.pack_blocks([[3, 10, 11, 12, 13, 4] * 20], 16)
+    before = loop.perplexity(model, blocks.tolist(), pad_id=0)["perplexity"]
+    stats = loop.train_lm(model, blocks, steps=30, batch_size=4, lr=3e-3, log_every=0)
+    after = loop.perplexity(model, blocks.tolist(), pad_id=0)["perplexity"]
+    assert stats["steps"] == 30 and stats["tokens_per_s"] > 0
+    assert after < before / 3
+
+
+def test_classifier_learns_a_separable_task_and_the_unmasked_ablation_pools_padding():
+    examples = [([3, 10 + (i % 5), 20, 4], 0) for i in range(20)] + [([3, 10 + (i % 5), 21, 22, 4], 1) for i in range(20)]
+    classifier = classifier_from_lm(build_causal_lms(TINY)["chargpt"], "chargpt", TINY)
+    loop.train_classifier(classifier, examples, epochs=8, batch_size=8, lr=3e-3, pad_id=0)
+    predictions = loop.predict_classifier(classifier, examples, pad_id=0)
+    assert metrics.accuracy([y for _, y in examples], predictions) == 1.0
+    ids, mask = loop._classifier_inputs(examples, [0, 20], pad_id=0, unmasked=True)
+    assert mask.tolist() == [[1] * 5, [1] * 5] and ids[0, -1] == 0  # the short row's last position is padding
+
+
+# ------------------------------------------------------------------------------------------------ settings, report
+
+
+def test_quick_mode_keeps_explicit_settings():
+    args = apply_quick(BenchmarkArguments(quick=True, train_compile="eager,compile"),
+                       explicit_fields(["--quick", "--train_compile", "eager,compile"]))
+    assert args.train_compile == "eager,compile" and args.lm_steps == 150
+    assert apply_quick(BenchmarkArguments(quick=False)).lm_steps == BenchmarkArguments().lm_steps
+    with pytest.raises(ValueError, match="--only"):
+        BenchmarkArguments(only="speed,colour")
+
+
+def test_targets_judge_each_threshold_in_its_direction():
+    results = {"speed": {"training": [{"precision": "fp32", "compile": False, "batch_size": 4, "seq_len": 8,
+                                       "ratio": 1.4}],
+                         "generation": [{"batch_size": 1, "sample": False,
+                                         "speedups": {"chargpt/gpt2": 1.2, "chargpt-int8/chargpt": 2.0}}],
+                         "int8_export": {"status": "run", "size_ratio": 0.4}}}
+    verdicts = {t["name"]: t["met"] for t in report.targets(results)}
+    assert list(verdicts.values()) == [True, False, True, False]
+    text = report.summary_table(results)
+    assert "MISSED" in text and "met" in text and "1.400" in text
+
+
+# ------------------------------------------------------------------------------------------------ subprocess, run
+
+
+@pytest.mark.slow
+def test_memory_measurement_in_a_subprocess_sees_training_allocations():
+    from benchmarks.memory import measure
+
+    record = measure("chargpt", "train", ModelDims(vocab_size=64, n_positions=64, n_embd=32, n_layer=2, n_head=4,
+                                                   n_inner=64), batch_size=8, seq_len=64, threads=1)
+    assert record["model"] == "chargpt" and record["seq_len"] == 64
+    assert record["peak_mib"] >= record["baseline_mib"] > 50  # the interpreter with torch alone is well over 50 MiB
+    assert record["increase_mib"] == pytest.approx(record["peak_mib"] - record["baseline_mib"])
+
+
+@pytest.mark.skipif(int8_unavailable_reason() is not None, reason="int8 export unavailable (chargpt.quantization, "
+                    "onnx or onnxruntime missing)")
+def test_int8_export_is_smaller_and_scores_like_fp32(tmp_path):
+    from benchmarks.int8 import export_and_load, placeholder_tokenizer
+
+    model = build_causal_lms(TINY)["chargpt"].eval()
+    int8_model, sizes = export_and_load(model, placeholder_tokenizer(TINY.vocab_size, TINY.n_positions), str(tmp_path))
+    assert sizes["int8_weights_bytes"] < sizes["fp32_weights_bytes"]
+    sequences = [[3, 10, 11, 12, 4], [3, 20, 21, 4]]
+    fp32, int8 = loop.perplexity(model, sequences, 0), loop.perplexity(int8_model, sequences, 0)
+    assert int8["tokens"] == fp32["tokens"] and int8["perplexity"] == pytest.approx(fp32["perplexity"], rel=0.05)
+
+
+@pytest.mark.slow
+def test_run_writes_results_and_report_for_speed_and_quality(tmp_path):
+    from benchmarks.run import main
+
+    data = make_data(tmp_path / "data")
+    out = tmp_path / "results"
+    argv = ["--quick", "--only", "speed,quality", "--name", "toy", "--results_dir", str(out), "--data_dir", str(data),
+            *TINY_CLI, "--speed_vocab_size", "64", "--train_shapes", "2x8", "--train_precisions", "fp32",
+            "--generation_batches", "1", "--generation_new_tokens", "4", "--generation_repetitions", "1",
+            "--train_repetitions", "1", "--profile", "false", "--lm_steps", "5", "--lm_batch_size", "4",
+            "--lm_block_len", "16", "--n_valid_pairs", "5", "--n_valid_dialogs", "2", "--n_test_posts", "5",
+            "--reply_max_new_tokens", "4", "--cls_max_len", "24", "--cls_max_train", "20", "--cls_epochs", "1"]
+    assert main(argv) == 0
+    results = json.loads((out / "toy.json").read_text(encoding="utf-8"))
+    assert results["run"]["sections_done"] == ["speed", "quality"] and "memory" not in results
+    assert results["machine"]["cpu_model"]
+    train = results["speed"]["training"][0]
+    assert (train["batch_size"], train["seq_len"], train["precision"]) == (2, 8, "fp32") and train["ratio"] > 0
+    quality = results["quality"]
+    assert quality["data"]["chnsenticorp"] == {**quality["data"]["chnsenticorp"], "train": 20, "test": 500}
+    assert {(r["model"], r["freeze"], r["padding_masked"]) for r in quality["sentiment"]["runs"]} == {
+        ("chargpt", "none", True), ("chargpt", "all", True), ("chargpt", "last-2", True), ("gpt2", "none", True),
+        ("chargpt", "none", False)}
+    for name in ("chargpt", "gpt2"):
+        assert math.isfinite(quality["dialogue"][name]["perplexity"])
+        assert 0 <= quality["dialogue"][name]["distinct_1"] <= 1
+    assert 0.5 <= quality["sentiment"]["tfidf_logreg"]["accuracy"] <= 1
+    text = (out / "toy.md").read_text(encoding="utf-8")
+    assert "## Targets" in text and results["machine"]["cpu_model"] in text and "Distinct-1" in text

@@ -1,0 +1,287 @@
+"""The int8 export (ONNX Runtime): graph correctness, size, agreement with float32, and its loader's generate()."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from chargpt.cli import main
+
+from .chargpt_tester import SAMPLE_TEXTS, CharGPTTester
+
+
+pytest.importorskip("onnx", reason="the int8 export needs onnx: pip install 'chargpt[int8]'")
+ort = pytest.importorskip("onnxruntime", reason="the int8 export runs on onnxruntime: pip install 'chargpt[int8]'")
+
+from chargpt.quantization import (  # noqa: E402  (after the skips: importing needs nothing, running needs both)
+    EXPORT_INFO_FILE,
+    Int8CharGPT,
+    benchmark_int8,
+    build_onnx_model,
+    compare_on_texts,
+    directory_bytes,
+    export_int8,
+    load_int8,
+    quantize_rows,
+    weights_bytes,
+)
+
+
+def _session_model(model, int8: bool) -> Int8CharGPT:
+    session = ort.InferenceSession(build_onnx_model(model, int8=int8).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    task = "causal-lm" if hasattr(model, "lm_head") else "sequence-classification"
+    return Int8CharGPT("<memory>", session, model.config, getattr(model, "generation_config", None), {"task": task})
+
+
+def _train_briefly(model, tokenizer, steps: int = 60):
+    """A few optimizer steps on the sample texts so that next-token distributions are peaked, as in a trained model
+    (with random weights the top logits are near-ties that any rounding reorders)."""
+    tokenizer.padding_side = "right"
+    batch = tokenizer(SAMPLE_TEXTS, padding=True, return_tensors="pt")
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        model(**batch, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A briefly trained tiny causal LM (hidden 64, 2 layers) saved with its tokenizer, and its int8 export."""
+    root = tmp_path_factory.mktemp("int8")
+    tester = CharGPTTester(n_positions=64, n_embd=64, n_inner=128)
+    torch.manual_seed(0)
+    model = _train_briefly(tester.lm(), tester.tokenizer)
+    model.save_pretrained(root / "lm")
+    tester.tokenizer.save_pretrained(root / "lm")
+    assert main(["export-int8", str(root / "lm"), str(root / "lm-int8")]) == 0
+    return {"model": model, "tokenizer": tester.tokenizer, "lm": str(root / "lm"), "int8": str(root / "lm-int8")}
+
+
+# --------------------------------------------------------------------------------------------------------------- graph
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_new", "relu", "silu"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_float_onnx_graph_matches_pytorch_with_and_without_cache(activation, bias):
+    tester = CharGPTTester(activation_function=activation, bias=bias)
+    model = tester.lm()
+    graph = _session_model(model, int8=False)
+    ids = torch.randint(5, len(tester.tokenizer), (2, 20), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = model(ids).logits
+    assert torch.allclose(graph(ids).logits, expected, atol=1e-4)
+    first, _, past = graph._run(ids[:, :12].numpy(), None, 0)  # the cache path: 12 tokens, then 8 more
+    second, _, _ = graph._run(ids[:, 12:].numpy(), past, 0)
+    assert np.allclose(np.concatenate([first, second], axis=1), expected.numpy(), atol=1e-4)
+
+
+def test_float_onnx_classifier_pools_the_last_real_token_of_right_padded_rows():
+    tester = CharGPTTester()
+    model = tester.classifier(num_labels=3)
+    batch = tester.batch(("今天天气很好", "你好", "早餐太差了，再也不会来了！"), padding_side="right")
+    with torch.no_grad():
+        expected = model(**batch).logits
+        expected_embedding = model.embed(batch["input_ids"], batch["attention_mask"])
+    graph = _session_model(model, int8=False)
+    assert torch.allclose(graph(**batch).logits, expected, atol=1e-5)
+    assert torch.allclose(graph.embed(batch["input_ids"], batch["attention_mask"]), expected_embedding, atol=1e-5)
+
+
+def test_quantize_rows_error_is_at_most_half_a_step_and_zero_rows_stay_zero():
+    weight = torch.randn(6, 40)
+    weight[3] = 0
+    q, scale = quantize_rows(weight, qmax=63)
+    assert q.dtype == np.int8 and np.abs(q).max() <= 63
+    error = np.abs(q * scale[:, None] - weight.numpy())
+    assert (error <= scale[:, None] / 2 + 1e-7).all() and not q[3].any()
+    with pytest.raises(ValueError, match="qmax"):
+        quantize_rows(weight, qmax=200)
+
+
+# -------------------------------------------------------------------------------------------------------------- export
+
+
+def test_export_is_smaller_and_greedy_continuation_matches_fp32(trained):
+    assert weights_bytes(trained["int8"]) < 0.4 * weights_bytes(trained["lm"])
+    assert directory_bytes(trained["int8"]) < directory_bytes(trained["lm"])
+    int8_model = load_int8(trained["int8"])
+    tokenizer, model = trained["tokenizer"], trained["model"]
+    for text in ("今天天气", "你好！", "这家酒店"):
+        ids = torch.tensor([[tokenizer.bos_token_id] + tokenizer.convert_tokens_to_ids(list(text))])
+        kwargs = dict(do_sample=False, max_new_tokens=8, min_new_tokens=8, pad_token_id=0)
+        expected = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
+        assert torch.equal(int8_model.generate(ids, **kwargs), expected), text
+
+
+def test_export_directory_is_self_contained_and_describes_itself(trained, tmp_path):
+    files = set(os.listdir(trained["int8"]))
+    assert {"model_int8.onnx", "config.json", "generation_config.json", "vocab.json", "tokenizer_config.json",
+            "chat_template.jinja", EXPORT_INFO_FILE} <= files
+    assert not any(name.endswith(".safetensors") for name in files)
+    info = json.loads(open(os.path.join(trained["int8"], EXPORT_INFO_FILE), encoding="utf-8").read())
+    assert info["task"] == "causal-lm" and info["source"] == trained["lm"] and info["tied_embedding_stored_once"]
+    assert info["size_ratio"] == pytest.approx(info["int8_weights_bytes"] / info["source_weights_bytes"], abs=1e-3)
+    assert info["probe_check"]["top1_agreement"] >= 0.9
+    # The original weights are not needed: copy the export elsewhere and run it from there.
+    import shutil
+
+    moved = tmp_path / "copy"
+    shutil.copytree(trained["int8"], moved)
+    assert load_int8(moved).generate(torch.tensor([[3, 10, 11]]), max_new_tokens=3, do_sample=False).shape == (1, 6)
+
+
+def test_tied_embedding_is_stored_once_as_int8():
+    import onnx
+
+    tester = CharGPTTester(n_embd=64, n_inner=128)
+    graph = build_onnx_model(tester.lm(), int8=True)
+    vocab, hidden = tester.config.vocab_size, tester.config.n_embd
+    tables = [i for i in graph.graph.initializer if sorted(i.dims) == sorted([vocab, hidden])]
+    assert [(t.name, onnx.helper.tensor_dtype_to_np_dtype(t.data_type)) for t in tables] == [("wte.qweight_t", np.int8)]
+    untied = build_onnx_model(tester.model(tie_word_embeddings=False), int8=True)
+    assert len([i for i in untied.graph.initializer if sorted(i.dims) == sorted([vocab, hidden])]) == 2
+
+
+def test_int8_classifier_export_agrees_with_fp32_on_padded_batches(tmp_path, capsys):
+    tester = CharGPTTester(n_embd=64, n_inner=128)
+    model = tester.classifier(num_labels=2, id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1})
+    model.save_pretrained(tmp_path / "cls")
+    tester.tokenizer.save_pretrained(tmp_path / "cls")
+    data = tmp_path / "eval.csv"
+    data.write_text("label,review\n" + "".join(f"{k % 2},{t}\n" for k, t in enumerate(SAMPLE_TEXTS)), encoding="utf-8")
+    assert main(["export-int8", str(tmp_path / "cls"), str(tmp_path / "cls-int8"), "--eval_file", str(data),
+                 "--text_column", "review", "--label_column", "label"]) == 0
+    assert "Agreement on" in capsys.readouterr().out
+    info = json.loads((tmp_path / "cls-int8" / EXPORT_INFO_FILE).read_text(encoding="utf-8"))
+    evaluation = info["evaluation"]
+    assert evaluation["texts"] == len(SAMPLE_TEXTS) and {"accuracy_fp32", "accuracy_int8", "accuracy_change"} <= set(
+        evaluation)
+    from chargpt.inference import classify_texts
+
+    int8_model = load_int8(tmp_path / "cls-int8")
+    expected = classify_texts(model, tester.tokenizer, SAMPLE_TEXTS, batch_size=3)
+    got = classify_texts(int8_model, tester.tokenizer, SAMPLE_TEXTS, batch_size=3)
+    for e, g in zip(expected, got):
+        assert g["probabilities"]["pos"] == pytest.approx(e["probabilities"]["pos"], abs=0.02)
+    assert main(["classify", str(tmp_path / "cls-int8"), "你好", ""]) == 0  # the CLI runs the export too
+    assert [json.loads(line)["error"] for line in capsys.readouterr().out.splitlines()] == ["", "empty text"]
+
+
+def test_export_reports_perplexity_change_on_an_eval_file(trained, tmp_path, capsys):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(SAMPLE_TEXTS) + "\n\n", encoding="utf-8")
+    assert main(["export-int8", trained["lm"], str(tmp_path / "out"), "--eval_file", str(texts)]) == 0
+    evaluation = json.loads((tmp_path / "out" / EXPORT_INFO_FILE).read_text(encoding="utf-8"))["evaluation"]
+    assert evaluation["texts"] == len(SAMPLE_TEXTS)
+    assert evaluation["perplexity_int8"] == pytest.approx(evaluation["perplexity_fp32"], rel=0.05)
+    assert "Agreement on" in capsys.readouterr().out
+    # Direct call gives the same numbers.
+    direct = compare_on_texts(trained["model"], load_int8(tmp_path / "out"), trained["tokenizer"], SAMPLE_TEXTS)
+    assert direct["perplexity_fp32"] == evaluation["perplexity_fp32"]
+
+
+def test_export_refuses_to_overwrite_and_to_export_into_its_source(trained, tmp_path, capsys):
+    assert main(["export-int8", trained["lm"], trained["int8"]]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["export-int8", trained["lm"], trained["lm"]]) == 1
+    assert "must differ" in capsys.readouterr().err
+    assert main(["export-int8", trained["int8"], str(tmp_path / "x")]) == 1
+    assert "already an int8 export" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------- generate
+
+
+def test_int8_generate_sampling_is_seeded_and_returns_every_sequence(trained):
+    int8_model = load_int8(trained["int8"])
+    ids = torch.tensor([[3, 10, 11, 12]])
+    torch.manual_seed(5)
+    a = int8_model.generate(ids, do_sample=True, temperature=0.8, top_k=10, top_p=0.9, repetition_penalty=1.3,
+                            max_new_tokens=6, num_return_sequences=3)
+    torch.manual_seed(5)
+    b = int8_model.generate(ids, do_sample=True, temperature=0.8, top_k=10, top_p=0.9, repetition_penalty=1.3,
+                            max_new_tokens=6, num_return_sequences=3)
+    assert torch.equal(a, b) and a.shape[0] == 3 and a.shape[1] <= 10 and torch.equal(a[:, :4], ids.repeat(3, 1))
+
+
+def test_int8_generate_streams_and_stops_at_stop_tokens(trained):
+    int8_model = load_int8(trained["int8"])
+    ids = torch.tensor([[3, 10, 11]])
+    greedy = int8_model.generate(ids, do_sample=False, max_new_tokens=5, eos_token_id=None)
+    first = int(greedy[0, 3])
+    stopped = int8_model.generate(ids, do_sample=False, max_new_tokens=5, eos_token_id=[first, 4])
+    assert stopped.tolist() == [[3, 10, 11, first]]
+
+    class Recorder:
+        def __init__(self):
+            self.puts, self.ended = [], False
+
+        def put(self, value):
+            self.puts.append(value.tolist())
+
+        def end(self):
+            self.ended = True
+
+    recorder = Recorder()
+    out = int8_model.generate(ids, do_sample=False, max_new_tokens=4, eos_token_id=None, streamer=recorder)
+    assert recorder.puts[0] == [[3, 10, 11]] and [p[0] for p in recorder.puts[1:]] == out[0, 3:].tolist()
+    assert recorder.ended
+
+
+def test_int8_model_refuses_what_it_cannot_do(trained):
+    int8_model = load_int8(trained["int8"])
+    ids = torch.tensor([[3, 10, 11, 12]])
+    with pytest.raises(ValueError, match="right padding"):
+        int8_model(ids, attention_mask=torch.tensor([[0, 1, 1, 1]]))
+    with pytest.raises(ValueError, match="num_beams"):
+        int8_model.generate(ids, num_beams=2, max_new_tokens=2)
+    with pytest.raises(ValueError, match="n_positions=64"):
+        int8_model.generate(ids, max_new_tokens=61)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        int8_model(torch.tensor([[3, 10_000]]))
+    with pytest.raises(ValueError, match="unknown arguments"):
+        int8_model.generate(ids, max_new_tokens=2, temprature=0.5)
+
+
+def test_load_int8_rejects_other_directories_and_newer_formats(trained, tmp_path):
+    with pytest.raises(ValueError, match="not an int8 export"):
+        load_int8(trained["lm"])
+    import shutil
+
+    newer = tmp_path / "newer"
+    shutil.copytree(trained["int8"], newer)
+    info = json.loads((newer / EXPORT_INFO_FILE).read_text(encoding="utf-8"))
+    (newer / EXPORT_INFO_FILE).write_text(json.dumps({**info, "format_version": 99}), encoding="utf-8")
+    with pytest.raises(ValueError, match="Upgrade chargpt or re-export"):
+        load_int8(newer)
+
+
+def test_chat_runs_on_the_int8_export_within_the_context(trained, tmp_path, monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(["你好", "天气" * 3000] + ["今天天气很好"] * 4) + "\n"))
+    transcript = tmp_path / "t.jsonl"
+    assert main(["chat", trained["int8"], "--max_new_tokens", "16", "--transcript", str(transcript)]) == 0
+    records = [json.loads(line) for line in open(transcript, encoding="utf-8")]
+    assert [r["turn"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert all(r["prompt_tokens"] <= 64 - 16 for r in records) and records[1]["user_chars_dropped"] > 0
+    assert main(["chat", trained["int8"], "--device", "cuda"]) == 1
+    assert "drop --device" in capsys.readouterr().err
+
+
+def test_benchmark_reports_sizes_speeds_and_agreement(trained):
+    result = benchmark_int8(trained["lm"], trained["int8"], new_tokens=8, prompt_tokens=4, repeats=1, num_threads=1)
+    assert set(result["seconds_median"]) == {"torch_fp32", "onnx_int8", "torch_dynamic_int8", "onnx_fp32"}
+    assert all(v > 0 for v in result["seconds_median"].values())
+    assert result["sizes"]["int8_size_ratio"] < 0.4
+    assert result["greedy_tokens_matching_fp32_before_first_difference"]["onnx_fp32"] == 8
+    assert result["model"]["n_embd"] == 64 and result["threads"] == 1

@@ -126,7 +126,7 @@ def measure(model: str, task: str, dims, batch_size: int, seq_len: int, precisio
     return {**settings, **record}
 
 
-def run_memory(args) -> dict:
+def run_memory(args, save=lambda partial: None) -> dict:
     """Training (fp32, each training shape) and generation (each batch size) peaks of both models, and of the int8
     export's generation when it is available; one subprocess each, run one after another."""
     from .int8 import int8_unavailable_reason
@@ -140,11 +140,13 @@ def run_memory(args) -> dict:
         for model in ("chargpt", "gpt2"):
             runs.append(measure(model, "train", dims, batch_size, seq_len, threads=args.threads))
             logger.info("memory %s", runs[-1])
+            save({"method": METHOD, "runs": runs})
     for batch_size in args.generation_batch_sizes():
         for model in generators:
             runs.append(measure(model, "generate", dims, batch_size, 16, new_tokens=args.generation_new_tokens,
                                 threads=args.threads))
             logger.info("memory %s", runs[-1])
+            save({"method": METHOD, "runs": runs})
     return {"method": METHOD, "runs": runs, "int8": int8_unavailable_reason() or "measured"}
 
 

@@ -146,8 +146,9 @@ def run_dialogue(lms: dict, corpora: dict, args) -> dict:
     return result
 
 
-def run_sentiment(lms: dict, dims: ModelDims, corpora: dict, args) -> tuple[dict, dict]:
-    """All fine-tunes; returns (results, {"chargpt/none": classifier}) so the int8 check can reuse that model."""
+def run_sentiment(lms: dict, dims: ModelDims, corpora: dict, args, save=lambda partial: None) -> dict:
+    """All fine-tunes and the TF-IDF floor. The CharGPT `none` classifier is kept under "classifier_none" (in
+    memory only) for the int8 check."""
     tokenizer, splits = corpora["tokenizer"], corpora["sentiment"]
     pad = tokenizer.pad_token_id
     train = [(encode_review(tokenizer, text, args.cls_max_len), label) for text, label in splits.train]
@@ -155,10 +156,9 @@ def run_sentiment(lms: dict, dims: ModelDims, corpora: dict, args) -> tuple[dict
     labels = [label for _, label in test]
     lrs = {"none": args.cls_lr_none, "last-2": args.cls_lr_last2, "all": args.cls_lr_all}
     plan = [("chargpt", mode, False) for mode in ("none", "all", "last-2")]
-    plan += [("gpt2", m.strip(), False) for m in args.peer_freezing.split(",") if m.strip()]
     plan += [("chargpt", "none", True)]  # the ablation: padding not masked, last position pooled
+    plan += [("gpt2", m.strip(), False) for m in args.peer_freezing.split(",") if m.strip()]
     result = {"tfidf_logreg": tfidf_baseline(splits.train, splits.test), "max_len": args.cls_max_len, "runs": []}
-    kept = {}
     for name, mode, unmasked in plan:
         classifier = classifier_from_lm(lms[name], name, dims, seed=args.seed)
         frozen = freeze(classifier, mode)
@@ -168,9 +168,10 @@ def run_sentiment(lms: dict, dims: ModelDims, corpora: dict, args) -> tuple[dict
         result["runs"].append({"model": name, "freeze": mode, "padding_masked": not unmasked, **frozen, **stats,
                                **scores})
         logger.info("sentiment %s freeze=%s masked=%s: %s", name, mode, not unmasked, scores)
+        save({k: v for k, v in result.items() if k != "classifier_none"})
         if name == "chargpt" and mode == "none" and not unmasked:
-            kept["chargpt/none"] = classifier
-    return result, kept
+            result["classifier_none"] = classifier
+    return result
 
 
 def run_int8_quality(lm, classifier, corpora: dict, args, work_dir: str) -> dict:
@@ -196,8 +197,8 @@ def run_int8_quality(lm, classifier, corpora: dict, args, work_dir: str) -> dict
     }
 
 
-def run_quality(args, work_dir: str) -> dict:
-    timings = {}
+def run_quality(args, work_dir: str, save=lambda partial: None) -> dict:
+    """Pretraining, dialogue, sentiment and int8 checks; `save(result)` is called after each stage."""
     start = time.perf_counter()
     corpora = build_corpora(args)
     tokenizer = corpora["tokenizer"]
@@ -205,22 +206,30 @@ def run_quality(args, work_dir: str) -> dict:
     dims = ModelDims(vocab_size=len(tokenizer), n_positions=args.n_positions, n_embd=args.n_embd,
                      n_layer=args.n_layer, n_head=args.n_head, n_inner=args.n_inner, dropout=args.dropout)
     lms = build_causal_lms(dims, seed=args.seed)
-    timings["data_s"] = time.perf_counter() - start
-    pretraining = {}
+    result = {"data": corpora["description"], "dims": vars(dims), "pretraining": {"corpus_tokens": int(blocks.numel())},
+              "timings": {"data_s": time.perf_counter() - start}}
     for name, model in lms.items():
-        random.seed(args.seed)
-        pretraining[name] = train_lm(model, blocks, args.lm_steps, args.lm_batch_size, args.lm_lr,
-                                     precision=args.lm_precision, seed=args.seed)
-        logger.info("pretrained %s: %s", name, pretraining[name])
-    pretraining["corpus_tokens"] = int(blocks.numel())
-    start = time.perf_counter()
-    dialogue = run_dialogue(lms, corpora, args)
-    timings["dialogue_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    sentiment, kept = run_sentiment(lms, dims, corpora, args)
-    timings["sentiment_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    int8 = run_int8_quality(lms["chargpt"], kept["chargpt/none"], corpora, args, work_dir)
-    timings["int8_s"] = time.perf_counter() - start
-    return {"data": corpora["description"], "dims": vars(dims), "pretraining": pretraining, "dialogue": dialogue,
-            "sentiment": sentiment, "int8": int8, "timings": timings}
+        result["pretraining"][name] = train_lm(model, blocks, args.lm_steps, args.lm_batch_size, args.lm_lr,
+                                               precision=args.lm_precision, seed=args.seed)
+        logger.info("pretrained %s: %s", name, result["pretraining"][name])
+        save(result)
+    stages = [
+        ("dialogue", lambda: run_dialogue(lms, corpora, args)),
+        ("sentiment", lambda: run_sentiment(lms, dims, corpora, args, lambda partial: save({**result,
+                                                                                          "sentiment": partial}))),
+        ("int8", lambda: run_int8_quality(lms["chargpt"], result["sentiment"]["classifier_none"], corpora, args,
+                                          work_dir)),
+    ]
+    for stage, fn in stages:
+        start = time.perf_counter()
+        result[stage] = fn()
+        result["timings"][f"{stage}_s"] = time.perf_counter() - start
+        save(_public(result))
+    return _public(result)
+
+
+def _public(result: dict) -> dict:
+    """The result without the in-memory classifier kept for the int8 check."""
+    if "classifier_none" not in result.get("sentiment", {}):
+        return result
+    return {**result, "sentiment": {k: v for k, v in result["sentiment"].items() if k != "classifier_none"}}

@@ -38,7 +38,7 @@ def _section_runner(section: str):
     if section == "memory":
         from benchmarks.memory import run_memory
 
-        return lambda args, work_dir: run_memory(args)
+        return lambda args, work_dir, save: run_memory(args, save)
     from benchmarks.quality import run_quality
 
     return run_quality
@@ -71,7 +71,13 @@ def run(args: BenchmarkArguments, argv: list[str] | None = None) -> dict:
         for section in args.sections():
             logger.info("=== %s ===", section)
             start, load_before = time.perf_counter(), _load_average()
-            results[section] = _section_runner(section)(args, work_dir)
+            def save(partial, section=section):
+                # Incremental results: a long section shows (and keeps) what it has measured so far.
+                results[section] = {**partial, "partial": True}
+                write_json_atomic(json_path, results)
+                write_text_atomic(report_path(args), render(results))
+
+            results[section] = _section_runner(section)(args, work_dir, save)
             run_info["section_seconds"][section] = time.perf_counter() - start
             # Other work on a shared machine shows in the load average; a reader of the numbers should see it.
             run_info.setdefault("load_average", {})[section] = {"before": load_before, "after": _load_average()}

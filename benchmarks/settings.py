@@ -53,6 +53,9 @@ class BenchmarkArguments:
     train_steps_per_rep: int = field(default=2, metadata={"help": "Optimiser steps per timed round (fp32)."})
     bf16_repetitions: int = field(default=3, metadata={"help": "Timed rounds per bf16 config (bf16 can be slow)."})
     bf16_steps_per_rep: int = field(default=1, metadata={"help": "Steps per timed bf16 round."})
+    bf16_policy: str = field(default="auto", metadata={"help": "auto: where the measured bf16 matmul peak is under a "
+                                                               "quarter of fp32's (no native bf16), time bf16 at the "
+                                                               "first training shape only; all: every shape."})
     generation_batches: str = field(default="1,8", metadata={"help": "Generation batch sizes."})
     generation_new_tokens: int = field(default=128, metadata={"help": "New tokens per generation call."})
     generation_repetitions: int = field(default=5, metadata={"help": "Timed rounds per generation config."})
@@ -87,6 +90,8 @@ class BenchmarkArguments:
         unknown = set(self.sections()) - set(SECTIONS)
         if unknown:
             raise ValueError(f"--only takes a comma-separated subset of {SECTIONS}, got {sorted(unknown)}.")
+        if self.bf16_policy not in ("auto", "all"):
+            raise ValueError(f"--bf16_policy must be auto or all, got {self.bf16_policy!r}.")
         if self.lm_precision not in ("fp32", "bf16"):
             raise ValueError(f"--lm_precision must be fp32 or bf16, got {self.lm_precision!r}.")
         for shape in self.shapes():

@@ -222,74 +222,94 @@ def gpu_half_generation(dims: ModelDims, batch_sizes, new_tokens: int, repetitio
     return {"status": "run", "device": torch.cuda.get_device_name(0), "runs": runs}
 
 
-def run_speed(args, work_dir: str) -> dict:
-    """The whole speed section: peaks, every training config, generation (fp32, GPT-2, int8), GPU path, profiles."""
-    from .int8 import export_and_load, int8_unavailable_reason, placeholder_tokenizer
-
+def run_speed(args, work_dir: str, save=lambda partial: None) -> dict:
+    """The whole speed section. Cheap, decisive measurements first (fp32 eager training, generation, profiles), then
+    the slow ones (compiled and bf16 training); `save(result)` is called after each step with the results so far."""
     dims = ModelDims(vocab_size=args.speed_vocab_size, n_positions=args.n_positions, n_embd=args.n_embd,
                      n_layer=args.n_layer, n_head=args.n_head, n_inner=args.n_inner, dropout=args.dropout)
     precisions = [p.strip() for p in args.train_precisions.split(",") if p.strip()]
     modes = [m.strip() for m in args.train_compile.split(",") if m.strip()]
-    peaks = {}
+    result = {"dims": vars(dims), "matmul_peak": {}, "training": [], "probes": []}
     for precision in precisions:
-        peaks[precision] = matmul_peak(PRECISIONS[precision] or torch.float32)
-        logger.info("matmul peak %s: %.1f GFLOP/s", precision, peaks[precision]["gflops"])
-    training = []
-    for precision in precisions:
-        bf16 = precision == "bf16"
-        for mode in modes:
-            for batch_size, seq_len in args.shapes():
-                settings = {"batch_size": batch_size, "seq_len": seq_len, "precision": precision,
-                            "compile": mode == "compile"}
-                try:
-                    record = training_throughput(
-                        dims, batch_size, seq_len, precision, mode == "compile", peaks[precision]["gflops"],
-                        repetitions=args.bf16_repetitions if bf16 else args.train_repetitions,
-                        steps_per_rep=args.bf16_steps_per_rep if bf16 else args.train_steps_per_rep, seed=args.seed)
-                except Exception as err:  # e.g. no C++ compiler for torch.compile: recorded and shown in the report
-                    logger.exception("training config %s failed", settings)
-                    record = {**settings, "status": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
-                training.append(record)
-                if "ratio" in record:
-                    logger.info("train %s: chargpt %.0f tok/s, gpt2 %.0f tok/s, ratio %.2f", settings,
-                                record["chargpt"]["tokens_per_s"], record["gpt2"]["tokens_per_s"], record["ratio"])
-    probes = []
+        result["matmul_peak"][precision] = matmul_peak(PRECISIONS[precision] or torch.float32)
+        logger.info("matmul peak %s: %.1f GFLOP/s", precision, result["matmul_peak"][precision]["gflops"])
+    configs = [(p, m, shape) for p in precisions for m in modes for shape in args.shapes()]
+    configs.sort(key=lambda c: (c[0] != "fp32", c[1] != "eager"))  # fp32 eager first: it decides most
+    first_slow = next((i for i, c in enumerate(configs) if c[:2] != ("fp32", "eager")), len(configs))
+    for config in configs[:first_slow]:
+        result["training"].append(_training_config(args, dims, result["matmul_peak"], *config))
+        save(result)
     if args.attn_dropout_probe:
-        # Not a like-for-like comparison: CharGPT without attention dropout (a proposed default, which lets SDPA use
-        # its fused kernel instead of materialising and masking the attention matrix) against GPT-2 as configured.
+        # Not like-for-like: CharGPT without attention dropout (a proposed default, which lets SDPA use its fused
+        # kernel instead of materialising and masking the attention matrix) against GPT-2 as configured.
         batch_size, seq_len = args.shapes()[-1]
-        peak = peaks.get("fp32", {}).get("gflops")
-        probes.append(training_throughput(dims, batch_size, seq_len, "fp32", False, peak,
-                                          repetitions=args.train_repetitions, steps_per_rep=args.train_steps_per_rep,
-                                          seed=args.seed, chargpt_overrides={"attn_pdrop": 0.0}))
-        logger.info("probe attn_pdrop=0: ratio %.2f", probes[-1]["ratio"])
+        peak = result["matmul_peak"].get("fp32", {}).get("gflops")
+        result["probes"].append(training_throughput(
+            dims, batch_size, seq_len, "fp32", False, peak, repetitions=args.train_repetitions,
+            steps_per_rep=args.train_steps_per_rep, seed=args.seed, chargpt_overrides={"attn_pdrop": 0.0}))
+        logger.info("probe attn_pdrop=0: ratio %.2f", result["probes"][-1]["ratio"])
+    models = _generation_section(args, dims, work_dir, result)
+    result["gpu_half_generation"] = gpu_half_generation(dims, args.generation_batch_sizes(),
+                                                        args.generation_new_tokens, args.generation_repetitions)
+    if args.profile:
+        result["profiles"] = _profiles(models, dims, args.seed)
+    save(result)
+    for config in configs[first_slow:]:
+        result["training"].append(_training_config(args, dims, result["matmul_peak"], *config))
+        save(result)
+    return result
+
+
+def _training_config(args, dims: ModelDims, peaks: dict, precision: str, mode: str, shape: tuple) -> dict:
+    """One training comparison, or a record saying why it was skipped or failed (shown in the report)."""
+    batch_size, seq_len = shape
+    settings = {"batch_size": batch_size, "seq_len": seq_len, "precision": precision, "compile": mode == "compile"}
+    bf16 = precision == "bf16"
+    fp32_peak = peaks.get("fp32", {}).get("gflops")
+    slow_bf16 = bf16 and fp32_peak and peaks["bf16"]["gflops"] < 0.25 * fp32_peak
+    if slow_bf16 and args.bf16_policy == "auto" and shape != args.shapes()[0]:
+        # Without bf16 matrix instructions (AVX512-BF16 / AMX) bf16 is emulated and many times slower than fp32;
+        # one shape shows the ratio without spending the run's hour on it.
+        return {**settings, "status": "skipped",
+                "reason": f"bf16 matmul peak {peaks['bf16']['gflops']:.1f} GFLOP/s is under a quarter of fp32's "
+                          f"{fp32_peak:.1f} (no native bf16 on this CPU); measured at the first shape only "
+                          f"(--bf16_policy all to run every shape)"}
+    try:
+        record = training_throughput(
+            dims, batch_size, seq_len, precision, mode == "compile", peaks[precision]["gflops"],
+            repetitions=args.bf16_repetitions if bf16 else args.train_repetitions,
+            steps_per_rep=args.bf16_steps_per_rep if bf16 else args.train_steps_per_rep, seed=args.seed)
+    except Exception as err:  # e.g. no C++ compiler for torch.compile: recorded and shown in the report
+        logger.exception("training config %s failed", settings)
+        return {**settings, "status": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
+    logger.info("train %s: chargpt %.0f tok/s, gpt2 %.0f tok/s, ratio %.2f", settings,
+                record["chargpt"]["tokens_per_s"], record["gpt2"]["tokens_per_s"], record["ratio"])
+    return record
+
+
+def _generation_section(args, dims: ModelDims, work_dir: str, result: dict) -> dict:
+    """Generation runs of CharGPT fp32, GPT-2 and (when available) the int8 export; returns the fp32 models."""
+    from .int8 import export_and_load, int8_unavailable_reason, placeholder_tokenizer
+
     models = build_causal_lms(dims, seed=args.seed)
-    contenders = dict(models)
-    speedups = [("chargpt", "gpt2")]
-    int8_info = {"status": "not run", "reason": int8_unavailable_reason()}
-    if int8_info["reason"] is None:
-        int8_model, sizes = export_and_load(models["chargpt"], placeholder_tokenizer(dims.vocab_size, dims.n_positions),
-                                            f"{work_dir}/speed_int8", threads=args.threads)
+    contenders, speedups = dict(models), [("chargpt", "gpt2")]
+    result["int8_export"] = {"status": "not run", "reason": int8_unavailable_reason()}
+    if result["int8_export"]["reason"] is None:
+        tokenizer = placeholder_tokenizer(dims.vocab_size, dims.n_positions)
+        int8_model, sizes = export_and_load(models["chargpt"], tokenizer, f"{work_dir}/speed_int8", args.threads)
         contenders["chargpt-int8"] = int8_model
         speedups.append(("chargpt-int8", "chargpt"))
-        int8_info = {"status": "run", **sizes}
-    generation = []
+        result["int8_export"] = {"status": "run", **sizes}
+    result["generation"] = []
     for batch_size in args.generation_batch_sizes():
         for sample in (False, True):
             record = generation_throughput(contenders, dims.vocab_size, batch_size, sample, speedups,
                                            new_tokens=args.generation_new_tokens,
                                            repetitions=args.generation_repetitions, seed=args.seed)
-            generation.append(record)
+            result["generation"].append(record)
             logger.info("generate batch %d %s: %s", batch_size, "sample" if sample else "greedy",
                         {k: round(v, 2) for k, v in record["speedups"].items()})
-    result = {"dims": vars(dims), "matmul_peak": peaks, "training": training, "probes": probes,
-              "generation": generation,
-              "int8_export": int8_info,
-              "gpu_half_generation": gpu_half_generation(dims, args.generation_batch_sizes(),
-                                                         args.generation_new_tokens, args.generation_repetitions)}
-    if args.profile:
-        result["profiles"] = _profiles(models, dims, args.seed)
-    return result
+    return models
 
 
 def _profiles(models: dict, dims: ModelDims, seed: int) -> dict:

@@ -105,14 +105,13 @@ class ChatSession:
         tokenizer's normalisation, note characters outside the vocabulary, and keep the most recent characters that
         fit the context."""
         prepared = PreparedMessage(text="", original_chars=len(text))
+        if hasattr(self.tokenizer, "normalize"):  # first: NFKC turns fullwidth ＜sep＞ into <sep>
+            text = self.tokenizer.normalize(text)
+        text, removed = self._strip_special_tokens(text)
+        if removed:
+            prepared.notices.append(f"Removed {', '.join(removed)} from your message: reserved for the conversation "
+                                    f"format.")
         text = text.strip()
-        for special in self.tokenizer.all_special_tokens:
-            if special in text:
-                text = text.replace(special, "")
-                prepared.notices.append(f"Removed the marker {special} from your message: it is reserved for the "
-                                        f"conversation format.")
-        if hasattr(self.tokenizer, "normalize"):
-            text = self.tokenizer.normalize(text).strip()
         if not text:
             prepared.notices.append("Empty message: nothing to reply to.")
             return prepared
@@ -131,6 +130,17 @@ class ChatSession:
                                     f"with its reply; kept the last {limit}.")
         prepared.text = text
         return prepared
+
+    def _strip_special_tokens(self, text: str) -> tuple[str, list[str]]:
+        """Remove special-token text (until none is left: removing one can join the pieces of another)."""
+        removed = []
+        while True:
+            found = [t for t in self.tokenizer.all_special_tokens if t in text]
+            if not found:
+                return text, removed
+            for token in found:
+                text = text.replace(token, "")
+                removed += [token] if token not in removed else []
 
     def _encode(self) -> list[int]:
         """apply_chat_template(history, add_generation_prompt=True, tokenize=True), tokenized in two steps so that a
@@ -165,8 +175,9 @@ class ChatSession:
                                 **self.generation_kwargs)
         except KeyboardInterrupt:
             interrupted = True
-        # Keep the (possibly partial or empty) reply so that speakers keep alternating in the history.
-        self.history.append({"role": "assistant", "content": streamer.text})
+        # Keep the (possibly partial or empty) reply so that speakers keep alternating in the history; characters
+        # that happen to spell a special token would forge a turn boundary when the history is templated again.
+        self.history.append({"role": "assistant", "content": self._strip_special_tokens(streamer.text)[0]})
         return ChatReply(streamer.text, interrupted, len(ids), dropped)
 
     def history_tokens(self) -> int:
@@ -218,7 +229,8 @@ def chat_loop(session: ChatSession, read_line: Callable[[], str | None], write: 
         reply = session.respond(prepared, on_text=write)
         write(" [interrupted]\n" if reply.interrupted else "\n")
         if reply.dropped_turns:
-            write(f"(The conversation outgrew the model's context: dropped the {reply.dropped_turns} oldest turn(s).)\n")
+            write(f"(The conversation outgrew the model's context: dropped the {reply.dropped_turns} oldest "
+                  f"turn(s).)\n")
         turn += 1
         records.append({
             "turn": turn, "user": prepared.text, "bot": reply.text, "interrupted": reply.interrupted,

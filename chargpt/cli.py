@@ -243,11 +243,15 @@ def run_classify(model_args: ModelArguments, cls_args: ClassifyArguments) -> int
     text = write_rows(rows, cls_args.output, columns if fmt == "csv" else None, fmt)
     if cls_args.output is None:
         _write(text)
+    summary = [f"Labelled {len(used)} texts"]
+    if skipped:
+        errors = ", ".join(sorted({r.error for r in skipped}))
+        summary.append(f"{len(skipped)} empty rows kept with an error field ({errors})")
     truncated = sum(bool(r["truncated"]) for r in results)
-    _warn(f"Labelled {len(used)} texts" + (f"; {len(skipped)} empty rows kept with error='empty text'" if skipped
-                                           else "") + (f"; {truncated} texts longer than the context were cut to "
-                                                      f"their first {model.config.n_positions} tokens" if truncated
-                                                      else "") + ".")
+    if truncated:
+        summary.append(f"{truncated} texts longer than the context were cut to their first "
+                       f"{model.config.n_positions} tokens")
+    _warn("; ".join(summary) + ".")
     return 0
 
 
@@ -271,7 +275,7 @@ def run_similarity(model_args: ModelArguments, sim_args: SimilarityArguments) ->
     if sim_args.query is None:
         if sim_args.candidates_file is not None or len(sim_args.text) != 2:
             raise ValueError("Give exactly two texts to compare, or --query TEXT with candidates (texts after the "
-                             "model directory and/or --candidates_file).")
+                             "model directory, or --candidates_file).")
         empty = [i + 1 for i, t in enumerate(sim_args.text) if not t.strip()]
         if empty:
             raise ValueError(f"Text {empty[0]} is empty; there is nothing to compare.")
@@ -314,6 +318,9 @@ def run_export(model_args: ModelArguments, export_args: ExportArguments) -> int:
     _write(f"Wrote {export_args.output_dir} ({task}): int8 weights {info['int8_weights_bytes'] / 1e6:.2f} MB, "
            f"{info['size_ratio']:.3f} of the float32 weights ({info['source_weights_bytes'] / 1e6:.2f} MB).\n"
            f"Probe check against the float model: {info['probe_check']}\n")
+    if info["probe_check"]["top1_agreement"] < 0.9:
+        _warn("Warning: the int8 model's top-1 predictions differ from the float model's on more than 10% of the "
+              "probe positions; check the export with --eval_file on real text before using it.")
     if "evaluation" in info:
         _write(f"Agreement on {export_args.eval_file}: {info['evaluation']}\n")
     _write(f"Load it with chargpt.quantization.load_int8({export_args.output_dir!r}) or any chargpt command.\n")

@@ -25,6 +25,8 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from .tokenization_chargpt import normalize_text
+
 
 logger = logging.getLogger(__name__)
 
@@ -392,9 +394,10 @@ def read_records(path, text_column: str | None = None) -> list[TextRecord]:
 
 
 def make_record(row: int, text, fields=None) -> TextRecord:
-    """A TextRecord for `text`, or one with error 'empty text' when it is empty or only whitespace."""
+    """A TextRecord for `text`, or one with error 'empty text' when nothing visible is left of it (whitespace,
+    byte-order marks and other invisible characters only: the tokenizer would read it as an empty string)."""
     text = "" if text is None else str(text)
-    if not text.strip():
+    if not normalize_text(text).strip():
         return TextRecord(row, None, "empty text", fields or {})
     return TextRecord(row, text, "", fields or {})
 

@@ -39,12 +39,12 @@ MIN_SCRIPT_TURNS = 5  # user turns per sample conversation: with the replies, at
 
 # Three everyday conversations (six user turns each) for the card's samples; written for this package.
 BUILTIN_CHAT_SCRIPTS = [
-    ["你好！", "今天天气怎么样？", "我想去公园散步，你要一起吗？", "你平时喜欢做什么？", "最近有没有看什么好电影？",
-     "好的，下次见！"],
-    ["我饿了，晚饭吃什么好呢？", "你喜欢吃辣的吗？", "我觉得火锅最好吃了。", "你会做饭吗？", "周末我们一起去吃烤鸭吧。",
-     "谢谢你的建议！"],
-    ["最近工作好累啊。", "你觉得怎么才能放松一下？", "我打算周末去爬山。", "你去过哪些地方旅游？", "明年我想去云南看看。",
-     "那我们到时候再聊吧。"],
+    ["你好！", "今天天气怎么样？", "我想去公园散步，你要一起吗？",
+     "你平时喜欢做什么？", "最近有没有看什么好电影？", "好的，下次见！"],
+    ["我饿了，晚饭吃什么好呢？", "你喜欢吃辣的吗？", "我觉得火锅最好吃了。",
+     "你会做饭吗？", "周末我们一起去吃烤鸭吧。", "谢谢你的建议！"],
+    ["最近工作好累啊。", "你觉得怎么才能放松一下？", "我打算周末去爬山。",
+     "你去过哪些地方旅游？", "明年我想去云南看看。", "那我们到时候再聊吧。"],
 ]
 
 # Licence ids the Hub accepts in card metadata (the common ones; others: use "other" with license_name/link).
@@ -57,8 +57,8 @@ KNOWN_LICENSES = {
     "unknown",
 }
 _PIPELINE_TAGS = {"causal-lm": "text-generation", "sequence-classification": "text-classification"}
-_SKIPPED_RESULT_KEYS = ("runtime", "samples_per_second", "steps_per_second", "epoch", "samples", "model_preparation_time",
-                        "step", "total_flos")
+_SKIPPED_RESULT_KEYS = ("runtime", "samples_per_second", "steps_per_second", "epoch", "samples",
+                        "model_preparation_time", "step", "total_flos")
 
 
 @dataclass
@@ -498,7 +498,8 @@ def verify_load(directory: str, task: str, model, tokenizer, timeout: int = 300)
     """Load `directory` with trust_remote_code in a fresh Python where `import chargpt` fails and check that it
     gives the same last-token logits (and, for a causal LM, the same greedy chat reply) as `model`."""
     with tempfile.TemporaryDirectory() as modules_cache:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": modules_cache, "TOKENIZERS_PARALLELISM": "false"}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": modules_cache,
+               "TOKENIZERS_PARALLELISM": "false"}
         proc = subprocess.run([sys.executable, "-c", _VERIFY_SCRIPT, directory, task, VERIFY_TEXT], env=env,
                               cwd=modules_cache, capture_output=True, text=True, timeout=timeout)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("VERIFY ")]

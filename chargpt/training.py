@@ -957,12 +957,15 @@ class DemoArguments:
         default="chargpt-demo", metadata={"help": "Where the tokenizer, chat model and classifier go."}
     )
     seed: int = field(default=42, metadata={"help": "Seed of every split, initialisation and sample."})
-    chat_epochs: float = field(default=30.0, metadata={"help": "Epochs over the chatterbot conversations."})
+    chat_epochs: float = field(default=40.0, metadata={"help": "Epochs over the chatterbot conversations."})
     chat_n_embd: int = field(default=128, metadata={"help": "Hidden size of the demo chat model."})
     chat_n_layer: int = field(default=4, metadata={"help": "Blocks of the demo chat model."})
     classifier_epochs: float = field(default=1.0, metadata={"help": "Epochs over the (balanced) reviews."})
     classifier_max_length: int = field(default=96, metadata={"help": "Reviews are cut to this many characters."})
-    max_reviews: int | None = field(default=None, metadata={"help": "Use at most this many training reviews, and as many for validation and test (quicker)."})
+    max_reviews: int | None = field(
+        default=None,
+        metadata={"help": "Use at most this many training reviews, and as many for validation and test (quicker)."},
+    )
     bf16: bool = field(
         default=False,
         metadata={
@@ -970,8 +973,8 @@ class DemoArguments:
         },
     )
     prompts: list[str] = field(
-        default_factory=lambda: ["你好", "你叫什么名字?", "你喜欢什么运动?", "再见"],
-        metadata={"help": "Prompts the chat model answers."},
+        default_factory=lambda: ["你好", "你好吗?", "早上好!", "我爱棒球", "谁是你的父亲"],
+        metadata={"help": "Prompts the chat model answers (these occur in the corpus, whose answers it learns)."},
     )
 
 

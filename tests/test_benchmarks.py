@@ -128,6 +128,16 @@ def test_profile_top_ops_shares_sum_below_one():
     assert sum(o["share"] for o in ops) <= 1.0 + 1e-9
 
 
+def test_bf16_without_native_support_is_timed_at_the_first_shape_only():
+    args = BenchmarkArguments(train_shapes="2x8,2x16")
+    peaks = {"fp32": {"gflops": 100.0}, "bf16": {"gflops": 5.0}}
+    skipped = speed._training_config(args, TINY, peaks, "bf16", "eager", (2, 16))
+    assert skipped["status"] == "skipped" and "first shape only" in skipped["reason"]
+    args.train_repetitions = args.bf16_repetitions = 1
+    measured = speed._training_config(args, TINY, peaks, "bf16", "eager", (2, 8))
+    assert measured["precision"] == "bf16" and measured["ratio"] > 0
+
+
 def test_gpu_half_generation_is_recorded_as_not_run_without_cuda():
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present, so the GPU path runs instead")
@@ -371,6 +381,7 @@ def test_run_writes_results_and_report_for_speed_and_quality(tmp_path):
     assert main(argv) == 0
     results = json.loads((out / "toy.json").read_text(encoding="utf-8"))
     assert results["run"]["sections_done"] == ["speed", "quality"] and "memory" not in results
+    assert "partial" not in results["speed"] and "partial" not in results["quality"]  # completed sections
     assert results["machine"]["cpu_model"]
     train = results["speed"]["training"][0]
     assert (train["batch_size"], train["seq_len"], train["precision"]) == (2, 8, "fp32") and train["ratio"] > 0

@@ -173,8 +173,8 @@ def test_training_info_falls_back_to_the_newest_checkpoint_and_the_log(tmp_path)
 
 def test_card_validation_names_missing_metadata(tmp_path):
     card = tmp_path / "README.md"
-    card.write_text("---\nlanguage: zh\nlibrary_name: transformers\npipeline_tag: text-generation\ntags:\n- x\n---\n# m\n",
-                    encoding="utf-8")
+    metadata = "language: zh\nlibrary_name: transformers\npipeline_tag: text-generation\ntags:\n- x\n"
+    card.write_text(f"---\n{metadata}---\n# m\n", encoding="utf-8")
     with pytest.raises(ValueError, match="'license' is missing"):
         validate_card(str(card), "causal-lm", 0)
     with pytest.raises(ValueError, match="pipeline_tag"):

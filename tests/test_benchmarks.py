@@ -11,7 +11,7 @@ import torch
 from benchmarks import common, corpora, loop, metrics, report, speed
 from benchmarks.int8 import int8_unavailable_reason
 from benchmarks.peers import ModelDims, build_causal_lms, classifier_from_lm, parameter_count
-from benchmarks.settings import BenchmarkArguments, apply_quick, explicit_fields
+from benchmarks.settings import QUICK, BenchmarkArguments, apply_quick, explicit_fields
 
 
 TINY = ModelDims(vocab_size=64, n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=64, dropout=0.0)
@@ -35,6 +35,10 @@ def test_paired_ratio_is_median_of_per_round_peer_over_ours():
     assert common.paired_ratio([1.0, 1.0, 2.0], [2.0, 3.0, 10.0]) == 3.0
     with pytest.raises(ValueError):
         common.paired_ratio([1.0], [1.0, 2.0])
+
+
+def test_best_ratio_compares_each_contenders_fastest_round():
+    assert common.best_ratio([2.0, 1.0, 9.0], [3.0, 8.0, 1.5]) == 1.5
 
 
 def test_write_json_atomic_roundtrips_and_leaves_no_temp_file(tmp_path):
@@ -97,6 +101,7 @@ def test_matmul_peak_reports_best_shape():
 def test_training_throughput_records_both_models_ratio_and_mfu():
     result = speed.training_throughput(TINY, 2, 8, "fp32", False, peak_gflops=10.0, repetitions=2, steps_per_rep=1)
     assert result["ratio"] == common.paired_ratio(result["chargpt"]["times_s"], result["gpt2"]["times_s"])
+    assert result["ratio_best"] == min(result["gpt2"]["times_s"]) / min(result["chargpt"]["times_s"])
     for name in ("chargpt", "gpt2"):
         r = result[name]
         assert r["tokens_per_s"] == pytest.approx(16 / common.median(r["times_s"]))
@@ -321,7 +326,8 @@ def test_classifier_learns_a_separable_task_and_the_unmasked_ablation_pools_padd
 def test_quick_mode_keeps_explicit_settings():
     args = apply_quick(BenchmarkArguments(quick=True, train_compile="eager,compile"),
                        explicit_fields(["--quick", "--train_compile", "eager,compile"]))
-    assert args.train_compile == "eager,compile" and args.lm_steps == 150
+    assert args.train_compile == "eager,compile"  # given explicitly: kept
+    assert args.lm_steps == QUICK["lm_steps"] != BenchmarkArguments().lm_steps  # left at its default: replaced
     assert apply_quick(BenchmarkArguments(quick=False)).lm_steps == BenchmarkArguments().lm_steps
     with pytest.raises(ValueError, match="--only"):
         BenchmarkArguments(only="speed,colour")
@@ -337,6 +343,17 @@ def test_targets_judge_each_threshold_in_its_direction():
     assert list(verdicts.values()) == [True, False, True, False]
     text = report.summary_table(results)
     assert "MISSED" in text and "met" in text and "1.400" in text
+
+
+def test_report_renders_skipped_and_failed_training_configs_with_their_reason():
+    results = {"speed": {"matmul_peak": {"fp32": {"gflops": 100.0}}, "training": [
+        {"precision": "bf16", "compile": False, "batch_size": 16, "seq_len": 256, "status": "skipped",
+         "reason": "no native bf16"},
+        {"precision": "fp32", "compile": True, "batch_size": 4, "seq_len": 8, "status": "failed",
+         "error": "CompilerError: no cc"}]}}
+    text = report.render(results)
+    assert "skipped: no native bf16" in text and "failed: CompilerError: no cc" in text
+    assert [t["met"] for t in report.targets(results)] == [None, None]  # not measured, never "missed"
 
 
 # ------------------------------------------------------------------------------------------------ subprocess, run

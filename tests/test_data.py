@@ -213,6 +213,16 @@ def test_load_dialogues_caches_and_rereads_changed_files(tmp_path):
     assert not s3.from_cache and len(changed) == 11
 
 
+def test_hub_source_without_network_fails_with_a_clear_error(monkeypatch):
+    # The Hub path itself needs network (not available to tests); offline it must fail clearly, not crash obscurely.
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(
+        DataFormatError, match=r"hub:thu-coai/lccc:base: could not load the Hub dataset 'thu-coai/lccc'"
+    ):
+        load_dialogues(["hub:thu-coai/lccc:base"])
+
+
 def test_missing_file_fails_before_reading(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.txt"):
         load_dialogues([tmp_path / "nope.txt"])

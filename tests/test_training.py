@@ -260,6 +260,21 @@ def test_classifier_from_lm_checkpoint_grows_vocabulary_and_freezes(trained_lm, 
     assert (out / "metrics.png").is_file()
 
 
+def test_evaluation_without_validation_data_is_refused_with_a_fix(corpus, tmp_path):
+    _, pairs, tokenizer_dir = corpus
+    with pytest.raises(ValueError, match="no validation data.*--validation_split_size above 0"):
+        lm_run(
+            tmp_path,
+            "noval",
+            tokenizer_dir,
+            pairs,
+            eval_strategy="epoch",
+            save_strategy="epoch",
+            load_best_model_at_end=True,
+            data={"validation_split_size": 0},
+        )
+
+
 class CrashAt(TrainerCallback):
     """Stops a run with an exception after `step` optimizer steps, as a killed job would."""
 
@@ -359,6 +374,23 @@ def test_fp16_without_gpu_warns_and_trains_in_fp32(corpus, tmp_path, caplog):
         )
     assert "fp16 needs a CUDA GPU" in caplog.text
     assert probe.dtypes == {torch.float32} and math.isfinite(results["train"]["train_loss"])
+
+
+@pytest.mark.slow
+def test_tensorboard_logs_are_written_by_default_when_installed(corpus, tmp_path):
+    pytest.importorskip("tensorboard", reason="TensorBoard logging applies only when tensorboard is installed")
+    _, pairs, tokenizer_dir = corpus
+    lm_run(
+        tmp_path,
+        "tb",
+        tokenizer_dir,
+        pairs,
+        report_to="auto",
+        max_steps=2,
+        data={"validation_split_size": 0, "test_split_size": 0},
+    )
+    events = list((tmp_path / "tb").glob("runs/*/events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -96,26 +96,22 @@ def paired_ratio(ours_times: list[float], peer_times: list[float]) -> float:
     return median([p / o for o, p in zip(ours_times, peer_times)])
 
 
+def best_ratio(ours_times: list[float], peer_times: list[float]) -> float:
+    """Fastest peer time / fastest own time: the comparison of each contender at its least disturbed, a check on
+    `paired_ratio` when bursts of other work hit some rounds and not others."""
+    return min(peer_times) / min(ours_times)
+
+
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write JSON to a temporary file beside `path`, then rename: a crash never leaves a half-written result."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    # full.<random>.json.tmp: matches the repository's ignore pattern for results (*.json.tmp)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=path.suffix + ".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

@@ -5,9 +5,6 @@ with the reason, instead of failing the whole benchmark.
 """
 
 import os
-import tempfile
-
-import torch
 
 from chargpt import CharGPTTokenizer
 
@@ -43,13 +40,3 @@ def export_and_load(model, tokenizer, directory: str, threads: int | None = None
     sizes["size_ratio"] = sizes["int8_weights_bytes"] / sizes["fp32_weights_bytes"]
     sizes["probe_check"] = info.get("probe_check")
     return load_int8(int8_dir, num_threads=threads), sizes
-
-
-def quantize_for_benchmark(model, threads: int | None = None):
-    """An int8 version of a randomly initialised CharGPT causal LM (memory runs); the export lives in a temporary
-    directory that ONNX Runtime has already read when this returns."""
-    with tempfile.TemporaryDirectory() as tmp:
-        int8_model, _ = export_and_load(model, placeholder_tokenizer(model.config.vocab_size,
-                                                                     model.config.n_positions), tmp,
-                                        threads or torch.get_num_threads())
-    return int8_model

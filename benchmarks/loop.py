@@ -12,7 +12,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .speed import _autocast
+from .speed import precision_context
 
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def train_lm(model, blocks: torch.Tensor, steps: int, batch_size: int, lr: float
         position += batch_size
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup)
-        with _autocast(precision):
+        with precision_context(precision):
             loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -173,7 +173,7 @@ def train_classifier(model, examples: list, epochs: int, batch_size: int, lr: fl
             labels = torch.tensor([examples[i][1] for i in indices])
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, steps, lr, warmup)
-            with _autocast(precision):
+            with precision_context(precision):
                 loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -65,15 +65,17 @@ def _worker(args: argparse.Namespace) -> dict:
     import torch
 
     from .peers import ModelDims, build_causal_lms
-    from .speed import _autocast, generation_config
+    from .speed import precision_context, generation_config
 
     torch.set_num_threads(args.threads)
     dims = ModelDims(vocab_size=args.vocab_size, n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head,
                      n_inner=args.n_inner, n_positions=args.n_positions)
     if args.model == "chargpt-int8":
-        from .int8 import quantize_for_benchmark
+        from chargpt.quantization import load_int8
 
-        model = quantize_for_benchmark(build_causal_lms(dims)["chargpt"])
+        if not args.int8_dir:
+            raise ValueError("--model chargpt-int8 needs --int8_dir, an export written by chargpt.quantization.")
+        model = load_int8(args.int8_dir, num_threads=args.threads)
     else:
         model = build_causal_lms(dims)[args.model]
     batch = torch.randint(5, dims.vocab_size, (args.batch_size, args.seq_len))
@@ -86,7 +88,7 @@ def _worker(args: argparse.Namespace) -> dict:
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         for _ in range(args.steps):  # two steps: the second one has AdamW's state allocated
-            with _autocast(args.precision):
+            with precision_context(args.precision):
                 loss = model(input_ids=batch, labels=batch).loss
             loss.backward()
             optimizer.step()
@@ -101,7 +103,7 @@ def _worker(args: argparse.Namespace) -> dict:
 
 
 def measure(model: str, task: str, dims, batch_size: int, seq_len: int, precision: str = "fp32",
-            new_tokens: int = 128, threads: int = 2, timeout: float = 900) -> dict:
+            new_tokens: int = 128, threads: int = 2, int8_dir: str | None = None, timeout: float = 900) -> dict:
     """Run one measurement in a fresh interpreter and return its numbers with the settings that produced them."""
     cmd = [
         sys.executable, "-m", "benchmarks.memory", "--model", model, "--task", task,
@@ -109,7 +111,7 @@ def measure(model: str, task: str, dims, batch_size: int, seq_len: int, precisio
         "--new_tokens", str(new_tokens), "--threads", str(threads), "--vocab_size", str(dims.vocab_size),
         "--n_embd", str(dims.n_embd), "--n_layer", str(dims.n_layer), "--n_head", str(dims.n_head),
         "--n_inner", str(dims.n_inner), "--n_positions", str(dims.n_positions),
-    ]
+    ] + (["--int8_dir", int8_dir] if int8_dir else [])
     repo_root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo_root, env=env, timeout=timeout)
@@ -126,16 +128,21 @@ def measure(model: str, task: str, dims, batch_size: int, seq_len: int, precisio
     return {**settings, **record}
 
 
-def run_memory(args, save=lambda partial: None) -> dict:
+def run_memory(args, work_dir: str, save=lambda partial: None) -> dict:
     """Training (fp32, each training shape) and generation (each batch size) peaks of both models, and of the int8
-    export's generation when it is available; one subprocess each, run one after another."""
-    from .int8 import int8_unavailable_reason
-    from .peers import ModelDims
+    export's generation when it is available; one subprocess each, run one after another. The int8 export is written
+    here first, so that the worker only loads it (exporting runs a check generation that would warm its memory)."""
+    from .int8 import export_and_load, int8_unavailable_reason, placeholder_tokenizer
+    from .peers import ModelDims, build_causal_lms
 
     dims = ModelDims(vocab_size=args.speed_vocab_size, n_positions=args.n_positions, n_embd=args.n_embd,
                      n_layer=args.n_layer, n_head=args.n_head, n_inner=args.n_inner, dropout=args.dropout)
     runs = []
-    generators = ["chargpt", "gpt2"] + ([] if int8_unavailable_reason() else ["chargpt-int8"])
+    generators, int8_dir = ["chargpt", "gpt2"], None
+    if int8_unavailable_reason() is None:
+        export_and_load(build_causal_lms(dims, seed=args.seed)["chargpt"],
+                        placeholder_tokenizer(dims.vocab_size, dims.n_positions), f"{work_dir}/memory_int8")
+        generators, int8_dir = generators + ["chargpt-int8"], f"{work_dir}/memory_int8/int8"
     for batch_size, seq_len in args.shapes():
         for model in ("chargpt", "gpt2"):
             runs.append(measure(model, "train", dims, batch_size, seq_len, threads=args.threads))
@@ -144,7 +151,7 @@ def run_memory(args, save=lambda partial: None) -> dict:
     for batch_size in args.generation_batch_sizes():
         for model in generators:
             runs.append(measure(model, "generate", dims, batch_size, 16, new_tokens=args.generation_new_tokens,
-                                threads=args.threads))
+                                threads=args.threads, int8_dir=int8_dir if model == "chargpt-int8" else None))
             logger.info("memory %s", runs[-1])
             save({"method": METHOD, "runs": runs})
     return {"method": METHOD, "runs": runs, "int8": int8_unavailable_reason() or "measured"}
@@ -166,6 +173,7 @@ def _parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--n_head", type=int, default=8)
     parser.add_argument("--n_inner", type=int, default=1024)
     parser.add_argument("--n_positions", type=int, default=512)
+    parser.add_argument("--int8_dir", default=None, help="the int8 export to load for --model chargpt-int8")
     return parser.parse_args(argv)
 
 

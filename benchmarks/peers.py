@@ -29,8 +29,9 @@ class ModelDims:
     activation_function: str = "gelu"
 
 
-def chargpt_config(dims: ModelDims, **extra) -> CharGPTConfig:
-    values = dict(
+def _shared_hyperparameters(dims: ModelDims) -> dict:
+    """The settings both configs name alike (CharGPTConfig kept GPT-2's short names)."""
+    return dict(
         vocab_size=dims.vocab_size,
         n_positions=dims.n_positions,
         n_embd=dims.n_embd,
@@ -42,27 +43,20 @@ def chargpt_config(dims: ModelDims, **extra) -> CharGPTConfig:
         embd_pdrop=dims.dropout,
         attn_pdrop=dims.dropout,
     )
-    return CharGPTConfig(**{**values, **extra})
+
+
+def chargpt_config(dims: ModelDims, **extra) -> CharGPTConfig:
+    return CharGPTConfig(**{**_shared_hyperparameters(dims), **extra})
 
 
 def gpt2_config(dims: ModelDims, **extra) -> GPT2Config:
     """GPT-2 with CharGPT's dimensions and special ids (pad 0, bos 3, eos 4), exact GELU like CharGPT's default."""
     config = GPT2Config(
-        vocab_size=dims.vocab_size,
-        n_positions=dims.n_positions,
-        n_embd=dims.n_embd,
-        n_layer=dims.n_layer,
-        n_head=dims.n_head,
-        n_inner=dims.n_inner,
-        activation_function=dims.activation_function,
-        resid_pdrop=dims.dropout,
-        embd_pdrop=dims.dropout,
-        attn_pdrop=dims.dropout,
+        **_shared_hyperparameters(dims),
         tie_word_embeddings=True,
         pad_token_id=0,
         bos_token_id=3,
         eos_token_id=4,
-        loss_type="ForCausalLM",
         **extra,
     )
     config._attn_implementation = "sdpa"

@@ -38,7 +38,7 @@ def _section_runner(section: str):
     if section == "memory":
         from benchmarks.memory import run_memory
 
-        return lambda args, work_dir, save: run_memory(args, save)
+        return run_memory
     from benchmarks.quality import run_quality
 
     return run_quality
@@ -55,22 +55,25 @@ def report_path(args: BenchmarkArguments) -> Path:
 
 
 def run(args: BenchmarkArguments, argv: list[str] | None = None) -> dict:
-    """Run the requested sections, saving results and report after each; returns the results."""
+    """Run the requested sections, saving results and report after each; returns the results.
+
+    results["runs"][section] records, per section, the command, settings, times and load averages of the run that
+    produced it, since `--only` runs fill one results file in parts."""
     args = apply_quick(args, explicit_fields(argv or []))
     torch.set_num_threads(args.threads)
     json_path = Path(args.results_dir) / f"{args.results_name()}.json"
     results = load_results(json_path)
     results["machine"] = machine_info()
-    run_info = results.setdefault("run", {})
-    run_info.update({"command": " ".join(["python benchmarks/run.py", *(argv or [])]), "quick": args.quick,
-                     "settings": vars(args), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    run_info.setdefault("section_seconds", {})
-    run_info.setdefault("sections_done", [])
+    runs = results.setdefault("runs", {})
+    command = " ".join(["python benchmarks/run.py", *(argv or [])])
     with tempfile.TemporaryDirectory(prefix="chargpt-bench-") as tmp:
         work_dir = args.work_dir or tmp
         for section in args.sections():
             logger.info("=== %s ===", section)
             start, load_before = time.perf_counter(), _load_average()
+            runs[section] = {"command": command, "quick": args.quick, "settings": vars(args),
+                             "started": _now(), "load_average_before": load_before}
+
             def save(partial, section=section):
                 # Incremental results: a long section shows (and keeps) what it has measured so far.
                 results[section] = {**partial, "partial": True}
@@ -78,17 +81,17 @@ def run(args: BenchmarkArguments, argv: list[str] | None = None) -> dict:
                 write_text_atomic(report_path(args), render(results))
 
             results[section] = _section_runner(section)(args, work_dir, save)
-            run_info["section_seconds"][section] = time.perf_counter() - start
             # Other work on a shared machine shows in the load average; a reader of the numbers should see it.
-            run_info.setdefault("load_average", {})[section] = {"before": load_before, "after": _load_average()}
-            if section not in run_info["sections_done"]:
-                run_info["sections_done"].append(section)
-            run_info["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            runs[section].update({"finished": _now(), "seconds": time.perf_counter() - start,
+                                  "load_average_after": _load_average()})
             write_json_atomic(json_path, results)
             write_text_atomic(report_path(args), render(results))
-            logger.info("%s done in %.1f min; results in %s", section, run_info["section_seconds"][section] / 60,
-                        json_path)
+            logger.info("%s done in %.1f min; results in %s", section, runs[section]["seconds"] / 60, json_path)
     return results
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,7 +51,7 @@ class BenchmarkArguments:
     train_compile: str = field(default="eager,compile", metadata={"help": "eager and/or compile (torch.compile)."})
     train_repetitions: int = field(default=5, metadata={"help": "Timed rounds per training config (fp32)."})
     train_steps_per_rep: int = field(default=2, metadata={"help": "Optimiser steps per timed round (fp32)."})
-    bf16_repetitions: int = field(default=3, metadata={"help": "Timed rounds per bf16 config (bf16 can be slow)."})
+    bf16_repetitions: int = field(default=2, metadata={"help": "Timed rounds per bf16 config (bf16 can be slow)."})
     bf16_steps_per_rep: int = field(default=1, metadata={"help": "Steps per timed bf16 round."})
     bf16_policy: str = field(default="auto", metadata={"help": "auto: where the measured bf16 matmul peak is under a "
                                                                "quarter of fp32's (no native bf16), time bf16 at the "
@@ -65,10 +65,10 @@ class BenchmarkArguments:
     profile: bool = field(default=True, metadata={"help": "Record torch.profiler top ops for a train and a "
                                                           "generation step of both models."})
     # Quality: causal LM pretraining (both models, same budget)
-    lm_steps: int = field(default=1300, metadata={"help": "Pretraining steps for each model."})
+    lm_steps: int = field(default=450, metadata={"help": "Pretraining steps for each model."})
     lm_batch_size: int = field(default=16, metadata={"help": "Pretraining batch size (blocks)."})
     lm_block_len: int = field(default=128, metadata={"help": "Pretraining block length (tokens)."})
-    lm_lr: float = field(default=1e-3, metadata={"help": "Peak learning rate (warm-up 5%, cosine to 10%)."})
+    lm_lr: float = field(default=1e-3, metadata={"help": "Peak learning rate (warm-up over 5 percent of the steps, cosine to a tenth)."})
     lm_precision: str = field(default="fp32", metadata={"help": "fp32 or bf16 autocast for pretraining and "
                                                                 "fine-tuning (bf16 only pays where the CPU has "
                                                                 "bf16 matrix instructions)."})
@@ -77,7 +77,7 @@ class BenchmarkArguments:
     n_test_posts: int = field(default=500, metadata={"help": "LCCC posts held out for reply sampling."})
     reply_max_new_tokens: int = field(default=40, metadata={"help": "Longest sampled reply."})
     # Quality: sentiment fine-tuning
-    cls_max_len: int = field(default=192, metadata={"help": "Classifier input length in characters (with specials)."})
+    cls_max_len: int = field(default=160, metadata={"help": "Classifier input length in characters (with specials)."})
     cls_epochs: int = field(default=2, metadata={"help": "Fine-tuning epochs (all freezing modes)."})
     cls_batch_size: int = field(default=32, metadata={"help": "Fine-tuning batch size."})
     cls_lr_none: float = field(default=2e-4, metadata={"help": "Peak LR when nothing is frozen."})
@@ -120,9 +120,9 @@ QUICK = {
     "train_compile": "eager",
     "train_repetitions": 3,
     "train_steps_per_rep": 1,
-    "bf16_repetitions": 2,
+    "bf16_repetitions": 1,
     "generation_repetitions": 3,
-    "lm_steps": 150,
+    "lm_steps": 120,
     "n_valid_pairs": 100,
     "n_valid_dialogs": 10,
     "n_test_posts": 100,

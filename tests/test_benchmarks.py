@@ -333,6 +333,15 @@ def test_quick_mode_keeps_explicit_settings():
         BenchmarkArguments(only="speed,colour")
 
 
+def test_every_setting_has_help_that_argparse_can_format():
+    from dataclasses import fields
+
+    from transformers import HfArgumentParser
+
+    assert all(f.metadata.get("help") for f in fields(BenchmarkArguments))
+    assert "--lm_steps" in HfArgumentParser(BenchmarkArguments).format_help()  # a stray % would raise here
+
+
 def test_targets_judge_each_threshold_in_its_direction():
     results = {"speed": {"training": [{"precision": "fp32", "compile": False, "batch_size": 4, "seq_len": 8,
                                        "ratio": 1.4}],
@@ -397,7 +406,8 @@ def test_run_writes_results_and_report_for_speed_and_quality(tmp_path):
             "--reply_max_new_tokens", "4", "--cls_max_len", "24", "--cls_max_train", "20", "--cls_epochs", "1"]
     assert main(argv) == 0
     results = json.loads((out / "toy.json").read_text(encoding="utf-8"))
-    assert results["run"]["sections_done"] == ["speed", "quality"] and "memory" not in results
+    assert list(results["runs"]) == ["speed", "quality"] and "memory" not in results
+    assert results["runs"]["quality"]["settings"]["lm_steps"] == 5 and results["runs"]["speed"]["seconds"] > 0
     assert "partial" not in results["speed"] and "partial" not in results["quality"]  # completed sections
     assert results["machine"]["cpu_model"]
     train = results["speed"]["training"][0]

@@ -341,7 +341,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tester):
     for checkpointing in (False, True):
         model = tester.lm(seed=9).train()
         if checkpointing:
-            model.gradient_checkpointing_enable()
+            model.activation_checkpointing_enable()
             assert model.is_activation_checkpointing
         model(**batch, labels=batch["input_ids"]).loss.backward()
         grads.append(model.transformer.h[0].attn.c_attn.weight.grad.clone())

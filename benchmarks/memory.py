@@ -69,7 +69,8 @@ def _worker(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     dims = ModelDims(vocab_size=args.vocab_size, n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head,
-                     n_inner=args.n_inner, n_positions=args.n_positions)
+                     n_inner=args.n_inner, n_positions=args.n_positions, dropout=args.dropout,
+                     chargpt_attn_pdrop=args.chargpt_attn_pdrop)
     if args.model == "chargpt-int8":
         from chargpt.quantization import load_int8
 
@@ -111,7 +112,10 @@ def measure(model: str, task: str, dims, batch_size: int, seq_len: int, precisio
         "--new_tokens", str(new_tokens), "--threads", str(threads), "--vocab_size", str(dims.vocab_size),
         "--n_embd", str(dims.n_embd), "--n_layer", str(dims.n_layer), "--n_head", str(dims.n_head),
         "--n_inner", str(dims.n_inner), "--n_positions", str(dims.n_positions),
+        "--dropout", str(dims.dropout),
     ] + (["--int8_dir", int8_dir] if int8_dir else [])
+    if dims.chargpt_attn_pdrop is not None:
+        cmd += ["--chargpt_attn_pdrop", str(dims.chargpt_attn_pdrop)]
     repo_root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo_root, env=env, timeout=timeout)
@@ -133,10 +137,9 @@ def run_memory(args, work_dir: str, save=lambda partial: None) -> dict:
     export's generation when it is available; one subprocess each, run one after another. The int8 export is written
     here first, so that the worker only loads it (exporting runs a check generation that would warm its memory)."""
     from .int8 import export_and_load, int8_unavailable_reason, placeholder_tokenizer
-    from .peers import ModelDims, build_causal_lms
+    from .peers import build_causal_lms, dims_from_args
 
-    dims = ModelDims(vocab_size=args.speed_vocab_size, n_positions=args.n_positions, n_embd=args.n_embd,
-                     n_layer=args.n_layer, n_head=args.n_head, n_inner=args.n_inner, dropout=args.dropout)
+    dims = dims_from_args(args, args.speed_vocab_size)
     runs = []
     generators, int8_dir = ["chargpt", "gpt2"], None
     if int8_unavailable_reason() is None:
@@ -173,6 +176,8 @@ def _parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--n_head", type=int, default=8)
     parser.add_argument("--n_inner", type=int, default=1024)
     parser.add_argument("--n_positions", type=int, default=512)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--chargpt_attn_pdrop", type=float, default=None)
     parser.add_argument("--int8_dir", default=None, help="the int8 export to load for --model chargpt-int8")
     return parser.parse_args(argv)
 

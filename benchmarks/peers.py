@@ -1,10 +1,11 @@
 """The two contenders: CharGPT and transformers' GPT-2 configured with exactly the same dimensions.
 
 The peer is what a user would write instead of installing this package: `GPT2LMHeadModel` /
-`GPT2ForSequenceClassification` with a character vocabulary. Every hyperparameter that changes the work done is
-mirrored (hidden size, heads, layers, feed-forward width, context, vocabulary, activation, dropout, tied embeddings,
-special ids), and the peer uses PyTorch SDPA attention (`attn_implementation="sdpa"`), like CharGPT, so the
-comparison measures the implementations, not a slower attention kernel.
+`GPT2ForSequenceClassification` with a character vocabulary and CharGPT's dimensions (hidden size, heads, layers,
+feed-forward width, context, vocabulary, activation, tied embeddings, special ids), everything else at GPT-2's
+defaults (dropout 0.1 on residuals, embeddings and attention probabilities), with PyTorch SDPA attention
+(`attn_implementation="sdpa"`) like CharGPT. CharGPT runs at its own defaults, whose one difference in work is
+`attn_pdrop=0.0` (GPT-2: 0.1); `ModelDims.chargpt_attn_pdrop` sets it to GPT-2's value for a like-for-like check.
 """
 
 from dataclasses import dataclass
@@ -25,8 +26,16 @@ class ModelDims:
     n_layer: int = 6
     n_head: int = 8
     n_inner: int = 1024
-    dropout: float = 0.1
+    dropout: float = 0.1  # residual and embedding dropout of both; GPT-2's attention dropout
     activation_function: str = "gelu"
+    chargpt_attn_pdrop: float | None = None  # None: CharGPTConfig's default
+
+
+def dims_from_args(args, vocab_size: int) -> ModelDims:
+    """The dimensions a BenchmarkArguments describes, with a given vocabulary."""
+    return ModelDims(vocab_size=vocab_size, n_positions=args.n_positions, n_embd=args.n_embd, n_layer=args.n_layer,
+                     n_head=args.n_head, n_inner=args.n_inner, dropout=args.dropout,
+                     chargpt_attn_pdrop=args.chargpt_attn_pdrop)
 
 
 def _shared_hyperparameters(dims: ModelDims) -> dict:
@@ -41,18 +50,19 @@ def _shared_hyperparameters(dims: ModelDims) -> dict:
         activation_function=dims.activation_function,
         resid_pdrop=dims.dropout,
         embd_pdrop=dims.dropout,
-        attn_pdrop=dims.dropout,
     )
 
 
 def chargpt_config(dims: ModelDims, **extra) -> CharGPTConfig:
-    return CharGPTConfig(**{**_shared_hyperparameters(dims), **extra})
+    attention = {} if dims.chargpt_attn_pdrop is None else {"attn_pdrop": dims.chargpt_attn_pdrop}
+    return CharGPTConfig(**{**_shared_hyperparameters(dims), **attention, **extra})
 
 
 def gpt2_config(dims: ModelDims, **extra) -> GPT2Config:
     """GPT-2 with CharGPT's dimensions and special ids (pad 0, bos 3, eos 4), exact GELU like CharGPT's default."""
     config = GPT2Config(
         **_shared_hyperparameters(dims),
+        attn_pdrop=dims.dropout,
         tie_word_embeddings=True,
         pad_token_id=0,
         bos_token_id=3,

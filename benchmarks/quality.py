@@ -38,7 +38,7 @@ from .loop import (
     train_lm,
 )
 from .metrics import classification_scores, distinct_n, repetition_share
-from .peers import ModelDims, build_causal_lms, classifier_from_lm
+from .peers import ModelDims, build_causal_lms, classifier_from_lm, dims_from_args
 
 
 logger = logging.getLogger(__name__)
@@ -203,8 +203,7 @@ def run_quality(args, work_dir: str, save=lambda partial: None) -> dict:
     corpora = build_corpora(args)
     tokenizer = corpora["tokenizer"]
     blocks = pack_blocks([encode_dialog(tokenizer, d) for d in corpora["pretrain_dialogs"]], args.lm_block_len)
-    dims = ModelDims(vocab_size=len(tokenizer), n_positions=args.n_positions, n_embd=args.n_embd,
-                     n_layer=args.n_layer, n_head=args.n_head, n_inner=args.n_inner, dropout=args.dropout)
+    dims = dims_from_args(args, len(tokenizer))
     lms = build_causal_lms(dims, seed=args.seed)
     result = {"data": corpora["description"], "dims": vars(dims), "pretraining": {"corpus_tokens": int(blocks.numel())},
               "timings": {"data_s": time.perf_counter() - start}}

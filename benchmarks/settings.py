@@ -42,7 +42,10 @@ class BenchmarkArguments:
     n_head: int = field(default=8, metadata={"help": "Attention heads."})
     n_inner: int = field(default=1024, metadata={"help": "Feed-forward width."})
     n_positions: int = field(default=512, metadata={"help": "Context length."})
-    dropout: float = field(default=0.1, metadata={"help": "Dropout of both models (CharGPTConfig's default)."})
+    dropout: float = field(default=0.1, metadata={"help": "Residual and embedding dropout of both models and GPT-2's "
+                                                          "attention dropout (0.1: both libraries' defaults)."})
+    chargpt_attn_pdrop: float | None = field(default=None, metadata={"help": "CharGPT's attention dropout; default: "
+                                                                             "CharGPTConfig's own (0.0)."})
     speed_vocab_size: int = field(default=6000,
                                   metadata={"help": "Vocabulary of the random-weight models in the speed/memory runs."})
     # Speed
@@ -59,9 +62,9 @@ class BenchmarkArguments:
     generation_batches: str = field(default="1,8", metadata={"help": "Generation batch sizes."})
     generation_new_tokens: int = field(default=128, metadata={"help": "New tokens per generation call."})
     generation_repetitions: int = field(default=5, metadata={"help": "Timed rounds per generation config."})
-    attn_dropout_probe: bool = field(default=True, metadata={"help": "Also time CharGPT with attn_pdrop=0 against "
-                                                                     "GPT-2 as configured (fp32 eager, last training "
-                                                                     "shape): evidence for a proposed default."})
+    matched_dropout_probe: bool = field(default=True, metadata={"help": "Also time CharGPT with GPT-2's attention "
+                                                                        "dropout (fp32 eager, last training shape): "
+                                                                        "a like-for-like check of the implementations."})
     profile: bool = field(default=True, metadata={"help": "Record torch.profiler top ops for a train and a "
                                                           "generation step of both models."})
     # Quality: causal LM pretraining (both models, same budget)
@@ -80,8 +83,11 @@ class BenchmarkArguments:
     cls_max_len: int = field(default=160, metadata={"help": "Classifier input length in characters (with specials)."})
     cls_epochs: int = field(default=2, metadata={"help": "Fine-tuning epochs (all freezing modes)."})
     cls_batch_size: int = field(default=32, metadata={"help": "Fine-tuning batch size."})
-    cls_lr_none: float = field(default=2e-4, metadata={"help": "Peak LR when nothing is frozen."})
-    cls_lr_last2: float = field(default=3e-4, metadata={"help": "Peak LR when all but the last two blocks are frozen."})
+    cls_lr_none: float = field(default=6e-4, metadata={"help": "Peak LR when nothing is frozen (chosen on 400 reviews "
+                                                                 "held out of the TRAINING split, never the test set: "
+                                                                 "86.3 percent after one epoch against 82.0 at 2e-4)."})
+    cls_lr_last2: float = field(default=6e-4, metadata={"help": "Peak LR when all but the last two blocks are frozen "
+                                                                  "(set like none's; not tuned separately)."})
     cls_lr_all: float = field(default=3e-3, metadata={"help": "Peak LR when only the head trains."})
     cls_max_train: int | None = field(default=None, metadata={"help": "Cap on balanced training reviews."})
     peer_freezing: str = field(default="none,all,last-2", metadata={"help": "Freezing modes also run for GPT-2."})

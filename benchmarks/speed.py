@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from transformers import GenerationConfig
 
 from .common import best_ratio, interleaved_times, median, paired_ratio
-from .peers import ModelDims, build_causal_lms, parameter_count
+from .peers import ModelDims, build_causal_lms, dims_from_args, parameter_count
 
 
 logger = logging.getLogger(__name__)
@@ -232,8 +232,7 @@ def gpu_half_generation(dims: ModelDims, batch_sizes, new_tokens: int, repetitio
 def run_speed(args, work_dir: str, save=lambda partial: None) -> dict:
     """The whole speed section. Cheap, decisive measurements first (fp32 eager training, generation, profiles), then
     the slow ones (compiled and bf16 training); `save(result)` is called after each step with the results so far."""
-    dims = ModelDims(vocab_size=args.speed_vocab_size, n_positions=args.n_positions, n_embd=args.n_embd,
-                     n_layer=args.n_layer, n_head=args.n_head, n_inner=args.n_inner, dropout=args.dropout)
+    dims = dims_from_args(args, args.speed_vocab_size)
     precisions = [p.strip() for p in args.train_precisions.split(",") if p.strip()]
     modes = [m.strip() for m in args.train_compile.split(",") if m.strip()]
     result = {"dims": vars(dims), "matmul_peak": {}, "training": [], "probes": []}
@@ -248,15 +247,14 @@ def run_speed(args, work_dir: str, save=lambda partial: None) -> dict:
     for config in configs[:first_slow]:
         result["training"].append(_training_config(args, dims, result["matmul_peak"], *config))
         save(result)
-    if args.attn_dropout_probe:
-        # Not like-for-like: CharGPT without attention dropout (a proposed default, which lets SDPA use its fused
-        # kernel instead of materialising and masking the attention matrix) against GPT-2 as configured.
+    if args.matched_dropout_probe:
+        # Like-for-like implementation check: CharGPT with GPT-2's attention dropout, so both do the same work.
         batch_size, seq_len = args.shapes()[-1]
         peak = result["matmul_peak"].get("fp32", {}).get("gflops")
         result["probes"].append(training_throughput(
             dims, batch_size, seq_len, "fp32", False, peak, repetitions=args.train_repetitions,
-            steps_per_rep=args.train_steps_per_rep, seed=args.seed, chargpt_overrides={"attn_pdrop": 0.0}))
-        logger.info("probe attn_pdrop=0: ratio %.2f", result["probes"][-1]["ratio"])
+            steps_per_rep=args.train_steps_per_rep, seed=args.seed, chargpt_overrides={"attn_pdrop": dims.dropout}))
+        logger.info("probe CharGPT attn_pdrop=%s: ratio %.2f", dims.dropout, result["probes"][-1]["ratio"])
     models = _generation_section(args, dims, work_dir, result)
     result["gpu_half_generation"] = gpu_half_generation(dims, args.generation_batch_sizes(),
                                                         args.generation_new_tokens, args.generation_repetitions)

@@ -75,6 +75,18 @@ def test_peer_gpt2_matches_chargpt_size_and_uses_sdpa():
     assert peer.lm_head.weight is peer.transformer.wte.weight  # tied, like CharGPT
 
 
+def test_each_model_keeps_its_own_dropout_defaults_unless_matched():
+    from chargpt import CharGPTConfig
+
+    dims = ModelDims(vocab_size=64, n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=64, dropout=0.1)
+    models = build_causal_lms(dims)
+    assert models["chargpt"].config.attn_pdrop == CharGPTConfig().attn_pdrop  # the package's default
+    assert models["chargpt"].config.resid_pdrop == models["gpt2"].config.resid_pdrop == 0.1
+    assert models["gpt2"].config.attn_pdrop == 0.1  # GPT-2's default
+    matched = build_causal_lms(dims, chargpt_overrides={"attn_pdrop": 0.1})["chargpt"]
+    assert matched.config.attn_pdrop == 0.1
+
+
 @pytest.mark.parametrize("name", ["chargpt", "gpt2"])
 def test_classifier_from_lm_copies_every_decoder_weight(name):
     lm = build_causal_lms(TINY, seed=3)[name]
@@ -360,8 +372,12 @@ def test_report_renders_skipped_and_failed_training_configs_with_their_reason():
          "reason": "no native bf16"},
         {"precision": "fp32", "compile": True, "batch_size": 4, "seq_len": 8, "status": "failed",
          "error": "CompilerError: no cc"}]}}
+    results["memory"] = {"method": "m", "runs": [
+        {"model": m, "task": "train", "batch_size": 4, "seq_len": 8, "peak_mib": peak, "increase_mib": 1.0}
+        for m, peak in (("chargpt", 150.0), ("gpt2", 200.0))]}
     text = report.render(results)
     assert "skipped: no native bf16" in text and "failed: CompilerError: no cc" in text
+    assert "| chargpt | train | 4x8 | 150.00 | 1.00 | 0.750 |" in text  # peak over the peer's at the same shape
     assert [t["met"] for t in report.targets(results)] == [None, None]  # not measured, never "missed"
 
 

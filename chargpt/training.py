@@ -764,6 +764,17 @@ def _check_evaluation(training_args: TrainingArguments, has_validation: bool) ->
         )
 
 
+def _train_and_evaluate(trainer, splits, checkpoint) -> dict:
+    """Train (resuming from `checkpoint` if given), then evaluate on the validation and test splits present."""
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    results = {"train": {**train_result.metrics, "train_samples": len(splits["train"])}}
+    if "validation" in splits:
+        results["eval"] = trainer.evaluate()
+    if "test" in splits:
+        results["test"] = trainer.evaluate(splits["test"], metric_key_prefix="test")
+    return results
+
+
 def train_causal_lm(
     model_args: LMModelArguments,
     data_args: DialogueDataArguments,
@@ -796,12 +807,7 @@ def train_causal_lm(
         processing_class=tokenizer,
         callbacks=callbacks,
     )
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
-    results = {"train": {**train_result.metrics, "train_samples": len(datasets_["train"])}}
-    if "validation" in datasets_:
-        results["eval"] = trainer.evaluate()
-    if "test" in datasets_:
-        results["test"] = trainer.evaluate(datasets_["test"], metric_key_prefix="test")
+    results = _train_and_evaluate(trainer, datasets_, checkpoint)
     extra = {
         "data_summary.json": {
             **summaries,
@@ -936,12 +942,7 @@ def train_classifier(
         compute_metrics=classification_metrics(len(names)),
         callbacks=callbacks,
     )
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
-    results = {"train": {**train_result.metrics, "train_samples": len(features["train"])}}
-    if "validation" in features:
-        results["eval"] = trainer.evaluate()
-    if "test" in features:
-        results["test"] = trainer.evaluate(features["test"], metric_key_prefix="test")
+    results = _train_and_evaluate(trainer, features, checkpoint)
     extra = {
         "data_summary.json": {
             **summaries,

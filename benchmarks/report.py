@@ -37,6 +37,9 @@ def targets(results: dict) -> list[dict]:
         if run["batch_size"] == 1:
             out.append(target(f"generation batch 1 {mode}: CharGPT / GPT-2 tokens/s",
                               run["speedups"].get("chargpt/gpt2"), 1.5))
+            if "chargpt-static-compiled/gpt2" in run["speedups"]:
+                out.append(target(f"generation batch 1 {mode}: CharGPT static cache + compile / GPT-2 tokens/s",
+                                  run["speedups"]["chargpt-static-compiled/gpt2"], 1.5))
         if "chargpt-int8/chargpt" in run["speedups"]:
             out.append(target(f"generation batch {run['batch_size']} {mode}: int8 / fp32 tokens/s",
                               run["speedups"]["chargpt-int8/chargpt"], 1.5))
@@ -144,6 +147,18 @@ def _speed_md(speed: dict) -> list[str]:
                      _fmt(best.get("chargpt-int8/chargpt"), 3)])
     lines += _table(["batch", "decoding", "CharGPT fp32 tok/s", "GPT-2 tok/s", "CharGPT / GPT-2", "(best-of)",
                      "int8 tok/s", "int8 / fp32", "(best-of)"], rows)
+    static_rows = [[r["batch_size"], "sampling" if r["sample"] else "greedy",
+                    r["chargpt-static-compiled"]["tokens_per_s"], r["chargpt"]["tokens_per_s"],
+                    r["gpt2"]["tokens_per_s"],
+                    _fmt(r["speedups"].get("chargpt-static-compiled/chargpt"), 3),
+                    _fmt(r["speedups"].get("chargpt-static-compiled/gpt2"), 3)]
+                   for r in speed.get("generation", []) if "chargpt-static-compiled" in r]
+    if static_rows:
+        lines += ["CharGPT's `generate(cache_implementation=\"static\")` with transformers' generate-time "
+                  "compilation of the forward (`CompileConfig`, switched on for the CPU; compilation happens in the "
+                  "warm-up round), same weights and prompt:", ""]
+        lines += _table(["batch", "decoding", "static + compile tok/s", "CharGPT dynamic tok/s", "GPT-2 tok/s",
+                         "static / dynamic", "static / GPT-2"], static_rows)
     int8 = speed.get("int8_export", {})
     if int8.get("status") == "run":
         lines += [f"int8 export size: {int8['int8_weights_bytes'] / 2**20:.2f} MiB against "

@@ -62,6 +62,9 @@ class BenchmarkArguments:
     generation_batches: str = field(default="1,8", metadata={"help": "Generation batch sizes."})
     generation_new_tokens: int = field(default=128, metadata={"help": "New tokens per generation call."})
     generation_repetitions: int = field(default=5, metadata={"help": "Timed rounds per generation config."})
+    generation_static_compiled: bool = field(default=True, metadata={"help": "At batch 1 also time CharGPT's "
+                                                                              "generate() with a static KV cache "
+                                                                              "and a compiled forward."})
     matched_dropout_probe: bool = field(default=True, metadata={"help": "Also time CharGPT with GPT-2's attention "
                                                                         "dropout (fp32 eager, last training shape): "
                                                                         "a like-for-like check of the implementations."})
@@ -124,6 +127,7 @@ class BenchmarkArguments:
 QUICK = {
     "train_shapes": "32x64,16x256",
     "train_compile": "eager",
+    "generation_static_compiled": False,
     "train_repetitions": 3,
     "train_steps_per_rep": 1,
     "bf16_repetitions": 1,

@@ -5,12 +5,13 @@ repetitions after warm-up plus the median of the per-round ratios (see common.in
 """
 
 import contextlib
+import copy
 import logging
 import time
 
 import torch
 import torch.nn.functional as F
-from transformers import GenerationConfig
+from transformers import CompileConfig, GenerationConfig
 
 from .common import best_ratio, interleaved_times, median, paired_ratio
 from .peers import ModelDims, build_causal_lms, dims_from_args, parameter_count
@@ -154,6 +155,29 @@ def generate_closure(model, prompt: torch.Tensor, config: GenerationConfig):
             raise RuntimeError(f"generate returned {out.shape[1] - prompt.shape[1]} new tokens, not {config.max_new_tokens}")
 
     return run
+
+
+class StaticCacheGenerate:
+    """A contender that decodes with CharGPT's `generate(cache_implementation="static")`, the forward compiled by
+    transformers' own generate-time compilation (which by default only compiles on accelerators; `compile=True` turns
+    it on for the CPU too). The same model and weights as the plain contender: this measures the decode path."""
+
+    def __init__(self, model, compile: bool = True):
+        self.model, self.compile = model, compile
+
+    def eval(self):
+        self.model.eval()
+        return self
+
+    def generate(self, generation_config: GenerationConfig, **kwargs):
+        config = copy.deepcopy(generation_config)
+        config.cache_implementation = "static"
+        if self.compile:
+            config.compile_config = CompileConfig(fullgraph=False, dynamic=False, mode="default")
+            config.compile_config._compile_all_devices = True
+        else:
+            config.disable_compile = True
+        return self.model.generate(generation_config=config, **kwargs)
 
 
 def generation_throughput(
@@ -310,7 +334,12 @@ def _generation_section(args, dims: ModelDims, work_dir: str, result: dict) -> d
     result["generation"] = []
     for batch_size in args.generation_batch_sizes():
         for sample in (False, True):
-            record = generation_throughput(contenders, dims.vocab_size, batch_size, sample, speedups,
+            runs, pairs = dict(contenders), list(speedups)
+            if batch_size == 1 and args.generation_static_compiled:
+                # Batch 1 is where per-step overhead dominates: also time the static-cache, compiled decode path.
+                runs["chargpt-static-compiled"] = StaticCacheGenerate(models["chargpt"])
+                pairs += [("chargpt-static-compiled", "gpt2"), ("chargpt-static-compiled", "chargpt")]
+            record = generation_throughput(runs, dims.vocab_size, batch_size, sample, pairs,
                                            new_tokens=args.generation_new_tokens,
                                            repetitions=args.generation_repetitions, seed=args.seed)
             result["generation"].append(record)

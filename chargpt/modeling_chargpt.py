@@ -228,7 +228,10 @@ class CharGPTModel(CharGPTPreTrainedModel):
         if position_ids is None:
             position_ids = self._position_ids(attention_mask, B, T, past_len, inputs_embeds.device)
         hidden_states = self.drop(inputs_embeds + self.wpe(position_ids))
-        attn_mask, is_causal = self._attention_mask(attention_mask, T, past_len, inputs_embeds.device)
+        kv_len = self._key_length(past_key_values if use_cache else None, T, past_len)
+        attn_mask, is_causal = self._attention_mask(
+            attention_mask, T, past_len, inputs_embeds.device, kv_len
+        )
 
         all_hidden, all_attn = (), ()
         for block in self.h:
@@ -311,21 +314,49 @@ class CharGPTModel(CharGPTPreTrainedModel):
         return torch.arange(past_len, past_len + T, device=device).unsqueeze(0).expand(B, T)
 
     @staticmethod
-    def _attention_mask(attention_mask, T, past_len, device):
-        """Return (attn_mask, is_causal) for SDPA. Without padding no mask tensor is built: the causal flag (no
-        cache) or nothing (one new token attends to the whole cache) lets SDPA pick its fastest kernel."""
+    def _key_length(cache, T, past_len):
+        """How many keys attention will see after this call's cache update: past_len + T for a cache that holds
+        exactly the tokens seen (DynamicCache), the whole preallocated buffer for a StaticCache."""
+        if cache is None:
+            return past_len + T
+        kv_len, kv_offset = cache.get_mask_sizes(T, 0)
+        if not isinstance(kv_offset, int) or kv_offset != 0:
+            raise ValueError(
+                f"{type(cache).__name__} returns keys from offset {kv_offset} (a sliding-window cache); CharGPT "
+                f"attends to the whole context. Use DynamicCache or StaticCache "
+                f"(generate(cache_implementation='static'))."
+            )
+        return kv_len
+
+    @staticmethod
+    def _attention_mask(attention_mask, T, past_len, device, kv_len=None):
+        """Return (attn_mask, is_causal) for SDPA, for queries at positions past_len .. past_len + T - 1 against
+        kv_len keys (default past_len + T; more for a preallocated static cache, whose unused slots are masked).
+        Without padding no mask tensor is built where none is needed: the causal flag (no cache) or nothing (one new
+        token attends to the whole cache) lets SDPA pick its fastest kernel."""
         if attention_mask is not None and attention_mask.dim() == 4:
             return attention_mask, False
-        no_padding = attention_mask is None or bool(attention_mask.all())
-        if no_padding and past_len == 0:
+        kv_len = past_len + T if kv_len is None else kv_len
+        # Under torch.compile (a static cache's decode step, where past_len is a tensor) the mask is always built:
+        # testing the padding or the cache length would be a data-dependent graph break.
+        compiling = torch.compiler.is_compiling()
+        no_padding = attention_mask is None or (not compiling and bool(attention_mask.all()))
+        known_past = isinstance(past_len, int)
+        exact = known_past and isinstance(kv_len, int) and kv_len == past_len + T
+        if no_padding and known_past and past_len == 0 and (exact or T > 1):
+            # Causal from the top left: query i sees keys 0..i, also when the buffer behind them is longer.
             return None, T > 1
-        if no_padding and T == 1:
+        if no_padding and T == 1 and exact:
             return None, False
-        # (T, past_len + T): query i (at absolute position past_len + i) sees keys 0 .. past_len + i
-        causal = torch.ones(T, past_len + T, dtype=torch.bool, device=device).tril(diagonal=past_len)
-        mask = causal[None, None]  # (1, 1, T, T_kv)
+        # (T, kv_len): query i (at absolute position past_len + i) sees keys 0 .. past_len + i; slots after the
+        # last written one (a static cache's empty buffer) are excluded by the same comparison.
+        query_pos = torch.arange(T, device=device)[:, None] + past_len
+        mask = (torch.arange(kv_len, device=device)[None, :] <= query_pos)[None, None]  # (1, 1, T, kv_len)
         if not no_padding:
-            mask = mask & attention_mask.bool()[:, None, None, :]  # (B, 1, T, T_kv)
+            padding = attention_mask.bool()
+            if padding.shape[-1] < kv_len:
+                padding = F.pad(padding, (0, kv_len - padding.shape[-1]), value=False)
+            mask = mask & padding[:, None, None, :]  # (B, 1, T, kv_len)
             # A query at a left-padding position sees no key at all and SDPA would return NaN there; let it see every
             # key instead. Its output is never used: no real token attends to a padding key.
             mask = mask | ~mask.any(dim=-1, keepdim=True)

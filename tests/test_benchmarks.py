@@ -130,6 +130,28 @@ def test_generation_throughput_generates_exactly_the_new_tokens_for_every_conten
     assert result["gpt2"]["tokens_per_s"] == pytest.approx(2 * 5 / common.median(result["gpt2"]["times_s"]))
 
 
+def test_static_cache_contender_generates_what_the_dynamic_cache_does():
+    model = build_causal_lms(TINY)["chargpt"].eval()
+    prompt = torch.tensor([[5, 6, 7, 8]])
+    config = speed.generation_config(6, sample=False)
+    static = speed.StaticCacheGenerate(model, compile=False).eval()
+    with torch.inference_mode():
+        expected = model.generate(input_ids=prompt, generation_config=config)
+        got = static.generate(input_ids=prompt, generation_config=config)
+    assert torch.equal(got, expected)
+    assert config.cache_implementation is None  # the caller's config is not changed
+    contenders = {"chargpt": model, "gpt2": build_causal_lms(TINY)["gpt2"], "chargpt-static-compiled": static}
+    pairs = [("chargpt-static-compiled", "gpt2"), ("chargpt-static-compiled", "chargpt")]
+    result = speed.generation_throughput(contenders, TINY.vocab_size, batch_size=1, sample=False, new_tokens=4,
+                                         prompt_len=3, repetitions=1, speedups=pairs)
+    assert set(result["speedups"]) == {"chargpt-static-compiled/gpt2", "chargpt-static-compiled/chargpt"}
+    record = {**result, "speedups": {**result["speedups"], "chargpt/gpt2": 1.0}}
+    text = "\n".join(report._speed_md({"generation": [record]}))
+    assert "static + compile tok/s" in text
+    names = [t["name"] for t in report.targets({"speed": {"generation": [result]}})]
+    assert "generation batch 1 greedy: CharGPT static cache + compile / GPT-2 tokens/s" in names
+
+
 def test_generate_closure_refuses_short_generations():
     model = build_causal_lms(TINY)["chargpt"].eval()
     config = speed.generation_config(4, sample=False)

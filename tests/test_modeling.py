@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, StaticCache
 
 from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTForSequenceClassification, CharGPTModel, mean_pool
 
@@ -203,6 +203,28 @@ def test_cached_incremental_forward_matches_full_forward(tester):
     for t in range(5, ids.shape[1]):
         steps.append(model(input_ids=ids[:, t : t + 1], past_key_values=first.past_key_values, use_cache=True).logits)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_static_cache_steps_match_the_full_forward(tester):
+    # A StaticCache hands attention its whole preallocated buffer; the empty slots after the written ones must be
+    # masked out, or every cached step attends to zero keys and drifts from the full forward.
+    model = tester.model(seed=1, initializer_range=0.5)
+    ids = tester.batch(("今天天气很好，我们去公园",))["input_ids"]
+    full = model(input_ids=ids, use_cache=False).logits
+    cache = StaticCache(config=model.config, max_cache_len=ids.shape[1] + 9)
+    steps = [model(input_ids=ids[:, :5], past_key_values=cache, use_cache=True).logits]
+    for t in range(5, ids.shape[1]):
+        steps.append(model(input_ids=ids[:, t : t + 1], past_key_values=cache, use_cache=True).logits)
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_static_cache_generation_equals_dynamic_on_a_left_padded_batch(tester):
+    model = tester.model(seed=2, initializer_range=0.5)
+    batch = tester.batch(["你好", "今天天气很好，我们", "我喜欢看"], padding_side="left")
+    kwargs = dict(do_sample=False, max_new_tokens=12, eos_token_id=None, pad_token_id=0)
+    dynamic = model.generate(**batch, **kwargs)
+    static = model.generate(**batch, cache_implementation="static", **kwargs)
+    assert torch.equal(static, dynamic)
 
 
 def test_greedy_generation_is_identical_with_and_without_cache(tester):

@@ -91,12 +91,18 @@ def load_config(model_dir, trust_remote_code: bool = False):
         from .configuration_chargpt import CharGPTConfig
 
         return CharGPTConfig.from_pretrained(model_dir)
+    return _auto_load(AutoConfig, model_dir, "the model configuration", trust_remote_code)
+
+
+def _auto_load(auto_class, model_dir, what: str, trust_remote_code: bool):
+    """auto_class.from_pretrained(model_dir), with loading failures turned into one error that names the directory
+    and the likely fix."""
     try:
-        return AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+        return auto_class.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     except (ValueError, OSError, KeyError) as err:
         raise ValueError(
-            f"Could not read the model configuration in {model_dir}: {err}\nIf this directory carries its own "
-            f"modeling code (an auto_map in config.json), pass --trust_remote_code to run that code."
+            f"Could not load {what} in {model_dir}: {err}\nIf this directory carries its own code (an auto_map in "
+            f"config.json or tokenizer_config.json), pass --trust_remote_code to run that code."
         ) from err
 
 
@@ -124,14 +130,7 @@ def _check_task(model_dir, config, task: str):
 
 
 def load_tokenizer(model_dir, trust_remote_code: bool = False):
-    model_dir = check_model_dir(model_dir)
-    try:
-        return AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-    except (ValueError, OSError, KeyError) as err:
-        raise ValueError(
-            f"Could not load the tokenizer in {model_dir}: {err}\nIf the directory carries its own tokenizer code, "
-            f"pass --trust_remote_code."
-        ) from err
+    return _auto_load(AutoTokenizer, check_model_dir(model_dir), "the tokenizer", trust_remote_code)
 
 
 def load_model(model_dir, task: str = "causal-lm", device: str = "cpu", dtype: str = "auto",

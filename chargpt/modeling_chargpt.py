@@ -372,6 +372,10 @@ class CharGPTForCausalLM(CharGPTPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.transformer = CharGPTModel(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_word_embeddings:
+            # The tied head is never written to a checkpoint; naming it here tells Trainer that its absence when
+            # reloading the best checkpoint is expected (it re-ties instead of warning about a missing key).
+            self._keys_to_ignore_on_save = {"lm_head.weight"}
         self.post_init()
         self.generation_config = default_generation_config(config)
 

@@ -328,6 +328,22 @@ def test_save_load_round_trip_gives_equal_outputs_and_keeps_embeddings_tied(test
     assert torch.equal(loaded.lm_head.weight, loaded.transformer.wte.weight)
 
 
+def test_tied_head_is_left_out_of_checkpoints_and_untied_head_is_kept(tester, tmp_path):
+    from safetensors.torch import load_file
+
+    tied = tester.lm()
+    tied.save_pretrained(tmp_path / "tied")
+    saved = load_file(tmp_path / "tied" / "model.safetensors")
+    assert "lm_head.weight" not in saved
+    # What Trainer checks when it reloads the best checkpoint: the missing keys are exactly the ignored ones.
+    missing = tied.load_state_dict(saved, strict=False).missing_keys
+    assert set(missing) == set(tied._keys_to_ignore_on_save) == {"lm_head.weight"}
+    untied = tester.model(tie_word_embeddings=False)
+    untied.save_pretrained(tmp_path / "untied")
+    assert "lm_head.weight" in load_file(tmp_path / "untied" / "model.safetensors")
+    assert not untied._keys_to_ignore_on_save
+
+
 def test_causal_lm_checkpoint_loads_into_classifier_with_a_new_head(tester, tmp_path):
     lm = tester.lm(seed=8)
     lm.save_pretrained(tmp_path)

@@ -7,6 +7,7 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 _ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu")
+_POOLINGS = ("last", "mean")
 
 
 class CharGPTConfig(PreTrainedConfig):
@@ -40,6 +41,9 @@ class CharGPTConfig(PreTrainedConfig):
         pad_token_id / bos_token_id / eos_token_id / sep_token_id: special token ids, matching `CharGPTTokenizer`
             (`<pad>`=0, `<unk>`=1, `<sep>`=2, `<bos>`=3, `<eos>`=4).
         tie_word_embeddings (`bool`, defaults to `True`): share the input embedding with the LM head.
+        classifier_pooling (`str`, defaults to `"last"`): what `CharGPTForSequenceClassification` classifies:
+            `"last"`, the hidden state of each sequence's last real token (GPT-2's choice), or `"mean"`, the mean of
+            the hidden states of all its real tokens (padding excluded).
 
     Example:
 
@@ -78,6 +82,7 @@ class CharGPTConfig(PreTrainedConfig):
     bos_token_id: int | None = 3
     eos_token_id: int | list[int] | None = 4
     tie_word_embeddings: bool = True
+    classifier_pooling: str = "last"
 
     def __post_init__(self, **kwargs):
         self._check_values()
@@ -103,6 +108,10 @@ class CharGPTConfig(PreTrainedConfig):
             raise ValueError(f"CharGPTConfig.layer_norm_epsilon must be > 0, got {self.layer_norm_epsilon!r}.")
         if not self.initializer_range > 0:
             raise ValueError(f"CharGPTConfig.initializer_range must be > 0, got {self.initializer_range!r}.")
+        if self.classifier_pooling not in _POOLINGS:
+            raise ValueError(
+                f"CharGPTConfig.classifier_pooling must be one of {_POOLINGS}, got {self.classifier_pooling!r}."
+            )
         if self.activation_function not in _ACTIVATIONS:
             raise ValueError(
                 f"CharGPTConfig.activation_function must be one of {_ACTIVATIONS}, got {self.activation_function!r}."

@@ -448,7 +448,8 @@ class CharGPTForCausalLM(CharGPTPreTrainedModel, GenerationMixin):
 
 
 class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
-    """CharGPT with a linear head on the hidden state of each sequence's last non-padding token."""
+    """CharGPT with a linear head on the hidden state of each sequence's last non-padding token, or on the mean over
+    its non-padding tokens (`config.classifier_pooling`)."""
 
     # The loss is a plain mean over the batch; Trainer must not rescale it by the number of processes.
     accepts_loss_kwargs = False
@@ -481,9 +482,10 @@ class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
                 floats (multi-label, BCE). `config.problem_type` picks the loss; if unset it is inferred from
                 `num_labels` and the labels' dtype, as in transformers.
 
-            Other arguments as in [`CharGPTModel.forward`]. The pooled token is the last position where
-            `attention_mask` is 1 (else the last token that is not `pad_token_id`), so left and right padding both
-            work.
+            Other arguments as in [`CharGPTModel.forward`]. Real tokens are the positions where `attention_mask`
+            is 1 (else the tokens that are not `pad_token_id`), so left and right padding both work; the pooled
+            state is the last real token's (`classifier_pooling="last"`) or the mean over the real tokens
+            (`"mean"`).
 
         Returns:
             [`~transformers.modeling_outputs.SequenceClassifierOutputWithPast`].
@@ -500,8 +502,16 @@ class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
         )
         hidden_states = outputs.last_hidden_state  # (B, T, C)
         B, T = hidden_states.shape[:2]
-        last = self._last_token_index(input_ids, attention_mask, B, T, hidden_states.device)
-        pooled_logits = self.score(hidden_states[torch.arange(B, device=hidden_states.device), last])  # (B, L)
+        real = self._real_tokens(input_ids, attention_mask, B, T, hidden_states.device)  # (B, T) bool or None
+        if self.config.classifier_pooling == "mean":
+            pooled = mean_pool(hidden_states, real)  # (B, C)
+        else:
+            if real is None:
+                last = torch.full((B,), T - 1, dtype=torch.long, device=hidden_states.device)
+            else:
+                last = (torch.arange(T, device=hidden_states.device) * real).argmax(dim=-1)  # rightmost real token
+            pooled = hidden_states[torch.arange(B, device=hidden_states.device), last]  # (B, C)
+        pooled_logits = self.score(pooled)  # (B, num_labels)
 
         loss = None
         if labels is not None:
@@ -514,18 +524,15 @@ class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
             attentions=outputs.attentions,
         )
 
-    def _last_token_index(self, input_ids, attention_mask, B, T, device):
-        """Index (B,) of the rightmost real token of each row."""
-        positions = torch.arange(T, device=device)
+    def _real_tokens(self, input_ids, attention_mask, B, T, device):
+        """(B, T) bool mask of the real (non-padding) tokens, or None when nothing tells them apart."""
         if attention_mask is not None and attention_mask.dim() == 2:
-            real = attention_mask[:, -T:].to(device).bool()
-        elif input_ids is not None and self.config.pad_token_id is not None:
-            real = input_ids.to(device) != self.config.pad_token_id
-        else:
-            if B > 1 and input_ids is None:
-                logger.warning_once("No attention_mask with inputs_embeds: pooling the last position of each row.")
-            return torch.full((B,), T - 1, device=device, dtype=torch.long)
-        return (positions * real).argmax(dim=-1)
+            return attention_mask[:, -T:].to(device).bool()
+        if input_ids is not None and self.config.pad_token_id is not None:
+            return input_ids.to(device) != self.config.pad_token_id
+        if B > 1 and input_ids is None:
+            logger.warning_once("No attention_mask with inputs_embeds: every position counts as a real token.")
+        return None
 
     def _loss(self, logits, labels):
         if self.config.problem_type is None:

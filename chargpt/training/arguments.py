@@ -153,6 +153,17 @@ class ClassifierModelArguments:
     min_new_char_frequency: int = field(
         default=1, metadata={"help": "Add a missing character only if seen this many times in the training texts."}
     )
+    pooling: str | None = field(
+        default=None,
+        metadata={
+            "help": "What the head classifies: 'last' (the last real token's hidden state) or 'mean' (the mean over "
+            "the real tokens); default: the checkpoint's own setting ('last' for a causal LM)."
+        },
+    )
+
+    def __post_init__(self):
+        if self.pooling not in (None, "last", "mean"):
+            raise ValueError(f"--pooling must be 'last' or 'mean', got {self.pooling!r}.")
 
 
 @dataclass

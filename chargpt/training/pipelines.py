@@ -154,6 +154,7 @@ def train_classifier(
         id2label=dict(enumerate(names)),
         label2id={n: i for i, n in enumerate(names)},
         problem_type="single_label_classification",
+        **({"classifier_pooling": model_args.pooling} if model_args.pooling else {}),
     )
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))  # new rows start at the mean of the old embeddings

@@ -1,10 +1,21 @@
 """CharGPT model configuration."""
 
+import transformers
+from packaging import version
 from transformers import PreTrainedConfig
 from transformers.utils import logging
 
 
 logger = logging.get_logger(__name__)
+
+# The oldest transformers whose model contract CharGPT follows (dataclass configs arrived in 5.4); CI tests this one
+# and the newest. Checked here too because a saved directory's code runs with whatever transformers its user has.
+MIN_TRANSFORMERS_VERSION = "5.4.0"
+if version.parse(transformers.__version__) < version.parse(MIN_TRANSFORMERS_VERSION):
+    raise ImportError(
+        f"CharGPT needs transformers>={MIN_TRANSFORMERS_VERSION}, but transformers {transformers.__version__} is "
+        f"installed. Upgrade it: pip install -U 'transformers>={MIN_TRANSFORMERS_VERSION},<6'."
+    )
 
 _ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu")
 _POOLINGS = ("last", "mean")
@@ -54,7 +65,7 @@ class CharGPTConfig(PreTrainedConfig):
     """
 
     model_type = "chargpt"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["past_key_values", "cache"]
     attribute_map = {
         "hidden_size": "n_embd",
         "max_position_embeddings": "n_positions",

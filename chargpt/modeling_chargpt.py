@@ -1,6 +1,7 @@
 """PyTorch CharGPT: a pre-LayerNorm GPT decoder over characters, with causal-LM and classification heads."""
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -14,12 +15,19 @@ from transformers.modeling_outputs import (
     CausalLMOutputWithPast,
     SequenceClassifierOutputWithPast,
 )
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import can_return_tuple, logging
+from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_chargpt import CharGPTConfig
 
 
 logger = logging.get_logger(__name__)
+
+# The name transformers gives the key/value cache, both as a forward() argument and as a field of the model outputs:
+# `cache` from 5.24 on, `past_key_values` before. generate() passes the cache under this name and reads it back from
+# the outputs under it, so the models accept both names and return it under this one.
+CACHE_NAME = "cache" if "cache" in BaseModelOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 # Every Auto class a saved CharGPT directory serves; written into config.json so that one directory loads with
 # `trust_remote_code=True` as a base model, a causal LM or a classifier.
@@ -46,44 +54,80 @@ def mean_pool(hidden_states, attention_mask=None):
     return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
+def _merge_cache_names(cache, past_key_values):
+    """The cache given under either name (`cache`, or `past_key_values` as transformers < 5.24 calls it)."""
+    if cache is not None and past_key_values is not None and cache is not past_key_values:
+        raise ValueError("Pass the key/value cache once, as `cache` or as `past_key_values`, not both.")
+    return cache if cache is not None else past_key_values
+
+
+def _cache_capacity(cache: Cache) -> int:
+    """How many positions a cache's key tensors span after an update: its preallocated length for a static cache,
+    -1 for one that grows with the tokens seen (DynamicCache). The method was renamed in transformers 5.24."""
+    method = getattr(cache, "get_max_length", None) or getattr(cache, "get_max_cache_shape")
+    capacity = method()
+    return -1 if capacity is None else capacity
+
+
+def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """Explicit softmax attention, the `eager` kernel. `attention_mask` is boolean (True where a key is seen) or
+    additive (0 / a large negative value); None means causal from the top left for several queries, everything for
+    one. Returns the output as (B, T, n_head, head_dim) and the weights (B, n_head, T, T_kv)."""
+    scores = (query @ key.transpose(-2, -1)) * scaling  # (B, n_head, T, T_kv)
+    if attention_mask is None and query.shape[2] > 1:
+        attention_mask = torch.ones(scores.shape[-2:], dtype=torch.bool, device=query.device).tril()
+    if attention_mask is not None and attention_mask.dtype == torch.bool:
+        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    elif attention_mask is not None:
+        scores = scores + attention_mask
+    weights = scores.softmax(dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    return (weights @ value).transpose(1, 2).contiguous(), weights
+
+
 class CharGPTAttention(nn.Module):
-    """Multi-head causal self-attention on PyTorch SDPA, with an optional key/value cache."""
+    """Multi-head causal self-attention with an optional key/value cache. The kernel is the one named by
+    `config._attn_implementation` (transformers' attention interface): `sdpa` (default), `eager`,
+    `flash_attention_2`, `flex_attention`, ..."""
 
     def __init__(self, config: CharGPTConfig, layer_idx: int):
         super().__init__()
+        self.config = config
         self.layer_idx = layer_idx
         self.n_head = config.n_head
         self.head_dim = config.n_embd // config.n_head
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = True
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # fused q, k, v
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.c_proj.is_residual_projection = True
         self.attn_pdrop = config.attn_pdrop
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
-    def forward(self, x, attn_mask=None, is_causal=False, past_key_values=None, output_attentions=False):
-        B, T, C = x.shape
+    def forward(self, hidden_states, attention_mask=None, cache=None, output_attentions=False, **kwargs):
+        B, T, C = hidden_states.shape
         # (B, T, 3C) -> 3 x (B, n_head, T, head_dim)
-        q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        if past_key_values is not None:
-            k, v = past_key_values.update(k, v, self.layer_idx)  # (B, n_head, T_past + T, head_dim)
-        dropout_p = self.attn_pdrop if self.training else 0.0
-        if output_attentions:
-            y, weights = self._eager(q, k, v, attn_mask, is_causal, dropout_p)
+        qkv = self.c_attn(hidden_states).view(B, T, 3, self.n_head, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx)  # (B, n_head, T_kv, head_dim)
+        implementation = self.config._attn_implementation or "sdpa"
+        if implementation == "eager" or (output_attentions and implementation == "sdpa"):
+            attention = eager_attention_forward
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal)
-            weights = None
-        y = y.transpose(1, 2).reshape(B, T, C)  # (B, n_head, T, head_dim) -> (B, T, C)
+            attention = ALL_ATTENTION_FUNCTIONS[implementation]
+        y, weights = attention(
+            self,
+            q,
+            k,
+            v,
+            attention_mask,
+            dropout=self.attn_pdrop if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        y = y.reshape(B, T, C)  # (B, T, n_head, head_dim) -> (B, T, C)
         return self.resid_dropout(self.c_proj(y)), weights
-
-    def _eager(self, q, k, v, attn_mask, is_causal, dropout_p):
-        """Explicit softmax attention, used only when the caller asks for attention weights."""
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, n_head, T, T_kv)
-        if is_causal:
-            attn_mask = torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device).tril()
-        if attn_mask is not None:
-            scores = scores.masked_fill(~attn_mask, torch.finfo(scores.dtype).min)
-        weights = F.dropout(scores.softmax(dim=-1), p=dropout_p, training=self.training)
-        return weights @ v, weights
 
 
 class CharGPTMLP(nn.Module):
@@ -109,13 +153,10 @@ class CharGPTBlock(GradientCheckpointingLayer):
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
         self.mlp = CharGPTMLP(config)
 
-    def forward(self, hidden_states, attn_mask=None, is_causal=False, past_key_values=None, output_attentions=False):
-        attn_out, weights = self.attn(
-            self.ln_1(hidden_states), attn_mask, is_causal, past_key_values, output_attentions
-        )
+    def forward(self, hidden_states, attention_mask=None, cache=None, **kwargs):
+        attn_out, _ = self.attn(self.ln_1(hidden_states), attention_mask, cache, **kwargs)
         hidden_states = hidden_states + attn_out
-        hidden_states = hidden_states + self.mlp(self.ln_2(hidden_states))
-        return hidden_states, weights
+        return hidden_states + self.mlp(self.ln_2(hidden_states))
 
 
 class CharGPTPreTrainedModel(PreTrainedModel):
@@ -124,8 +165,12 @@ class CharGPTPreTrainedModel(PreTrainedModel):
     base_model_prefix = "transformer"
     supports_gradient_checkpointing = True
     _no_split_modules = ["CharGPTBlock"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["past_key_values", "cache"]
     _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_record_outputs = {"hidden_states": CharGPTBlock, "attentions": CharGPTAttention}
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -175,50 +220,49 @@ class CharGPTModel(CharGPTPreTrainedModel):
     def set_input_embeddings(self, new_embeddings):
         self.wte = new_embeddings
 
-    @can_return_tuple
+    @capture_outputs
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast:
         r"""
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`): token ids from
-                `CharGPTTokenizer`. With `past_key_values`, only the ids not yet in the cache.
+                `CharGPTTokenizer`. With a cache, only the ids not yet in it.
             attention_mask (`torch.Tensor` of shape `(batch_size, past_length + sequence_length)`, *optional*):
                 1 for real tokens, 0 for padding (left or right). A 4D mask is passed to attention unchanged.
             position_ids (`torch.LongTensor`, *optional*): by default counted from the first non-padding token, so
                 a left-padded prompt gets the same positions as the prompt alone.
-            past_key_values (`Cache`, *optional*): a transformers cache (e.g. `DynamicCache`) from an earlier call.
+            cache (`Cache`, *optional*): a transformers cache (e.g. `DynamicCache`, `StaticCache`) from an earlier
+                call; `past_key_values` is the same argument under the name transformers used before 5.24.
             inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, n_embd)`, *optional*): used
                 instead of `input_ids`.
             use_cache (`bool`, *optional*): return the updated cache; defaults to `config.use_cache` outside
                 training.
-            output_attentions / output_hidden_states (`bool`, *optional*): also return per-layer attention
-                weights (computed without SDPA) / hidden states.
+            output_attentions / output_hidden_states (`bool`, *optional*, keyword): also return per-layer attention
+                weights / hidden states. Attention weights are computed with the eager kernel for that call.
 
         Returns:
-            [`~transformers.modeling_outputs.BaseModelOutputWithPast`].
+            [`~transformers.modeling_outputs.BaseModelOutputWithPast`], with the cache under `CACHE_NAME`.
         """
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
+        cache = _merge_cache_names(cache, past_key_values)
         if use_cache is None:
             use_cache = self.config.use_cache and not self.training
         if self.gradient_checkpointing and self.training and use_cache:
             logger.warning_once("use_cache=True is incompatible with gradient checkpointing; using use_cache=False.")
             use_cache = False
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache(config=self.config)
-        past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
+        if not use_cache:
+            cache = None
+        elif cache is None:
+            cache = DynamicCache(config=self.config)
+        past_len = cache.get_seq_length() if cache is not None else 0
 
         if not torch.compiler.is_compiling():
             self._check_inputs(input_ids, inputs_embeds, attention_mask, past_len)
@@ -228,34 +272,19 @@ class CharGPTModel(CharGPTPreTrainedModel):
         if position_ids is None:
             position_ids = self._position_ids(attention_mask, B, T, past_len, inputs_embeds.device)
         hidden_states = self.drop(inputs_embeds + self.wpe(position_ids))
-        kv_len = self._key_length(past_key_values if use_cache else None, T, past_len)
-        attn_mask, is_causal = self._attention_mask(
-            attention_mask, T, past_len, inputs_embeds.device, kv_len
-        )
 
-        all_hidden, all_attn = (), ()
+        # output_attentions / output_hidden_states are collected by the capture_outputs hooks; attention weights only
+        # exist on the eager path, which the attention layers take for this call when they are asked for.
+        output_attentions = kwargs.pop("output_attentions", None)
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
+        kwargs.pop("output_hidden_states", None)
+        kv_len = self._key_length(cache, T, past_len)
+        mask = self._mask_for_kernel(attention_mask, T, past_len, kv_len, inputs_embeds.dtype, inputs_embeds.device)
         for block in self.h:
-            if output_hidden_states:
-                all_hidden += (hidden_states,)
-            hidden_states, weights = block(
-                hidden_states,
-                attn_mask,
-                is_causal,
-                past_key_values=past_key_values if use_cache else None,
-                output_attentions=output_attentions,
-            )
-            if output_attentions:
-                all_attn += (weights,)
+            hidden_states = block(hidden_states, mask, cache, output_attentions=output_attentions, **kwargs)
         hidden_states = self.ln_f(hidden_states)
-        if output_hidden_states:
-            all_hidden += (hidden_states,)
-        return BaseModelOutputWithPast(
-            last_hidden_state=hidden_states,
-            past_key_values=past_key_values if use_cache else None,
-            hidden_states=all_hidden or None,
-            attentions=all_attn or None,
-        )
-
+        return BaseModelOutputWithPast(last_hidden_state=hidden_states, **{CACHE_NAME: cache})
     def _check_inputs(self, input_ids, inputs_embeds, attention_mask, past_len):
         """Turn the mistakes users make into errors that say what to change, before torch fails deep inside."""
         if (input_ids is None) == (inputs_embeds is None):
@@ -311,7 +340,8 @@ class CharGPTModel(CharGPTPreTrainedModel):
         if attention_mask is not None and attention_mask.dim() == 2:
             positions = attention_mask.long().cumsum(-1) - 1  # (B, past_len + T); left padding gets -1 -> 0
             return positions.clamp(min=0)[:, -T:]
-        return torch.arange(past_len, past_len + T, device=device).unsqueeze(0).expand(B, T)
+        # past_len may be a 0-d tensor (a static cache's count on some transformers versions, or under compile)
+        return (torch.arange(T, device=device) + past_len).unsqueeze(0).expand(B, T)
 
     @staticmethod
     def _key_length(cache, T, past_len):
@@ -319,23 +349,38 @@ class CharGPTModel(CharGPTPreTrainedModel):
         exactly the tokens seen (DynamicCache), the whole preallocated buffer for a StaticCache."""
         if cache is None:
             return past_len + T
-        kv_len, kv_offset = cache.get_mask_sizes(T, 0)
-        if not isinstance(kv_offset, int) or kv_offset != 0:
+        if any(getattr(cache, "is_sliding", None) or ()):
             raise ValueError(
-                f"{type(cache).__name__} returns keys from offset {kv_offset} (a sliding-window cache); CharGPT "
-                f"attends to the whole context. Use DynamicCache or StaticCache "
-                f"(generate(cache_implementation='static'))."
+                f"{type(cache).__name__} has sliding-window layers; CharGPT attends to the whole context. Use "
+                f"DynamicCache or StaticCache (generate(cache_implementation='static'))."
             )
-        return kv_len
+        capacity = _cache_capacity(cache)
+        return capacity if capacity > 0 else past_len + T
+
+    def _mask_for_kernel(self, attention_mask, T, past_len, kv_len, dtype, device):
+        """The attention mask in the form the configured kernel takes. `sdpa` and `eager`: a boolean
+        (B|1, 1, T, kv_len) mask, or None where the causal flag (or nothing, for one new token) is enough. Flash
+        attention: the 2D padding mask, or None (it masks causally itself). Any other kernel (e.g. `flex_attention`)
+        applies no causal masking of its own and gets the full mask as additive floats."""
+        if attention_mask is not None and attention_mask.dim() == 4:
+            return attention_mask
+        implementation = self.config._attn_implementation or "sdpa"
+        if implementation.startswith("flash"):
+            if attention_mask is None or bool(attention_mask.all()):
+                return None
+            return F.pad(attention_mask, (0, max(kv_len - attention_mask.shape[-1], 0)), value=0)
+        full = implementation not in ("sdpa", "eager")
+        mask = self._attention_mask(attention_mask, T, past_len, device, kv_len, always=full)
+        if not full:
+            return mask
+        return torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(~mask, torch.finfo(dtype).min)
 
     @staticmethod
-    def _attention_mask(attention_mask, T, past_len, device, kv_len=None):
-        """Return (attn_mask, is_causal) for SDPA, for queries at positions past_len .. past_len + T - 1 against
-        kv_len keys (default past_len + T; more for a preallocated static cache, whose unused slots are masked).
-        Without padding no mask tensor is built where none is needed: the causal flag (no cache) or nothing (one new
-        token attends to the whole cache) lets SDPA pick its fastest kernel."""
-        if attention_mask is not None and attention_mask.dim() == 4:
-            return attention_mask, False
+    def _attention_mask(attention_mask, T, past_len, device, kv_len=None, always=False):
+        """Boolean mask (B|1, 1, T, kv_len) for queries at positions past_len .. past_len + T - 1 against kv_len keys
+        (default past_len + T; more for a preallocated static cache, whose unused slots are masked), or None.
+        Without padding, and unless `always`, no mask tensor is built where none is needed: the causal flag (no cache)
+        or nothing (one new token attends to the whole cache) lets SDPA pick its fastest kernel."""
         kv_len = past_len + T if kv_len is None else kv_len
         # Under torch.compile (a static cache's decode step, where past_len is a tensor) the mask is always built:
         # testing the padding or the cache length would be a data-dependent graph break.
@@ -343,11 +388,11 @@ class CharGPTModel(CharGPTPreTrainedModel):
         no_padding = attention_mask is None or (not compiling and bool(attention_mask.all()))
         known_past = isinstance(past_len, int)
         exact = known_past and isinstance(kv_len, int) and kv_len == past_len + T
-        if no_padding and known_past and past_len == 0 and (exact or T > 1):
+        if not always and no_padding and known_past and past_len == 0 and (exact or T > 1):
             # Causal from the top left: query i sees keys 0..i, also when the buffer behind them is longer.
-            return None, T > 1
-        if no_padding and T == 1 and exact:
-            return None, False
+            return None
+        if not always and no_padding and T == 1 and exact:
+            return None
         # (T, kv_len): query i (at absolute position past_len + i) sees keys 0 .. past_len + i; slots after the
         # last written one (a static cache's empty buffer) are excluded by the same comparison.
         query_pos = torch.arange(T, device=device)[:, None] + past_len
@@ -360,7 +405,7 @@ class CharGPTModel(CharGPTPreTrainedModel):
             # A query at a left-padding position sees no key at all and SDPA would return NaN there; let it see every
             # key instead. Its output is never used: no real token attends to a padding key.
             mask = mask | ~mask.any(dim=-1, keepdim=True)
-        return mask, False
+        return mask
 
 
 class CharGPTForCausalLM(CharGPTPreTrainedModel, GenerationMixin):
@@ -391,13 +436,12 @@ class CharGPTForCausalLM(CharGPTPreTrainedModel, GenerationMixin):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        past_key_values: Cache | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         r"""
@@ -412,17 +456,17 @@ class CharGPTForCausalLM(CharGPTPreTrainedModel, GenerationMixin):
             Other arguments as in [`CharGPTModel.forward`].
 
         Returns:
-            [`~transformers.modeling_outputs.CausalLMOutputWithPast`].
+            [`~transformers.modeling_outputs.CausalLMOutputWithPast`], with the cache under `CACHE_NAME`.
         """
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         outputs = self.transformer(
             input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=_merge_cache_names(cache, past_key_values),
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            **kwargs,
         )
         hidden_states = outputs.last_hidden_state
         if isinstance(logits_to_keep, int) and logits_to_keep > 0:
@@ -436,14 +480,14 @@ class CharGPTForCausalLM(CharGPTPreTrainedModel, GenerationMixin):
             # loss_function shifts the labels, ignores -100, upcasts to fp32 and, given num_items_in_batch, sums and
             # divides by the global token count, which keeps DDP and gradient accumulation exact.
             loss = self.loss_function(
-                logits, labels, vocab_size=self.config.vocab_size, num_items_in_batch=kwargs.get("num_items_in_batch")
+                logits, labels, vocab_size=self.config.vocab_size, num_items_in_batch=num_items_in_batch
             )
         return CausalLMOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            **{CACHE_NAME: outputs[CACHE_NAME] if CACHE_NAME in outputs else None},
         )
 
 
@@ -467,12 +511,11 @@ class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs,
     ) -> SequenceClassifierOutputWithPast:
         r"""
@@ -494,11 +537,10 @@ class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
             input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=_merge_cache_names(cache, past_key_values),
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            **kwargs,
         )
         hidden_states = outputs.last_hidden_state  # (B, T, C)
         B, T = hidden_states.shape[:2]
@@ -519,9 +561,9 @@ class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
         return SequenceClassifierOutputWithPast(
             loss=loss,
             logits=pooled_logits,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            **{CACHE_NAME: outputs[CACHE_NAME] if CACHE_NAME in outputs else None},
         )
 
     def _real_tokens(self, input_ids, attention_mask, B, T, device):
@@ -535,35 +577,32 @@ class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
         return None
 
     def _loss(self, logits, labels):
-        if self.config.problem_type is None:
-            if self.num_labels == 1:
-                self.config.problem_type = "regression"
-            elif labels.dtype in (torch.long, torch.int):
-                self.config.problem_type = "single_label_classification"
-            else:
-                self.config.problem_type = "multi_label_classification"
-        if self.config.problem_type == "regression":
-            if self.num_labels == 1:
-                return F.mse_loss(logits.squeeze(-1).float(), labels.view(-1).float())
-            return F.mse_loss(logits.float(), labels.float())
-        if self.config.problem_type == "single_label_classification":
-            if labels.is_floating_point():
-                raise ValueError(
-                    "single_label_classification needs integer class ids as labels, got floats; pass "
-                    "labels as torch.long or set config.problem_type='multi_label_classification'."
-                )
-            return F.cross_entropy(logits.float().view(-1, self.num_labels), labels.view(-1))
-        if self.config.problem_type == "multi_label_classification":
-            if labels.shape != logits.shape:
-                raise ValueError(
-                    f"multi_label_classification needs multi-hot labels of shape {tuple(logits.shape)}, got "
-                    f"{tuple(labels.shape)}."
-                )
-            return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
-        raise ValueError(
-            f"config.problem_type must be 'regression', 'single_label_classification' or "
-            f"'multi_label_classification', got {self.config.problem_type!r}."
+        """transformers' sequence-classification loss (`self.loss_function`, which infers `config.problem_type`
+        from `num_labels` and the labels' dtype), in fp32, after checks that turn wrong labels into clear errors."""
+        problem_type = self.config.problem_type
+        if problem_type not in (None, "regression", "single_label_classification", "multi_label_classification"):
+            raise ValueError(
+                f"config.problem_type must be 'regression', 'single_label_classification' or "
+                f"'multi_label_classification', got {problem_type!r}."
+            )
+        if problem_type == "single_label_classification" and labels.is_floating_point():
+            raise ValueError(
+                "single_label_classification needs integer class ids as labels, got floats; pass labels as "
+                "torch.long or set config.problem_type='multi_label_classification'."
+            )
+        multi_label = problem_type == "multi_label_classification" or (
+            problem_type is None and self.num_labels > 1 and labels.dtype not in (torch.long, torch.int)
         )
+        if multi_label and labels.shape != logits.shape:
+            raise ValueError(
+                f"multi_label_classification needs multi-hot labels of shape {tuple(logits.shape)}, got "
+                f"{tuple(labels.shape)}."
+            )
+        if multi_label or self.num_labels == 1:
+            labels = labels.float()
+        if self.num_labels == 1:  # regression: (B,) or (B, 1) targets against (B, 1) predictions
+            return self.loss_function(labels.view(-1, 1), logits.float().view(-1, 1), self.config)
+        return self.loss_function(labels, logits.float(), self.config)
 
 
 def default_generation_config(config: CharGPTConfig) -> GenerationConfig:

@@ -5,6 +5,7 @@ import torch
 from transformers import DynamicCache, StaticCache
 
 from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTForSequenceClassification, CharGPTModel, mean_pool
+from chargpt.modeling_chargpt import CACHE_NAME
 
 from .chargpt_tester import CharGPTTester
 
@@ -214,10 +215,10 @@ def test_cached_incremental_forward_matches_full_forward(tester):
     ids = tester.batch(("今天天气很好，我们去公园",))["input_ids"]
     full = model(input_ids=ids, use_cache=False).logits
     cache = DynamicCache(config=model.config)
-    first = model(input_ids=ids[:, :5], past_key_values=cache, use_cache=True)
+    first = model(input_ids=ids[:, :5], cache=cache, use_cache=True)
     steps = [first.logits]
     for t in range(5, ids.shape[1]):
-        steps.append(model(input_ids=ids[:, t : t + 1], past_key_values=first.past_key_values, use_cache=True).logits)
+        steps.append(model(input_ids=ids[:, t : t + 1], cache=first[CACHE_NAME], use_cache=True).logits)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
 
 
@@ -228,9 +229,9 @@ def test_static_cache_steps_match_the_full_forward(tester):
     ids = tester.batch(("今天天气很好，我们去公园",))["input_ids"]
     full = model(input_ids=ids, use_cache=False).logits
     cache = StaticCache(config=model.config, max_cache_len=ids.shape[1] + 9)
-    steps = [model(input_ids=ids[:, :5], past_key_values=cache, use_cache=True).logits]
+    steps = [model(input_ids=ids[:, :5], cache=cache, use_cache=True).logits]
     for t in range(5, ids.shape[1]):
-        steps.append(model(input_ids=ids[:, t : t + 1], past_key_values=cache, use_cache=True).logits)
+        steps.append(model(input_ids=ids[:, t : t + 1], cache=cache, use_cache=True).logits)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
 
 
@@ -395,8 +396,10 @@ def test_gradient_checkpointing_gives_the_same_gradients(tester):
     for checkpointing in (False, True):
         model = tester.lm(seed=9).train()
         if checkpointing:
-            model.activation_checkpointing_enable()
-            assert model.is_activation_checkpointing
+            # renamed from gradient_checkpointing_enable in recent transformers; both exist across our range
+            enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+            enable()
+            assert model.transformer.gradient_checkpointing
         model(**batch, labels=batch["input_ids"]).loss.backward()
         grads.append(model.transformer.h[0].attn.c_attn.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-5)

@@ -14,6 +14,7 @@ import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
 
 from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTForSequenceClassification
+from chargpt.training import LMModelArguments, build_causal_lm_config
 
 
 @dataclass
@@ -54,8 +55,22 @@ def _shared_hyperparameters(dims: ModelDims) -> dict:
 
 
 def chargpt_config(dims: ModelDims, **extra) -> CharGPTConfig:
-    attention = {} if dims.chargpt_attn_pdrop is None else {"attn_pdrop": dims.chargpt_attn_pdrop}
-    return CharGPTConfig(**{**_shared_hyperparameters(dims), **attention, **extra})
+    """CharGPT's config built the way `train_lm.py` builds it (`build_causal_lm_config`: CharGPTConfig's defaults,
+    then the size flags), so the benchmark times the model users train."""
+    overrides = None if dims.chargpt_attn_pdrop is None else f"attn_pdrop={dims.chargpt_attn_pdrop}"
+    model_args = LMModelArguments(
+        tokenizer_name_or_path="",
+        config_overrides=overrides,
+        n_positions=dims.n_positions,
+        n_embd=dims.n_embd,
+        n_layer=dims.n_layer,
+        n_head=dims.n_head,
+        n_inner=dims.n_inner,
+        dropout=dims.dropout,
+    )
+    fixed = dict(vocab_size=dims.vocab_size, activation_function=dims.activation_function, pad_token_id=0,
+                 sep_token_id=2, bos_token_id=3, eos_token_id=4)
+    return build_causal_lm_config(model_args, None, **fixed, **extra)
 
 
 def gpt2_config(dims: ModelDims, **extra) -> GPT2Config:

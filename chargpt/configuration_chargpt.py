@@ -36,7 +36,7 @@ class CharGPTConfig(PreTrainedConfig):
         n_embd (`int`, defaults to 256): hidden size.
         n_layer (`int`, defaults to 6): number of decoder blocks.
         n_head (`int`, defaults to 8): attention heads; must divide `n_embd`.
-        n_inner (`int`, defaults to 1024): feed-forward width.
+        n_inner (`int`, *optional*): feed-forward width; by default 4 * n_embd (1024 at the default size).
         activation_function (`str`, defaults to `"gelu"`): one of `gelu`, `gelu_new` (tanh approximation), `relu`,
             `silu`.
         resid_pdrop / embd_pdrop (`float`, default 0.1): dropout on the residual branches and on the embeddings.
@@ -79,7 +79,7 @@ class CharGPTConfig(PreTrainedConfig):
     n_embd: int = 256
     n_layer: int = 6
     n_head: int = 8
-    n_inner: int = 1024
+    n_inner: int | None = None
     activation_function: str = "gelu"
     resid_pdrop: float | int = 0.1
     embd_pdrop: float | int = 0.1
@@ -96,8 +96,11 @@ class CharGPTConfig(PreTrainedConfig):
     classifier_pooling: str = "last"
 
     def __post_init__(self, **kwargs):
-        self._check_values()
         super().__post_init__(**kwargs)
+        if self.n_inner is None and isinstance(self.n_embd, int):
+            self.n_inner = 4 * self.n_embd
+        # after the parent, which also sets the fields given under transformers' standard names (hidden_size, ...)
+        self._check_values()
 
     def _check_values(self):
         """Raise a ValueError naming the field for any value the model cannot be built with."""

@@ -112,10 +112,9 @@ class CharGPTAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx)  # (B, n_head, T_kv, head_dim)
         implementation = self.config._attn_implementation or "sdpa"
-        if implementation == "eager" or (output_attentions and implementation == "sdpa"):
-            attention = eager_attention_forward
-        else:
-            attention = ALL_ATTENTION_FUNCTIONS[implementation]
+        if output_attentions and implementation == "sdpa":
+            implementation = "eager"  # SDPA never materialises the attention probabilities
+        attention: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         y, weights = attention(
             self,
             q,

@@ -31,7 +31,7 @@ from .arguments import (  # noqa: F401
 )
 from .demo import DemoArguments, run_demo
 from .metrics import METRICS_DIR, CausalLMTrainer, classification_metrics, load_metric  # noqa: F401
-from .models import apply_freezing
+from .models import apply_freezing, build_causal_lm_config, new_causal_lm
 from .outputs import generate_replies, save_final_directory, save_training_plots
 from .pipelines import train_causal_lm, train_classifier
 from .setup import check_precision, prepare_cpu_distributed_env, resolve_checkpoint, setup_logging
@@ -55,6 +55,8 @@ __all__ = [
     "check_precision",
     "resolve_checkpoint",
     "apply_freezing",
+    "build_causal_lm_config",
+    "new_causal_lm",
     "load_metric",
     "classification_metrics",
     "CausalLMTrainer",

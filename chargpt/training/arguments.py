@@ -62,7 +62,9 @@ class VocabArguments:
 
 @dataclass
 class LMModelArguments:
-    """The causal LM: a fresh model of the given size, or `model_name_or_path` to continue from a checkpoint."""
+    """The causal LM: a fresh model built from `CharGPTConfig`'s defaults (or `--config_name`), changed only where a
+    flag or `--config_overrides` says so; or `model_name_or_path` to continue from a checkpoint. The size flags are
+    shorthands for the config fields of the same name; left unset, the config's own value stands."""
 
     tokenizer_name_or_path: str = field(
         metadata={"help": "Directory written by build_vocab.py (or any CharGPT model directory)."}
@@ -70,12 +72,40 @@ class LMModelArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "Start from this CharGPT causal-LM directory instead of a fresh model."}
     )
-    n_positions: int = field(default=512, metadata={"help": "Context length (tokens)."})
-    n_embd: int = field(default=256, metadata={"help": "Hidden size."})
-    n_layer: int = field(default=6, metadata={"help": "Number of decoder blocks."})
-    n_head: int = field(default=8, metadata={"help": "Attention heads (must divide n_embd)."})
-    n_inner: int | None = field(default=None, metadata={"help": "Feed-forward width (default 4 * n_embd)."})
-    dropout: float = field(default=0.1, metadata={"help": "Dropout on embeddings, residual branches and attention."})
+    config_name: str | None = field(
+        default=None,
+        metadata={"help": "Start the fresh model's config from this config.json or model directory (default: CharGPTConfig())."},
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "Override config fields of a fresh model, e.g. 'n_embd=128,n_layer=4,attn_pdrop=0.1' (as in "
+            "transformers' run_clm.py); the values take the fields' types."
+        },
+    )
+    n_positions: int | None = field(default=None, metadata={"help": "Context length (tokens); config default if unset."})
+    n_embd: int | None = field(default=None, metadata={"help": "Hidden size; config default if unset."})
+    n_layer: int | None = field(default=None, metadata={"help": "Number of decoder blocks; config default if unset."})
+    n_head: int | None = field(default=None, metadata={"help": "Attention heads (must divide n_embd); config default."})
+    n_inner: int | None = field(default=None, metadata={"help": "Feed-forward width; config default if unset."})
+    dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Dropout on embeddings and residual branches (resid_pdrop, embd_pdrop); config default if unset. "
+            "Attention-probability dropout stays at the config's attn_pdrop (set it with --config_overrides)."
+        },
+    )
+
+    def __post_init__(self):
+        if self.model_name_or_path and (self.config_name or self.config_overrides or self._size_flags()):
+            raise ValueError(
+                "--model_name_or_path continues an existing model, whose config is fixed; drop --config_name, "
+                f"--config_overrides and the size flags ({', '.join(self._size_flags()) or 'none given'})."
+            )
+
+    def _size_flags(self) -> list[str]:
+        names = ("n_positions", "n_embd", "n_layer", "n_head", "n_inner", "dropout")
+        return [f"--{n}" for n in names if getattr(self, n) is not None]
 
 
 @dataclass

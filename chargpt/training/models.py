@@ -13,28 +13,56 @@ from .arguments import FREEZE_HELP, LMModelArguments
 logger = hf_logging.get_logger(__name__)
 
 
-def _new_causal_lm(model_args: LMModelArguments, tokenizer) -> CharGPTForCausalLM:
+def special_token_ids(tokenizer) -> dict:
+    """The special ids a CharGPT config records, read from its tokenizer."""
+    return {
+        "pad_token_id": tokenizer.pad_token_id,
+        "sep_token_id": tokenizer.sep_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+
+
+def build_causal_lm_config(model_args: LMModelArguments, tokenizer, **fixed) -> CharGPTConfig:
+    """The config of a fresh causal LM: `CharGPTConfig`'s defaults (or `--config_name`), then `--config_overrides`,
+    then the size flags that were given, then the tokenizer's vocabulary size and special ids (or `fixed` values, for
+    callers without a tokenizer, such as the benchmark). Validated as a whole, so a bad combination is a ValueError
+    naming the field."""
+    config = CharGPTConfig.from_pretrained(model_args.config_name) if model_args.config_name else CharGPTConfig()
+    if model_args.config_overrides:
+        try:
+            config.update_from_string(model_args.config_overrides)
+        except ValueError as error:
+            raise ValueError(
+                f"--config_overrides {model_args.config_overrides!r}: {error}. Give comma-separated key=value pairs "
+                f"of CharGPTConfig fields, e.g. 'n_embd=128,n_layer=4'."
+            ) from error
+    flags = {name: getattr(model_args, name) for name in ("n_positions", "n_embd", "n_layer", "n_head", "n_inner")}
+    if model_args.dropout is not None:
+        flags.update(resid_pdrop=model_args.dropout, embd_pdrop=model_args.dropout)
+    values = {
+        **config.to_dict(),
+        **{k: v for k, v in flags.items() if v is not None},
+        **({"vocab_size": len(tokenizer), **special_token_ids(tokenizer)} if tokenizer is not None else {}),
+        **fixed,
+    }
+    for key in ("architectures", "transformers_version", "model_type", "auto_map"):
+        values.pop(key, None)
+    overridden = {pair.split("=")[0].strip() for pair in (model_args.config_overrides or "").split(",")}
+    if not (model_args.config_name or model_args.n_inner or {"n_inner", "intermediate_size"} & overridden):
+        values.pop("n_inner")  # nobody chose it: 4 * n_embd of the final size, not of the default size
+    return CharGPTConfig(**values)
+
+
+def new_causal_lm(model_args: LMModelArguments, tokenizer) -> CharGPTForCausalLM:
+    """The model `train_lm.py` trains: continued from `model_name_or_path` (embeddings grown to the tokenizer), or
+    fresh from `build_causal_lm_config`."""
     if model_args.model_name_or_path:
         model = CharGPTForCausalLM.from_pretrained(model_args.model_name_or_path)
         if model.get_input_embeddings().num_embeddings < len(tokenizer):
             model.resize_token_embeddings(len(tokenizer))
         return model
-    config = CharGPTConfig(
-        vocab_size=len(tokenizer),
-        n_positions=model_args.n_positions,
-        n_embd=model_args.n_embd,
-        n_layer=model_args.n_layer,
-        n_head=model_args.n_head,
-        n_inner=model_args.n_inner or 4 * model_args.n_embd,
-        resid_pdrop=model_args.dropout,
-        embd_pdrop=model_args.dropout,
-        attn_pdrop=model_args.dropout,
-        pad_token_id=tokenizer.pad_token_id,
-        sep_token_id=tokenizer.sep_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    return CharGPTForCausalLM(config)
+    return CharGPTForCausalLM(build_causal_lm_config(model_args, tokenizer))
 
 
 def apply_freezing(model, mode: str) -> dict[str, int]:
@@ -68,4 +96,6 @@ def apply_freezing(model, mode: str) -> dict[str, int]:
 
 __all__ = [
     "apply_freezing",
+    "build_causal_lm_config",
+    "new_causal_lm",
 ]

@@ -97,16 +97,27 @@ def save_final_directory(trainer: Trainer, output_dir, results: dict[str, dict],
 
 
 def generate_replies(model, tokenizer, prompts: list[str], seed: int = 0, **generate_kwargs) -> list[str]:
-    """One sampled reply per prompt (each prompt a one-turn conversation), with the model's generation config."""
+    """One sampled reply per prompt (each prompt a one-turn conversation), with the model's generation config. A
+    prompt longer than the context leaves for `max_new_tokens` keeps only its latest tokens, with a warning."""
     model.eval()
+    max_new = generate_kwargs.get("max_new_tokens") or model.generation_config.max_new_tokens or 64
+    max_new = min(max_new, model.config.n_positions - 1)
+    budget = model.config.n_positions - max_new  # prompt tokens that fit beside the reply
     replies = []
     for i, prompt in enumerate(prompts):
         inputs = tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
-        ).to(model.device)
+        )
+        if inputs["input_ids"].shape[1] > budget:
+            logger.warning(
+                f"Sample prompt {i} has {inputs['input_ids'].shape[1]} tokens but only {budget} fit beside a "
+                f"{max_new}-token reply in the {model.config.n_positions}-token context; keeping its last {budget}."
+            )
+            inputs = {k: v[:, -budget:] for k, v in inputs.items()}
+        inputs = {k: v.to(model.device) for k, v in inputs.items()}
         torch.manual_seed(seed + i)
         with torch.no_grad():
-            out = model.generate(**inputs, **generate_kwargs)
+            out = model.generate(**inputs, **{**generate_kwargs, "max_new_tokens": max_new})
         replies.append(tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip())
     return replies
 

@@ -3,6 +3,7 @@
 and the train-then-evaluate tail they share."""
 
 from dataclasses import asdict
+from pathlib import Path
 
 from transformers import (
     DataCollatorForLanguageModeling,
@@ -14,7 +15,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from ..configuration_chargpt import CharGPTConfig
-from ..data import CleaningConfig, tokenize_labelled
+from ..data import CleaningConfig, tokenize_labelled, write_json_atomic
 from ..modeling_chargpt import CharGPTForSequenceClassification
 from ..tokenization_chargpt import CharGPTTokenizer
 from .arguments import (
@@ -27,7 +28,7 @@ from .arguments import (
 )
 from .inputs import _classifier_datasets, _lm_datasets
 from .metrics import CausalLMTrainer, classification_metrics
-from .models import _new_causal_lm, apply_freezing
+from .models import apply_freezing, build_causal_lm_config, new_causal_lm
 from .outputs import generate_replies, save_final_directory
 from .setup import check_precision, resolve_checkpoint
 from .vocabulary import grow_vocabulary
@@ -82,16 +83,17 @@ def train_causal_lm(
     checkpoint = resolve_checkpoint(training_args)
     tokenizer = CharGPTTokenizer.from_pretrained(model_args.tokenizer_name_or_path)
     _check_tokenizer_cleaning(tokenizer, cleaning)
-    n_positions = model_args.n_positions
     if model_args.model_name_or_path:
         n_positions = CharGPTConfig.from_pretrained(model_args.model_name_or_path).n_positions
+    else:
+        n_positions = build_causal_lm_config(model_args, tokenizer).n_positions  # fails early on a bad config
     max_length = min(data_args.max_length or n_positions, n_positions)
     tokenizer.model_max_length = n_positions
     with training_args.main_process_first(desc="reading and tokenising the corpora"):
         datasets_, summaries = _lm_datasets(data_args, cleaning, tokenizer, max_length, training_args.seed)
     _check_evaluation(training_args, "validation" in datasets_)
     set_seed(training_args.seed)  # the same initial weights in every process and every run
-    model = _new_causal_lm(model_args, tokenizer)
+    model = new_causal_lm(model_args, tokenizer)
     logger.info(f"Causal LM with {model.num_parameters():,} parameters; precision {precision}.")
     trainer = CausalLMTrainer(
         model=model,
@@ -113,11 +115,13 @@ def train_causal_lm(
             "packing": data_args.packing,
         }
     }
+    # The final save comes first: nothing after it (sample replies) can lose the trained model.
+    save_final_directory(trainer, training_args.output_dir, results, extra)
     if data_args.sample_prompts and trainer.is_world_process_zero():
         replies = generate_replies(trainer.model, tokenizer, data_args.sample_prompts, seed=training_args.seed)
-        extra["sample_replies.json"] = [{"prompt": p, "reply": r} for p, r in zip(data_args.sample_prompts, replies)]
-        results.setdefault("samples", {})["replies"] = extra["sample_replies.json"]
-    save_final_directory(trainer, training_args.output_dir, {k: v for k, v in results.items() if k != "samples"}, extra)
+        samples = [{"prompt": p, "reply": r} for p, r in zip(data_args.sample_prompts, replies)]
+        write_json_atomic(Path(training_args.output_dir) / "sample_replies.json", samples)
+        results["samples"] = {"replies": samples}
     return results
 
 

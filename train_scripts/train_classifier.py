@@ -16,6 +16,7 @@ from chargpt.training import (
     ClassifierModelArguments,
     ClassifierTrainingArguments,
     LabelledDataArguments,
+    LoraArguments,
     parse_arguments,
     prepare_cpu_distributed_env,
     setup_logging,
@@ -25,11 +26,12 @@ from chargpt.training import (
 
 def main(argv: list[str] | None = None) -> dict:
     prepare_cpu_distributed_env()  # before TrainingArguments pick the device
-    model_args, data_args, cleaning, training_args = parse_arguments(
-        (ClassifierModelArguments, LabelledDataArguments, CleaningConfig, ClassifierTrainingArguments), argv
+    model_args, data_args, cleaning, training_args, lora_args = parse_arguments(
+        (ClassifierModelArguments, LabelledDataArguments, CleaningConfig, ClassifierTrainingArguments, LoraArguments),
+        argv,
     )
     setup_logging(training_args)
-    results = train_classifier(model_args, data_args, cleaning, training_args)
+    results = train_classifier(model_args, data_args, cleaning, training_args, lora_args=lora_args)
     if training_args.process_index == 0:
         for split in ("eval", "test"):
             if split in results:

@@ -17,6 +17,7 @@ from chargpt.training import (
     DialogueDataArguments,
     LMModelArguments,
     LMTrainingArguments,
+    LoraArguments,
     parse_arguments,
     prepare_cpu_distributed_env,
     setup_logging,
@@ -26,11 +27,12 @@ from chargpt.training import (
 
 def main(argv: list[str] | None = None) -> dict:
     prepare_cpu_distributed_env()  # before TrainingArguments pick the device
-    model_args, data_args, cleaning, training_args = parse_arguments(
-        (LMModelArguments, DialogueDataArguments, CleaningConfig, LMTrainingArguments), argv
+    model_args, data_args, cleaning, training_args, lora_args = parse_arguments(
+        (LMModelArguments, DialogueDataArguments, CleaningConfig, LMTrainingArguments, LoraArguments),
+        argv,
     )
     setup_logging(training_args)
-    results = train_causal_lm(model_args, data_args, cleaning, training_args)
+    results = train_causal_lm(model_args, data_args, cleaning, training_args, lora_args=lora_args)
     if training_args.process_index == 0:
         for split in ("eval", "test"):
             if split in results:

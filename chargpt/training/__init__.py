@@ -18,6 +18,8 @@ directory, sample replies) and `demo`. Everything public is importable from `cha
 """
 
 from .arguments import (  # noqa: F401
+    LORA_DEFAULT_TARGETS,
+    LoraArguments,
     FREEZE_HELP,
     CharGPTTrainingArguments,
     ClassifierModelArguments,
@@ -31,6 +33,7 @@ from .arguments import (  # noqa: F401
 )
 from .demo import DemoArguments, run_demo
 from .metrics import METRICS_DIR, CausalLMTrainer, classification_metrics, load_metric  # noqa: F401
+from .lora import apply_lora, save_merged
 from .models import apply_freezing, build_causal_lm_config, new_causal_lm
 from .outputs import generate_replies, save_final_directory, save_training_plots
 from .pipelines import train_causal_lm, train_classifier
@@ -54,6 +57,9 @@ __all__ = [
     "prepare_cpu_distributed_env",
     "check_precision",
     "resolve_checkpoint",
+    "LoraArguments",
+    "apply_lora",
+    "save_merged",
     "apply_freezing",
     "build_causal_lm_config",
     "new_causal_lm",

@@ -248,6 +248,43 @@ class LabelledDataArguments:
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
 
 
+# CharGPT's Linear layers: fused q/k/v (`c_attn`), the attention and MLP output projections (`c_proj`) and the MLP
+# input (`c_fc`); adapting all of them is what LoRA's "all-linear" would choose, without the heads.
+LORA_DEFAULT_TARGETS = ["c_attn", "c_proj", "c_fc"]
+
+
+@dataclass
+class LoraArguments:
+    """Low-rank adaptation through `peft` (`pip install 'chargpt[lora]'`): the model's weights stay frozen and small
+    adapter matrices train. Off unless `--lora_r` is set. The run's directory then holds the adapter
+    (`adapter_config.json`, `adapter_model.safetensors`), which `peft.AutoPeftModelForCausalLM` /
+    `AutoPeftModelForSequenceClassification` load; `--lora_merge` also writes the merged model to `OUTPUT_DIR/merged`,
+    a plain CharGPT directory."""
+
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0 (the default) trains without LoRA."})
+    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA scaling numerator (the update is alpha / r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: list(LORA_DEFAULT_TARGETS),
+        metadata={"help": "Linear layers that get adapters (names or 'all-linear'); default: c_attn c_proj c_fc."},
+    )
+    lora_merge: bool = field(
+        default=False, metadata={"help": "Also write the adapter merged into the model to OUTPUT_DIR/merged."}
+    )
+
+    def __post_init__(self):
+        if self.lora_r < 0:
+            raise ValueError(f"--lora_r must be 0 (off) or a positive rank, got {self.lora_r}.")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"--lora_dropout must be in [0, 1), got {self.lora_dropout}.")
+        if self.lora_merge and not self.lora_r:
+            raise ValueError("--lora_merge merges a LoRA adapter: set --lora_r too.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.lora_r > 0
+
+
 @dataclass
 class CharGPTTrainingArguments(TrainingArguments):
     """transformers' `TrainingArguments` with defaults for CharGPT runs: evaluate and save every epoch, keep two
@@ -336,6 +373,8 @@ def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tu
 
 
 __all__ = [
+    "LORA_DEFAULT_TARGETS",
+    "LoraArguments",
     "VocabArguments",
     "LMModelArguments",
     "DialogueDataArguments",

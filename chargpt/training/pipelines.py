@@ -25,8 +25,10 @@ from .arguments import (
     LabelledDataArguments,
     LMModelArguments,
     LMTrainingArguments,
+    LoraArguments,
 )
 from .inputs import _classifier_datasets, _lm_datasets
+from .lora import apply_lora, save_merged
 from .metrics import CausalLMTrainer, classification_metrics
 from .models import apply_freezing, build_causal_lm_config, new_causal_lm
 from .outputs import generate_replies, save_final_directory
@@ -77,8 +79,16 @@ def train_causal_lm(
     cleaning: CleaningConfig,
     training_args: LMTrainingArguments,
     callbacks: list | None = None,
+    lora_args: LoraArguments | None = None,
 ) -> dict:
-    """Train (or continue) a CharGPT causal LM on dialogues; returns the final metrics (and sample replies)."""
+    """Train (or continue) a CharGPT causal LM on dialogues, in full or with LoRA adapters (`lora_args`); returns
+    the final metrics (and sample replies)."""
+    lora_args = lora_args or LoraArguments()
+    if lora_args.enabled and not model_args.model_name_or_path:
+        raise ValueError(
+            "LoRA adapts an existing model: give --model_name_or_path (a trained CharGPT causal LM), or drop --lora_r "
+            "to train a new model in full."
+        )
     precision = check_precision(training_args)
     checkpoint = resolve_checkpoint(training_args)
     tokenizer = CharGPTTokenizer.from_pretrained(model_args.tokenizer_name_or_path)
@@ -94,6 +104,15 @@ def train_causal_lm(
     _check_evaluation(training_args, "validation" in datasets_)
     set_seed(training_args.seed)  # the same initial weights in every process and every run
     model = new_causal_lm(model_args, tokenizer)
+    if lora_args.enabled:
+        if model.get_input_embeddings().num_embeddings != CharGPTConfig.from_pretrained(
+            model_args.model_name_or_path
+        ).vocab_size:
+            raise ValueError(
+                "The tokenizer has characters the model has no embedding for; LoRA keeps the embeddings frozen. Use "
+                "the model's own tokenizer (--tokenizer_name_or_path MODEL_DIR) or train without --lora_r."
+            )
+        model = apply_lora(model, lora_args, "CAUSAL_LM")
     logger.info(f"Causal LM with {model.num_parameters():,} parameters; precision {precision}.")
     trainer = CausalLMTrainer(
         model=model,
@@ -117,6 +136,8 @@ def train_causal_lm(
     }
     # The final save comes first: nothing after it (sample replies) can lose the trained model.
     save_final_directory(trainer, training_args.output_dir, results, extra)
+    if lora_args.lora_merge and trainer.is_world_process_zero():
+        save_merged(trainer.model, tokenizer, Path(training_args.output_dir) / "merged")
     if data_args.sample_prompts and trainer.is_world_process_zero():
         replies = generate_replies(trainer.model, tokenizer, data_args.sample_prompts, seed=training_args.seed)
         samples = [{"prompt": p, "reply": r} for p, r in zip(data_args.sample_prompts, replies)]
@@ -135,8 +156,16 @@ def train_classifier(
     cleaning: CleaningConfig,
     training_args: ClassifierTrainingArguments,
     callbacks: list | None = None,
+    lora_args: LoraArguments | None = None,
 ) -> dict:
-    """Fine-tune a CharGPT sequence classifier from a causal-LM directory; returns the final metrics."""
+    """Fine-tune a CharGPT sequence classifier from a causal-LM directory, in full, partly frozen, or with LoRA
+    adapters (`lora_args`); returns the final metrics."""
+    lora_args = lora_args or LoraArguments()
+    if lora_args.enabled and model_args.freeze != "none":
+        raise ValueError(
+            f"--freeze {model_args.freeze} and --lora_r both choose what trains: LoRA freezes the model and trains "
+            f"its adapters and the head. Use one of them."
+        )
     precision = check_precision(training_args)
     checkpoint = resolve_checkpoint(training_args)
     tokenizer = CharGPTTokenizer.from_pretrained(model_args.model_name_or_path)
@@ -162,7 +191,13 @@ def train_classifier(
     )
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))  # new rows start at the mean of the old embeddings
-    counts = apply_freezing(model, model_args.freeze)
+    if lora_args.enabled:
+        # the head trains in full (peft adds `score` for SEQ_CLS); so do the embeddings when characters were added
+        model = apply_lora(model, lora_args, "SEQ_CLS", trainable_modules=["wte"] if added else None)
+        trainable, total = model.get_nb_trainable_parameters()
+        counts = {"trainable": trainable, "frozen": total - trainable, "total": total}
+    else:
+        counts = apply_freezing(model, model_args.freeze)
     max_length = min(data_args.max_length, model.config.n_positions)
     with training_args.main_process_first(desc="tokenising"):
         features = {
@@ -189,10 +224,13 @@ def train_classifier(
             "max_length": max_length,
             "added_characters": len(added),
             "freeze": model_args.freeze,
+            "lora_r": lora_args.lora_r,
             "parameters": counts,
         }
     }
     save_final_directory(trainer, training_args.output_dir, results, extra)
+    if lora_args.lora_merge and trainer.is_world_process_zero():
+        save_merged(trainer.model, tokenizer, Path(training_args.output_dir) / "merged")
     return results
 
 

@@ -412,6 +412,9 @@ def test_accelerate_config_files_parse_with_the_intended_settings():
         "multi_gpu.yaml": ("MULTI_GPU", 4, 1, False, "no"),
         "multi_node.yaml": ("MULTI_GPU", 8, 2, False, "no"),
         "fp16.yaml": ("NO", 1, 1, False, "fp16"),
+        "bf16.yaml": ("NO", 1, 1, False, "bf16"),
+        "fsdp.yaml": ("FSDP", 4, 1, False, "bf16"),
+        "deepspeed_zero2.yaml": ("DEEPSPEED", 4, 1, False, "bf16"),
     }
     assert sorted(p.name for p in ACCELERATE_CONFIGS.glob("*.yaml")) == sorted(expected)
     for name, (kind, processes, machines, use_cpu, precision) in expected.items():

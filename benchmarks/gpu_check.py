@@ -8,7 +8,8 @@
   b. train_scripts/train_lm.py under `accelerate launch` with the shipped configs (fp16, bf16, FSDP on one GPU, and
      DeepSpeed ZeRO-2 when deepspeed is installed): exit code 0, a finite eval loss, a loadable model directory.
   c. fp16 / bf16 inference against fp32 (same weights): forward logits agree, greedy generation starts the same.
-  d. Attention kernels (eager, sdpa, flash_attention_2 when flash_attn is installed) agree on a left-padded batch.
+  d. Attention kernels (eager, sdpa, flex_attention, flash_attention_2 when flash_attn is installed) agree on a
+     left-padded batch.
 
 Every check prints a PASS / FAIL / SKIP line as it finishes, then a summary table. Exit status: 0 when nothing
 failed, 1 when a check failed, 2 when there is no CUDA GPU (nothing is checked) or an argument is wrong. The helpers
@@ -261,7 +262,7 @@ def planned_checks(only: set[str], work: Path) -> list[tuple[str, str, Callable]
         plan.append(("b", f"launch {config}.yaml", lambda c=config, e=extra: launch_or_skip(c, work, e)))
     plan += [("c", f"{d} vs fp32 inference", lambda d=d: check_half_inference(DTYPES[d])) for d in DTYPES]
     for d in DTYPES:
-        for impl in ("sdpa", "flash_attention_2"):
+        for impl in ("sdpa", "flash_attention_2", "flex_attention"):
             plan.append(("d", f"{impl} {d}", lambda d=d, i=impl: check_attention(DTYPES[d], i)))
     return [step for step in plan if step[0] in only]
 

@@ -79,8 +79,12 @@ class ChatSession:
             prompt + reply always fits the context.
     """
 
-    def __init__(self, model, tokenizer, generation_kwargs: dict | None = None, max_prompt_tokens: int | None = None):
+    def __init__(self, model, tokenizer, generation_kwargs: dict | None = None, max_prompt_tokens: int | None = None,
+                 catch_interrupts: bool = True):
         self.model, self.tokenizer = model, tokenizer
+        # Interactive chat: Ctrl-C cuts the current reply short. Scripted use (publish's sample chats) wants it to
+        # stop the whole command instead, so nothing half-made is kept.
+        self.catch_interrupts = catch_interrupts
         kwargs = dict(generation_kwargs or {})
         self.max_new_tokens = effective_max_new_tokens(model, kwargs)
         self.prompt_budget = model.config.n_positions - self.max_new_tokens
@@ -174,6 +178,8 @@ class ChatSession:
             self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
                                 **self.generation_kwargs)
         except KeyboardInterrupt:
+            if not self.catch_interrupts:
+                raise
             interrupted = True
         # Keep the (possibly partial or empty) reply so that speakers keep alternating in the history; characters
         # that happen to spell a special token would forge a turn boundary when the history is templated again.
@@ -198,7 +204,12 @@ def chat_loop(session: ChatSession, read_line: Callable[[], str | None], write: 
     while True:
         try:
             line = read_line()
-        except (EOFError, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            if not session.catch_interrupts:
+                raise
+            write("\n")
+            break
+        except EOFError:
             write("\n")
             break
         if line is None:

@@ -35,8 +35,7 @@ from .inference import (
     generate_texts,
     label_names,
     load_config,
-    load_model,
-    load_tokenizer,
+    load_model_and_tokenizer,
     make_record,
     most_similar,
     read_records,
@@ -137,9 +136,9 @@ class ExportArguments:
 
 
 def _load(model_args: ModelArguments, task: str):
-    model = load_model(model_args.model_dir, task=task, device=model_args.device, dtype=model_args.dtype,
-                       compile=model_args.compile, trust_remote_code=model_args.trust_remote_code)
-    return model, load_tokenizer(model_args.model_dir, trust_remote_code=model_args.trust_remote_code)
+    return load_model_and_tokenizer(model_args.model_dir, task=task, device=model_args.device,
+                                    dtype=model_args.dtype, compile=model_args.compile,
+                                    trust_remote_code=model_args.trust_remote_code)
 
 
 def _write(text: str):

@@ -7,6 +7,7 @@ Everything here works on either a PyTorch model or an `Int8CharGPT` (chargpt.qua
 
 import contextlib
 import csv
+import glob
 import io
 import json
 import logging
@@ -94,11 +95,37 @@ def load_config(model_dir, trust_remote_code: bool = False):
     return _auto_load(AutoConfig, model_dir, "the model configuration", trust_remote_code)
 
 
+def remote_class(model_dir, auto_name: str):
+    """The class a directory's own code defines for `auto_name` (e.g. "AutoModelForCausalLM"), from the `auto_map` in
+    its config.json (tokenizer_config.json for "AutoTokenizer"). With chargpt imported, the Auto classes prefer the
+    installed package's registered classes even under trust_remote_code=True, so `--trust_remote_code` loads the
+    directory's classes explicitly."""
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    file = "tokenizer_config.json" if auto_name == "AutoTokenizer" else "config.json"
+    path = os.path.join(model_dir, file)
+    auto_map = {}
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            auto_map = json.load(f).get("auto_map") or {}
+    reference = auto_map.get(auto_name)
+    if isinstance(reference, (list, tuple)):  # AutoTokenizer: [slow, fast]
+        reference = next((r for r in reference if r), None)
+    if not reference:
+        raise ValueError(
+            f"--trust_remote_code: {model_dir} carries no code for {auto_name} (no auto_map entry in {file}). Drop "
+            f"--trust_remote_code to use the installed chargpt's classes."
+        )
+    return get_class_from_dynamic_module(reference, model_dir)
+
+
 def _auto_load(auto_class, model_dir, what: str, trust_remote_code: bool):
-    """auto_class.from_pretrained(model_dir), with loading failures turned into one error that names the directory
-    and the likely fix."""
+    """auto_class.from_pretrained(model_dir) (the directory's own class with `trust_remote_code`), with loading
+    failures turned into one error that names the directory and the likely fix."""
     try:
-        return auto_class.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+        if trust_remote_code:
+            return remote_class(model_dir, auto_class.__name__).from_pretrained(model_dir, trust_remote_code=True)
+        return auto_class.from_pretrained(model_dir, trust_remote_code=False)
     except (ValueError, OSError, KeyError) as err:
         raise ValueError(
             f"Could not load {what} in {model_dir}: {err}\nIf this directory carries its own code (an auto_map in "
@@ -129,8 +156,52 @@ def _check_task(model_dir, config, task: str):
         )
 
 
+_TOKENIZER_FILES = ("vocab.json", "tokenizer.json")
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
 def load_tokenizer(model_dir, trust_remote_code: bool = False):
-    return _auto_load(AutoTokenizer, check_model_dir(model_dir), "the tokenizer", trust_remote_code)
+    model_dir = check_model_dir(model_dir)
+    if not any(os.path.isfile(os.path.join(model_dir, name)) for name in _TOKENIZER_FILES):
+        raise ValueError(
+            f"{model_dir} has no tokenizer vocabulary ({' or '.join(_TOKENIZER_FILES)}): without it every character "
+            f"would read as <unk>. Copy the tokenizer files the model was trained with into the directory (e.g. "
+            f"tokenizer.save_pretrained({model_dir!r}))."
+        )
+    return _auto_load(AutoTokenizer, model_dir, "the tokenizer", trust_remote_code)
+
+
+def check_model_and_tokenizer(model, tokenizer, model_dir) -> None:
+    """Refuse a model directory whose parts do not fit together: a tokenizer with more tokens than the model has
+    embeddings, or weights holding NaN or infinite values. Both would give wrong answers without an error."""
+    if hasattr(model, "get_input_embeddings"):
+        rows = model.get_input_embeddings().num_embeddings
+    else:  # an int8 export
+        rows = model.config.vocab_size
+    if len(tokenizer) > rows:
+        raise ValueError(
+            f"{model_dir}: the tokenizer has {len(tokenizer)} tokens but the model has embeddings for only {rows} "
+            f"(config vocab_size {model.config.vocab_size}), so the tokenizer is not the one the model was trained "
+            f"with. Put the model's own tokenizer files in the directory."
+        )
+    if isinstance(model, torch.nn.Module):
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise ValueError(
+                    f"{model_dir}: weight {name} holds NaN or infinite values, so every output would be garbage (a "
+                    f"diverged or damaged checkpoint). Use an earlier checkpoint, or retrain with a lower learning "
+                    f"rate."
+                )
+
+
+def load_model_and_tokenizer(model_dir, task: str = "causal-lm", device: str = "cpu", dtype: str = "auto",
+                             compile: bool = False, trust_remote_code: bool = False):
+    """`load_model` and `load_tokenizer`, with the directory checked as a whole (`check_model_and_tokenizer`)."""
+    tokenizer = load_tokenizer(model_dir, trust_remote_code=trust_remote_code)
+    model = load_model(model_dir, task=task, device=device, dtype=dtype, compile=compile,
+                       trust_remote_code=trust_remote_code)
+    check_model_and_tokenizer(model, tokenizer, model_dir)
+    return model, tokenizer
 
 
 def load_model(model_dir, task: str = "causal-lm", device: str = "cpu", dtype: str = "auto",
@@ -153,15 +224,26 @@ def load_model(model_dir, task: str = "causal-lm", device: str = "cpu", dtype: s
             raise ValueError(f"{model_dir} is an int8 export of a {model.task} model; this command needs {task}.")
         return model
     _check_task(model_dir, config, task)
+    if not any(os.path.isfile(os.path.join(model_dir, name)) for name in _WEIGHT_FILES):
+        raise ValueError(
+            f"{model_dir} has no weights ({_WEIGHT_FILES[0]}); loading it would give a randomly initialised model. "
+            f"Copy the weights in, or save the model again with save_pretrained."
+        )
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     verbosity = hf_logging.get_verbosity()
     if task == "base":  # the head's weights are expected to be left out; don't warn about them
         hf_logging.set_verbosity_error()
+    auto_class = _AUTO_CLASSES[task]
+    if trust_remote_code:
+        auto_class = remote_class(model_dir, auto_class.__name__)
     try:
-        model = _AUTO_CLASSES[task].from_pretrained(model_dir, trust_remote_code=trust_remote_code, dtype=torch_dtype)
-    except (ValueError, OSError) as err:
-        raise ValueError(f"Could not load the model in {model_dir}: {err}") from err
+        model = auto_class.from_pretrained(model_dir, trust_remote_code=trust_remote_code, dtype=torch_dtype)
+    except Exception as err:  # safetensors and torch raise their own types for truncated or corrupted files
+        raise ValueError(
+            f"Could not load the model weights in {model_dir}: {type(err).__name__}: {err}. The weight file may be "
+            f"truncated or damaged: copy it again, or save the model again with save_pretrained."
+        ) from err
     finally:
         hf_logging.set_verbosity(verbosity)
     model = model.to(torch_device).eval()
@@ -296,6 +378,7 @@ def classify_texts(model, tokenizer, texts: list[str], batch_size: int = 32) -> 
     """One dict per text, in input order: label, label_id, score (probability of that label), probabilities
     (label -> probability), truncated (text longer than the context; its first n_positions tokens were used).
     Multi-label models use sigmoids (and add `labels`, those >= 0.5); regression models give `score` only."""
+    check_known_characters(tokenizer, texts)
     names = label_names(model.config)
     problem = getattr(model.config, "problem_type", None)
     results = [None] * len(texts)
@@ -318,11 +401,25 @@ def _label_row(logits: torch.Tensor, names: list[str], problem, truncated: bool)
     return row
 
 
+def check_known_characters(tokenizer, texts: list[str]) -> None:
+    """Refuse a text none of whose characters is in the vocabulary: the model would see only <unk> and still answer,
+    so the answer would say nothing about the text."""
+    unk = tokenizer.unk_token_id
+    for n, text in enumerate(texts, start=1):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if ids and unk is not None and all(i == unk for i in ids):
+            raise ValueError(
+                f"Text {n} ({text[:30]!r}) has no character the model's vocabulary knows (all {len(ids)} read as "
+                f"<unk>), so any answer about it would be meaningless. Remove it, or use a model trained on such text."
+            )
+
+
 @torch.no_grad()
 def embed_texts(model, tokenizer, texts: list[str], batch_size: int = 32) -> torch.Tensor:
     """(N, n_embd) L2-normalised masked-mean embeddings (`model.embed`), in input order, float32 on CPU."""
     if not hasattr(model, "embed"):
         raise ValueError(f"{type(model).__name__} has no embed() method; load a CharGPT model.")
+    check_known_characters(tokenizer, texts)
     out = [None] * len(texts)
     for idx, ids, mask, _ in _batches(tokenizer, texts, batch_size, model.config.n_positions):
         vectors = model.embed(ids.to(model.device), attention_mask=mask.to(model.device)).float().cpu()
@@ -472,18 +569,73 @@ def _umask() -> int:
     return mask
 
 
-@contextlib.contextmanager
-def atomic_output_dir(output_dir, overwrite: bool = False):
-    """Yield a temporary directory beside `output_dir`; on success it replaces `output_dir` (which must be absent or
-    empty unless `overwrite`), on failure it is removed. Readers never see a half-written directory."""
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale_staging(output_dir) -> list[str]:
+    """Remove the staging folders (`.NAME.tmp-PID-*`, and their `.old` backups) that an interrupted or killed earlier
+    publish/export of `output_dir` left beside it, when the process that made them is gone; a leftover without a
+    process id (older chargpt) is reported, not removed. Returns what it removed."""
     output_dir = os.path.abspath(str(output_dir))
+    parent, name = os.path.dirname(output_dir), os.path.basename(output_dir)
+    removed = []
+    for leftover in sorted(glob.glob(os.path.join(glob.escape(parent), f".{glob.escape(name)}.tmp-*"))):
+        pid = os.path.basename(leftover)[len(name) + 6 :].split("-")[0]
+        if not pid.isdigit():
+            logger.warning("%s looks like a staging folder left by an interrupted run; remove it if no chargpt "
+                           "command is writing %s.", leftover, output_dir)
+        elif not _pid_alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover)
+            logger.warning("Removed %s, left by an interrupted earlier run (process %s).", leftover, pid)
+    return removed
+
+
+def _check_replaceable(output_dir: str, source, overwrite: bool) -> None:
+    """Refuse destinations whose replacement would lose something: the source model itself or anything holding it,
+    a non-empty directory without `overwrite`, or (even with it) a directory that is not a flat folder of files as
+    publish and export write them."""
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ValueError(f"{output_dir} exists and is not a directory.")
-    if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
+    if source is not None:
+        source = os.path.realpath(str(source))
+        real_out = os.path.realpath(output_dir)
+        if real_out == source or source.startswith(real_out + os.sep):
+            raise ValueError(
+                f"output_dir {output_dir} is the model directory {source} or contains it; replacing it would delete "
+                f"the model. Choose an output_dir outside the model directory."
+            )
+    if not os.path.isdir(output_dir) or not os.listdir(output_dir):
+        return
+    if not overwrite:
         raise ValueError(f"{output_dir} already exists and is not empty; pass --overwrite to replace it.")
+    foreign = [n for n in os.listdir(output_dir)
+               if os.path.islink(os.path.join(output_dir, n)) or not os.path.isfile(os.path.join(output_dir, n))]
+    if foreign:
+        raise ValueError(
+            f"--overwrite replaces {output_dir} as a whole, but it holds folders or links ({', '.join(sorted(foreign)[:5])}"
+            f"), so it is not an earlier publish or export output. Choose a new output_dir, or move them first."
+        )
+
+
+@contextlib.contextmanager
+def atomic_output_dir(output_dir, overwrite: bool = False, source=None):
+    """Yield a temporary directory beside `output_dir`; on success it replaces `output_dir` (which must be absent or
+    empty unless `overwrite`, and must not be or contain `source`), on failure or interruption it is removed.
+    Readers never see a half-written directory; leftovers of killed earlier runs are cleaned first."""
+    output_dir = os.path.abspath(str(output_dir))
+    _check_replaceable(output_dir, source, overwrite)
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.tmp-", dir=parent)
+    clean_stale_staging(output_dir)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.tmp-{os.getpid()}-", dir=parent)
     try:
         yield staging
         os.chmod(staging, 0o777 & ~_umask())
@@ -503,6 +655,11 @@ __all__ = [
     "TASKS",
     "load_model",
     "load_tokenizer",
+    "load_model_and_tokenizer",
+    "check_model_and_tokenizer",
+    "check_known_characters",
+    "remote_class",
+    "clean_stale_staging",
     "load_config",
     "detect_task",
     "resolve_device",

@@ -29,7 +29,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import set_seed
 
 from .chat import ChatSession, chat_loop
-from .inference import atomic_output_dir, detect_task, load_config, load_model, load_tokenizer
+from .inference import atomic_output_dir, detect_task, load_config, load_model_and_tokenizer
 
 
 logger = logging.getLogger(__name__)
@@ -106,11 +106,10 @@ def publish(model_dir, args: PublishArguments, trust_remote_code: bool = False) 
     if not os.path.isfile(template):
         raise ValueError(f"Model card template {template!r} not found.")
     task = detect_task(load_config(model_dir, trust_remote_code))
-    model = load_model(model_dir, task=task, trust_remote_code=trust_remote_code)
-    tokenizer = load_tokenizer(model_dir, trust_remote_code=trust_remote_code)
+    model, tokenizer = load_model_and_tokenizer(model_dir, task=task, trust_remote_code=trust_remote_code)
     notes = []
     training = collect_training_info(args.training_dir or model_dir, task, notes)
-    with atomic_output_dir(args.output_dir, overwrite=args.overwrite) as staging:
+    with atomic_output_dir(args.output_dir, overwrite=args.overwrite, source=model_dir) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         _check_hub_files(staging, task)
@@ -306,6 +305,10 @@ def _copy_curves(directories: list, staging: str, training: dict, notes: list[st
     for directory in directories:
         for path in sorted(glob.glob(os.path.join(directory, "*.png"))) if directory else []:
             name = os.path.basename(path)
+            if os.path.islink(path) or not os.path.isfile(path):
+                # only the directory's own regular files: a link may point anywhere (a secret, another project)
+                notes.append(f"Skipped {path}: a symbolic link or not a regular file; copy the image itself there.")
+                continue
             if name not in copied:
                 shutil.copyfile(path, os.path.join(staging, name))
                 copied.append(name)
@@ -356,7 +359,7 @@ def _sample_conversations(model, tokenizer, scripts: list[list[str]], seed: int)
     for k, script in enumerate(scripts, start=1):
         set_seed(seed + k)
         lines = iter(script)
-        session = ChatSession(model, tokenizer)
+        session = ChatSession(model, tokenizer, catch_interrupts=False)  # Ctrl-C stops publish, no partial card
         records = chat_loop(session, lambda: next(lines, None), lambda text: None)
         turns = 2 * sum(1 for r in records if "turn" in r)
         if turns < 2 * MIN_SCRIPT_TURNS:

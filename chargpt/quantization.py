@@ -480,9 +480,14 @@ def load_int8(path, num_threads: int | None = None) -> Int8CharGPT:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if num_threads:
         options.intra_op_num_threads = num_threads
-    session = ort.InferenceSession(
-        os.path.join(path, info["onnx_file"]), sess_options=options, providers=["CPUExecutionProvider"]
-    )
+    graph = os.path.join(path, info["onnx_file"])
+    try:
+        session = ort.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own types (InvalidProtobuf, Fail, NoSuchFile)
+        raise ValueError(
+            f"Could not load the int8 graph {graph}: {type(err).__name__}: {err}. The file may be truncated or "
+            f"damaged: export the model again with `chargpt export-int8`."
+        ) from err
     return Int8CharGPT(path, session, config, generation_config, info)
 
 
@@ -524,7 +529,7 @@ def export_int8(model, tokenizer, output_dir, source: str | None = None, overwri
     task = model_task(model)
     model = model.to(device="cpu", dtype=torch.float32).eval()
     source_bytes = weights_bytes(source) if source and os.path.isdir(source) else _unique_parameter_bytes(model)
-    with atomic_output_dir(output_dir, overwrite=overwrite) as staging:
+    with atomic_output_dir(output_dir, overwrite=overwrite, source=source) as staging:
         onnx.save_model(build_onnx_model(model, int8=True), os.path.join(staging, ONNX_FILE))
         config = model.config.to_dict()
         config.pop("auto_map", None)  # the export holds no modeling code; only chargpt.quantization.load_int8 reads it

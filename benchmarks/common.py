@@ -4,12 +4,13 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from chargpt import files
 
 
 def cpu_model() -> str:
@@ -103,23 +104,12 @@ def best_ratio(ours_times: list[float], peer_times: list[float]) -> float:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to a temporary file beside `path`, then rename: a crash never leaves a half-written result."""
-    write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+    """Write JSON atomically (chargpt.files): a crash never leaves a half-written result."""
+    files.write_json_atomic(path, data, indent=1)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # full.<random>.json.tmp: matches the repository's ignore pattern for results (*.json.tmp)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=path.suffix + ".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    files.atomic_write_text(path, text)
 
 
 def load_results(path: Path) -> dict:

@@ -72,10 +72,10 @@ def _worker(args: argparse.Namespace) -> dict:
                      n_inner=args.n_inner, n_positions=args.n_positions, dropout=args.dropout,
                      chargpt_attn_pdrop=args.chargpt_attn_pdrop)
     if args.model == "chargpt-int8":
-        from chargpt.quantization import load_int8
+        from chargpt.int8 import load_int8
 
         if not args.int8_dir:
-            raise ValueError("--model chargpt-int8 needs --int8_dir, an export written by chargpt.quantization.")
+            raise ValueError("--model chargpt-int8 needs --int8_dir, an export written by chargpt.int8.")
         model = load_int8(args.int8_dir, num_threads=args.threads)
     else:
         model = build_causal_lms(dims)[args.model]

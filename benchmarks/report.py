@@ -136,7 +136,7 @@ def _speed_md(speed: dict) -> list[str]:
     lines += ["## 2. Generation throughput", "",
               "128 new tokens (min = max, so every run does the same work), 16-token prompt, KV cache, greedy or "
               "top-p 0.9 / temperature 0.7 sampling; fp32 PyTorch `generate()` for CharGPT and GPT-2, and the int8 "
-              "export's own `generate()` (chargpt.quantization, ONNX Runtime).", ""]
+              "export's own `generate()` (chargpt.int8, ONNX Runtime).", ""]
     rows = []
     for r in speed.get("generation", []):
         int8 = r.get("chargpt-int8", {}).get("tokens_per_s")

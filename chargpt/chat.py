@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from .inference import effective_max_new_tokens, encode
+from .tasks import effective_max_new_tokens, encode
 
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class ChatSession:
     Args:
         model: the causal LM; `model.generate` is called with a streamer.
         tokenizer: its tokenizer; `apply_chat_template(messages, add_generation_prompt=True)` formats every prompt.
-        generation_kwargs: sampling settings for `generate()` (see `chargpt.inference.sampling_kwargs`).
+        generation_kwargs: sampling settings for `generate()` (see `chargpt.tasks.sampling_kwargs`).
         max_prompt_tokens: optional smaller window for the history; by default n_positions - max_new_tokens, so that
             prompt + reply always fits the context.
     """

@@ -27,21 +27,10 @@ from transformers.utils import logging as hf_logging
 
 from . import __version__
 from .chat import COMMANDS_HELP, ChatSession, chat_loop, format_transcript
-from .inference import (
-    atomic_write_text,
-    classify_texts,
-    cosine_similarity,
-    detect_task,
-    generate_texts,
-    label_names,
-    load_config,
-    load_model_and_tokenizer,
-    make_record,
-    most_similar,
-    read_records,
-    sampling_kwargs,
-    write_rows,
-)
+from .files import atomic_write_text
+from .loading import detect_task, load_config, load_model_and_tokenizer
+from .tasks import classify_texts, cosine_similarity, generate_texts, label_names, most_similar, sampling_kwargs
+from .textio import make_record, read_records, write_rows
 from .publish import PublishArguments, publish
 
 
@@ -300,7 +289,7 @@ def run_similarity(model_args: ModelArguments, sim_args: SimilarityArguments) ->
 
 
 def run_export(model_args: ModelArguments, export_args: ExportArguments) -> int:
-    from .quantization import export_int8, is_int8_export
+    from .int8 import export_int8, is_int8_export
 
     if os.path.realpath(export_args.output_dir) == os.path.realpath(model_args.model_dir):
         raise ValueError("output_dir must differ from the model directory.")
@@ -322,7 +311,7 @@ def run_export(model_args: ModelArguments, export_args: ExportArguments) -> int:
               "probe positions; check the export with --eval_file on real text before using it.")
     if "evaluation" in info:
         _write(f"Agreement on {export_args.eval_file}: {info['evaluation']}\n")
-    _write(f"Load it with chargpt.quantization.load_int8({export_args.output_dir!r}) or any chargpt command.\n")
+    _write(f"Load it with chargpt.int8.load_int8({export_args.output_dir!r}) or any chargpt command.\n")
     return 0
 
 

@@ -17,7 +17,8 @@ if version.parse(transformers.__version__) < version.parse(MIN_TRANSFORMERS_VERS
         f"installed. Upgrade it: pip install -U 'transformers>={MIN_TRANSFORMERS_VERSION},<6'."
     )
 
-_ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu")
+# The one list of activations; the model takes them from transformers' ACT2FN, the int8 graph builds each from ops.
+ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu")
 _POOLINGS = ("last", "mean")
 
 
@@ -126,9 +127,9 @@ class CharGPTConfig(PreTrainedConfig):
             raise ValueError(
                 f"CharGPTConfig.classifier_pooling must be one of {_POOLINGS}, got {self.classifier_pooling!r}."
             )
-        if self.activation_function not in _ACTIVATIONS:
+        if self.activation_function not in ACTIVATIONS:
             raise ValueError(
-                f"CharGPTConfig.activation_function must be one of {_ACTIVATIONS}, got {self.activation_function!r}."
+                f"CharGPTConfig.activation_function must be one of {ACTIVATIONS}, got {self.activation_function!r}."
             )
         for name in ("pad_token_id", "sep_token_id", "bos_token_id"):
             value = getattr(self, name)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
+from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
@@ -36,13 +37,6 @@ AUTO_MAP = {
     "AutoModel": "modeling_chargpt.CharGPTModel",
     "AutoModelForCausalLM": "modeling_chargpt.CharGPTForCausalLM",
     "AutoModelForSequenceClassification": "modeling_chargpt.CharGPTForSequenceClassification",
-}
-
-_ACT = {
-    "gelu": lambda: nn.GELU(),
-    "gelu_new": lambda: nn.GELU(approximate="tanh"),
-    "relu": lambda: nn.ReLU(),
-    "silu": lambda: nn.SiLU(),
 }
 
 
@@ -133,7 +127,7 @@ class CharGPTMLP(nn.Module):
     def __init__(self, config: CharGPTConfig):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, config.n_inner, bias=config.bias)
-        self.act = _ACT[config.activation_function]()
+        self.act = ACT2FN[config.activation_function]
         self.c_proj = nn.Linear(config.n_inner, config.n_embd, bias=config.bias)
         self.c_proj.is_residual_projection = True
         self.dropout = nn.Dropout(config.resid_pdrop)

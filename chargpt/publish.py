@@ -29,7 +29,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import set_seed
 
 from .chat import ChatSession, chat_loop
-from .inference import atomic_output_dir, detect_task, load_config, load_model_and_tokenizer
+from .files import atomic_output_dir
+from .loading import detect_task, load_config, load_model_and_tokenizer
 
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class PublishArguments:
 
 def publish(model_dir, args: PublishArguments, trust_remote_code: bool = False) -> dict:
     """Write the hub-ready directory; returns {"files": [...], "notes": [warnings], "verify": {...}}."""
-    from .quantization import is_int8_export
+    from .int8 import is_int8_export
 
     if is_int8_export(model_dir):
         raise ValueError(f"{model_dir} is an int8 export; publish the float model it came from.")
@@ -382,7 +383,7 @@ def _architecture_rows(model, task: str, tokenizer) -> list[tuple]:
     if task == "causal-lm":
         rows.append(("Input/output embeddings tied", "yes" if c.tie_word_embeddings else "no"))
     else:
-        from .inference import label_names
+        from .tasks import label_names
 
         rows.append(("Labels", ", ".join(f"{i}: {n}" for i, n in enumerate(label_names(c)))))
     if getattr(tokenizer, "normalization", None):

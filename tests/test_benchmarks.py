@@ -417,7 +417,7 @@ def test_memory_measurement_in_a_subprocess_sees_training_allocations():
     assert record["increase_mib"] == pytest.approx(record["peak_mib"] - record["baseline_mib"])
 
 
-@pytest.mark.skipif(int8_unavailable_reason() is not None, reason="int8 export unavailable (chargpt.quantization, "
+@pytest.mark.skipif(int8_unavailable_reason() is not None, reason="int8 export unavailable (chargpt.int8, "
                     "onnx or onnxruntime missing)")
 def test_int8_export_is_smaller_and_scores_like_fp32(tmp_path):
     from benchmarks.int8 import export_and_load, placeholder_tokenizer

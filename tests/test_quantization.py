@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from chargpt.cli import main
+from chargpt.configuration_chargpt import ACTIVATIONS
 
 from .chargpt_tester import SAMPLE_TEXTS, CharGPTTester
 
@@ -16,10 +17,10 @@ from .chargpt_tester import SAMPLE_TEXTS, CharGPTTester
 pytest.importorskip("onnx", reason="the int8 export needs onnx: pip install 'chargpt[int8]'")
 ort = pytest.importorskip("onnxruntime", reason="the int8 export runs on onnxruntime: pip install 'chargpt[int8]'")
 
-from chargpt.quantization import (  # noqa: E402  (after the skips: importing needs nothing, running needs both)
+from benchmarks.int8 import benchmark_int8  # noqa: E402
+from chargpt.int8 import (  # noqa: E402  (after the skips: importing needs nothing, running needs both)
     EXPORT_INFO_FILE,
     Int8CharGPT,
-    benchmark_int8,
     build_onnx_model,
     compare_on_texts,
     directory_bytes,
@@ -67,7 +68,7 @@ def trained(tmp_path_factory):
 # --------------------------------------------------------------------------------------------------------------- graph
 
 
-@pytest.mark.parametrize("activation", ["gelu", "gelu_new", "relu", "silu"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)  # every activation the config accepts
 @pytest.mark.parametrize("bias", [True, False])
 def test_float_onnx_graph_matches_pytorch_with_and_without_cache(activation, bias):
     tester = CharGPTTester(activation_function=activation, bias=bias)

@@ -11,6 +11,7 @@ from pathlib import Path
 from datasets import Dataset
 from transformers.utils import logging
 
+from ..files import write_json_atomic
 from .cleaning import CleaningConfig
 from .sources import _source_files
 from .summary import CorpusSummary
@@ -67,15 +68,6 @@ def _cached_dataset(make_rows, sources, key, cleaning, summary, features, cache_
         summary = CorpusSummary(on_error=summary.on_error, read=len(dataset), kept=len(dataset), from_cache=True)
         logger.warning("Reused a cached dataset whose read summary is missing; drop counts are unknown.")
     return dataset, summary
-
-
-def write_json_atomic(path, data) -> None:
-    """Write JSON to a temporary file beside `path`, then rename it: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 __all__ = [

@@ -1,0 +1,238 @@
+"""Running an int8 export: `load_int8(directory)` returns an `Int8CharGPT` with the calls the rest of the package
+makes on a PyTorch model (`model(input_ids, attention_mask).logits`, `generate(...)`, `embed(...)`)."""
+
+import copy
+import json
+import logging
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import GenerationConfig
+from transformers.generation.logits_process import (
+    LogitsProcessorList,
+    MinNewTokensLengthLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from ..configuration_chargpt import CharGPTConfig
+from ..modeling_chargpt import default_generation_config, mean_pool
+from .format import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_INFO_FILE, is_int8_export, require
+
+
+logger = logging.getLogger(__name__)
+
+
+# transformers' own values for generation settings a GenerationConfig leaves unset (None).
+_GENERATION_DEFAULTS = {"do_sample": False, "temperature": 1.0, "top_k": 50, "top_p": 1.0, "repetition_penalty": 1.0}
+# Settings this loop does not implement, with the value that means "off"; anything else is refused, not ignored.
+_UNSUPPORTED_GENERATION = {
+    "num_beams": 1, "num_beam_groups": 1, "penalty_alpha": None, "typical_p": 1.0, "min_p": None, "top_h": None,
+    "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "no_repeat_ngram_size": 0, "bad_words_ids": None,
+    "suppress_tokens": None, "begin_suppress_tokens": None, "sequence_bias": None, "guidance_scale": None,
+    "force_words_ids": None, "constraints": None, "stop_strings": None, "dola_layers": None,
+    "return_dict_in_generate": False, "output_scores": False, "output_logits": False,
+}
+
+
+class Int8CharGPT:
+    """A CharGPT int8 export running on ONNX Runtime; build it with `load_int8(directory)`.
+
+    Attributes: `config` (CharGPTConfig), `generation_config` (causal LMs), `task` ('causal-lm' or
+    'sequence-classification'), `export_info` (the export's JSON description), `device` (cpu), `dtype` (float32).
+    """
+
+    def __init__(self, path: str, session, config: CharGPTConfig, generation_config, export_info: dict):
+        self.path, self.session, self.config = path, session, config
+        self.generation_config, self.export_info = generation_config, export_info
+        self.task = export_info["task"]
+        self.device, self.dtype = torch.device("cpu"), torch.float32
+        self._head_dim = config.n_embd // config.n_head
+
+    def eval(self):
+        return self  # inference only; mirrors nn.Module.eval() so callers need no special case
+
+    def _run(self, input_ids: np.ndarray, past: list | None, logits_from: int):
+        """One graph call: ids (B, T) after `past` -> logits (B, T - logits_from, .), hidden (B, T, C), presents."""
+        B, T = input_ids.shape
+        past_len = 0 if past is None else past[0].shape[2]
+        if past_len + T > self.config.n_positions:
+            raise ValueError(
+                f"Sequence too long: {past_len + T} tokens ({past_len} cached + {T} new) but the model's context "
+                f"length is n_positions={self.config.n_positions}. Truncate the input, or keep prompt length + "
+                f"max_new_tokens <= {self.config.n_positions} when generating."
+            )
+        if past is None:
+            empty = np.zeros((B, self.config.n_head, 0, self._head_dim), dtype=np.float32)
+            past = [empty] * (2 * self.config.n_layer)
+        feed = {"input_ids": input_ids.astype(np.int64, copy=False), "logits_from": np.array([logits_from], np.int64)}
+        for i in range(self.config.n_layer):
+            feed[f"past_key.{i}"], feed[f"past_value.{i}"] = past[2 * i], past[2 * i + 1]
+        logits, hidden, *presents = self.session.run(None, feed)
+        return logits, hidden, presents
+
+    def _check_ids(self, input_ids, attention_mask):
+        """Token ids as numpy plus each row's length, refusing padding the graph cannot mask (only right padding)."""
+        ids = torch.as_tensor(input_ids)
+        if ids.dim() != 2 or ids.numel() == 0 or ids.is_floating_point():
+            raise ValueError(f"input_ids must be a non-empty (batch, sequence) integer tensor, got {tuple(ids.shape)}.")
+        if int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab_size:
+            raise ValueError(f"input_ids holds ids outside the vocabulary [0, {self.config.vocab_size}).")
+        if attention_mask is None:
+            return ids.numpy(), torch.full((ids.shape[0],), ids.shape[1])
+        mask = torch.as_tensor(attention_mask).bool()
+        lengths = mask.sum(dim=1)
+        right_padded = mask == (torch.arange(ids.shape[1])[None, :] < lengths[:, None])
+        if mask.shape != ids.shape or not bool(right_padded.all()) or int(lengths.min()) == 0:
+            raise ValueError(
+                "The int8 model handles right padding only (and no empty rows): tokenize with "
+                "tokenizer.padding_side = 'right', or pass no attention_mask for unpadded input."
+            )
+        return ids.numpy(), lengths
+
+    def __call__(self, input_ids=None, attention_mask=None, **kwargs):
+        """Like the PyTorch forward: `.logits` is (B, T, V) for a causal LM, (B, num_labels) for a classifier,
+        pooled at each row's last real token. `.hidden_states` holds the last hidden states (B, T, C)."""
+        unknown = {k for k, v in kwargs.items() if v is not None} - {"use_cache", "return_dict"}
+        if unknown:
+            raise TypeError(f"Int8CharGPT does not support the arguments {sorted(unknown)}.")
+        ids, lengths = self._check_ids(input_ids, attention_mask)
+        logits, hidden, _ = self._run(ids, None, 0)
+        logits = torch.from_numpy(logits)
+        if self.task == "sequence-classification":
+            logits = logits[torch.arange(ids.shape[0]), lengths - 1]  # (B, T, L) -> (B, L)
+        return SimpleNamespace(logits=logits, hidden_states=torch.from_numpy(hidden))
+
+    forward = __call__
+
+    @torch.no_grad()
+    def embed(self, input_ids, attention_mask=None, normalize=True):
+        """Masked-mean sentence embeddings (B, C), L2-normalised by default, as `CharGPTPreTrainedModel.embed`."""
+        ids, _ = self._check_ids(input_ids, attention_mask)
+        hidden = torch.from_numpy(self._run(ids, None, ids.shape[1] - 1)[1])
+        pooled = mean_pool(hidden, None if attention_mask is None else torch.as_tensor(attention_mask))
+        return F.normalize(pooled, dim=-1) if normalize else pooled
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, generation_config=None, streamer=None, **kwargs):
+        """Greedy or sampled continuation with the key/value cache, with `model.generate()`'s semantics for the
+        settings CharGPT uses (do_sample, temperature, top_k, top_p, repetition_penalty, max_new_tokens /
+        max_length, min_new_tokens, eos_token_id (one or several), pad_token_id, num_return_sequences) and the same
+        streamer protocol (`put(prompt)`, `put(token)` per step, `end()`). Returns (B * n, prompt + new) token ids;
+        rows that stopped early are padded with pad_token_id. Other settings (beam search, ...) raise ValueError."""
+        if self.task != "causal-lm":
+            raise ValueError("This int8 export is a classifier; generate() needs a causal LM export.")
+        gen = copy.deepcopy(generation_config or self.generation_config or default_generation_config(self.config))
+        unused = gen.update(**kwargs)
+        if unused:
+            raise ValueError(f"Int8CharGPT.generate() got unknown arguments {sorted(unused)}.")
+        _check_supported(gen)
+        ids, _ = self._check_ids(input_ids, attention_mask)
+        if attention_mask is not None and not bool(torch.as_tensor(attention_mask).bool().all()):
+            raise ValueError("Int8CharGPT.generate() takes unpadded prompts: generate one prompt (or equal-length "
+                             "prompts) per call.")
+        ids = torch.from_numpy(ids).repeat_interleave(gen.num_return_sequences or 1, dim=0)
+        prompt_len = ids.shape[1]
+        max_new = gen.max_new_tokens if gen.max_new_tokens is not None else (gen.max_length or 20) - prompt_len
+        if max_new < 1 or prompt_len + max_new > self.config.n_positions:
+            raise ValueError(
+                f"Cannot generate {max_new} tokens after a {prompt_len}-token prompt: need at least 1 and prompt + "
+                f"max_new_tokens <= n_positions={self.config.n_positions}."
+            )
+        eos = gen.eos_token_id
+        eos = torch.tensor([] if eos is None else ([eos] if isinstance(eos, int) else list(eos)), dtype=torch.long)
+        pad = gen.pad_token_id if gen.pad_token_id is not None else self.config.pad_token_id or 0
+        processors, do_sample = _logits_processors(gen, prompt_len, eos), _setting(gen, "do_sample")
+        if streamer is not None:
+            streamer.put(ids.clone())
+        unfinished = torch.ones(ids.shape[0], dtype=torch.bool)
+        step_ids, past = ids.numpy(), None
+        for _ in range(max_new):
+            logits, _, past = self._run(step_ids, past, step_ids.shape[1] - 1)
+            scores = processors(ids, torch.from_numpy(logits[:, -1, :]).clone())
+            if do_sample:
+                next_tokens = torch.multinomial(scores.softmax(dim=-1), num_samples=1).squeeze(1)
+            else:
+                next_tokens = scores.argmax(dim=-1)
+            next_tokens = torch.where(unfinished, next_tokens, torch.full_like(next_tokens, pad))
+            ids = torch.cat([ids, next_tokens[:, None]], dim=1)
+            if streamer is not None:
+                streamer.put(next_tokens.clone())
+            unfinished &= ~torch.isin(next_tokens, eos)
+            if not bool(unfinished.any()):
+                break
+            step_ids = next_tokens[:, None].numpy()
+        if streamer is not None:
+            streamer.end()
+        return ids
+
+
+def _setting(gen: GenerationConfig, name: str):
+    value = getattr(gen, name, None)
+    return _GENERATION_DEFAULTS[name] if value is None else value
+
+
+def _check_supported(gen: GenerationConfig):
+    for name, off in _UNSUPPORTED_GENERATION.items():
+        value = getattr(gen, name, None)
+        if value is not None and value != off:
+            raise ValueError(
+                f"Int8CharGPT.generate() supports greedy decoding and sampling only; {name}={value!r} is not "
+                f"supported. Use the PyTorch model for it."
+            )
+
+
+def _logits_processors(gen: GenerationConfig, prompt_len: int, eos: torch.Tensor) -> LogitsProcessorList:
+    """transformers' own processors, in the order `generate()` applies them."""
+    processors = LogitsProcessorList()
+    if _setting(gen, "repetition_penalty") != 1.0:
+        processors.append(RepetitionPenaltyLogitsProcessor(penalty=_setting(gen, "repetition_penalty")))
+    if gen.min_new_tokens and len(eos):
+        processors.append(MinNewTokensLengthLogitsProcessor(prompt_len, gen.min_new_tokens, eos))
+    if _setting(gen, "do_sample"):
+        if _setting(gen, "temperature") != 1.0:
+            processors.append(TemperatureLogitsWarper(_setting(gen, "temperature")))
+        if _setting(gen, "top_k"):
+            processors.append(TopKLogitsWarper(top_k=_setting(gen, "top_k")))
+        if _setting(gen, "top_p") < 1.0:
+            processors.append(TopPLogitsWarper(top_p=_setting(gen, "top_p")))
+    return processors
+
+
+def load_int8(path, num_threads: int | None = None) -> Int8CharGPT:
+    """Load a directory written by `export_int8` (the only loader for it). `num_threads`: ONNX Runtime intra-op
+    threads (default: its own choice, one per physical core)."""
+    ort = require("onnxruntime")
+    path = str(path)
+    if not is_int8_export(path):
+        raise ValueError(f"{path} is not an int8 export (no {EXPORT_INFO_FILE}); write one with `chargpt export-int8`.")
+    with open(os.path.join(path, EXPORT_INFO_FILE), encoding="utf-8") as f:
+        info = json.load(f)
+    if info.get("format") != EXPORT_FORMAT or info.get("format_version", 0) > EXPORT_FORMAT_VERSION:
+        raise ValueError(
+            f"{path} holds export format {info.get('format')!r} version {info.get('format_version')}; this chargpt "
+            f"reads {EXPORT_FORMAT!r} up to version {EXPORT_FORMAT_VERSION}. Upgrade chargpt or re-export."
+        )
+    config = CharGPTConfig.from_pretrained(path)
+    generation_config = None
+    if os.path.isfile(os.path.join(path, "generation_config.json")):
+        generation_config = GenerationConfig.from_pretrained(path)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if num_threads:
+        options.intra_op_num_threads = num_threads
+    graph = os.path.join(path, info["onnx_file"])
+    try:
+        session = ort.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own types (InvalidProtobuf, Fail, NoSuchFile)
+        raise ValueError(
+            f"Could not load the int8 graph {graph}: {type(err).__name__}: {err}. The file may be truncated or "
+            f"damaged: export the model again with `chargpt export-int8`."
+        ) from err
+    return Int8CharGPT(path, session, config, generation_config, info)
+

@@ -43,8 +43,9 @@ class CharGPTConfig(PreTrainedConfig):
         resid_pdrop / embd_pdrop (`float`, default 0.1): dropout on the residual branches and on the embeddings.
         attn_pdrop (`float`, defaults to 0.0): dropout on the attention probabilities. Off by default: with it on,
             PyTorch's fused (flash) attention cannot be used on CPU and SDPA falls back to materialising the
-            (B, heads, T, T) probabilities plus a random mask, which cost about a third of a training step at 256
-            tokens in our benchmarks. The residual and embedding dropout above still regularise the model.
+            (B, heads, T, T) probabilities plus a random mask, a large share of a training step at a few hundred
+            tokens (figures in benchmarks/results/REPORT.md). The residual and embedding dropout above still
+            regularise the model.
             Each probability must be in [0, 1).
         layer_norm_epsilon (`float`, defaults to 1e-5): LayerNorm epsilon.
         initializer_range (`float`, defaults to 0.02): standard deviation of the normal weight initialisation.

@@ -1,13 +1,11 @@
 """Dynamic int8 export of CharGPT for CPU inference with ONNX Runtime, and the one loader for exported directories:
 `graph` builds the ONNX graph, `runtime` runs an export (`load_int8`), `export` writes one (`export_int8`).
 
-Route, chosen on measurements (2-core CPU, 256 hidden / 8 heads / 6 layers / 1024 inner, 5,000-token vocabulary,
-batch 1, 128 greedy tokens with a key/value cache, one thread, interleaved repetitions, medians;
-`python -m benchmarks.int8` reproduces them): PyTorch fp32 `generate()` is dominated by per-op and per-step overhead at this size;
-`torch.ao.quantization.quantize_dynamic` made it only 1.1x faster at 0.48 of the size (and it is deprecated, and its
-packed weights cannot go through `save_pretrained`), while ONNX Runtime with int8 weights ran the same decoding 4.4x
-faster at 0.26 of the size (the same graph in fp32: 2.7x). So the export is an ONNX graph written here, node by node,
-from the model's weights:
+Route, chosen on measurements (benchmarks/NOTES.md, "Why the int8 export is an ONNX graph"; `python -m
+benchmarks.int8` reproduces them): at CharGPT's sizes PyTorch fp32 `generate()` is dominated by per-op and per-step
+overhead, which `torch.ao.quantization.quantize_dynamic` does not remove (and it is deprecated, and its packed weights
+cannot go through `save_pretrained`), while ONNX Runtime with int8 weights removes much of it. So the export is an
+ONNX graph written here, node by node, from the model's weights:
 
 * every Linear layer becomes `com.microsoft.DynamicQuantizeMatMul`: symmetric int8 weights with one scale per output
   channel, activations quantized per call (dynamic quantization, no calibration data needed);

@@ -43,7 +43,7 @@ class DemoArguments:
     bf16: bool = field(
         default=False,
         metadata={
-            "help": "bf16 autocast on CPU; for the demo's small model it was about 10x slower than fp32 (measured)."
+            "help": "bf16 autocast on CPU; on CPUs without AMX or AVX512-BF16 it is much slower than fp32 (see the README)."
         },
     )
     prompts: list[str] = field(

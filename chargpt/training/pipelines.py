@@ -27,12 +27,13 @@ from .arguments import (
     LMTrainingArguments,
     LoraArguments,
 )
+from .checkpoints import resolve_checkpoint
 from .inputs import _classifier_datasets, _lm_datasets
 from .lora import apply_lora, save_merged
 from .metrics import CausalLMTrainer, classification_metrics
 from .models import apply_freezing, build_causal_lm_config, new_causal_lm
 from .outputs import generate_replies, save_final_directory
-from .setup import check_precision, resolve_checkpoint
+from .setup import check_precision
 from .vocabulary import grow_vocabulary
 
 

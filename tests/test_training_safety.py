@@ -5,6 +5,7 @@ on a user's error with one line and exit status 2."""
 
 import json
 import logging
+import os
 import subprocess
 
 import pytest
@@ -56,6 +57,17 @@ def snapshot(folder) -> dict:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def names(folder) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended (what a killed run's staging folder is named after)."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
 def leftovers(folder) -> list[str]:
     """Staging or backup folders of a final save beside `folder`."""
     return sorted(p.name for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}.final-"))
@@ -102,14 +114,8 @@ def test_build_vocab_replaces_a_tokenizer_only_with_overwrite_and_keeps_the_user
     tokenizer, report = build_vocabulary(args, CleaningConfig())
     assert len(CharGPTTokenizer.from_pretrained(out)) == len(tokenizer) == report["vocab_size"] > 10
     assert (out / "notes.txt").read_text() == "mine"
-    assert sorted(p.name for p in out.iterdir()) == [
-        "chat_template.jinja",
-        "notes.txt",
-        "tokenization_chargpt.py",
-        "tokenizer_config.json",
-        "vocab.json",
-        "vocab_summary.json",
-    ]
+    build_vocabulary(VocabArguments(output_dir=str(tmp_path / "fresh"), dialogue_files=[str(pairs)]), CleaningConfig())
+    assert names(out) == names(tmp_path / "fresh") | {"notes.txt"}  # and nothing of the old tokenizer's
     assert leftovers(out) == []
 
 
@@ -154,7 +160,10 @@ def finished_model_with_notes(folder):
     return snapshot(folder)
 
 
-REFUSAL = r"already holds a finished model \(config.json, model.safetensors\); files that are not a CharGPT run's \(notes.txt\).*another --output_dir.*--overwrite_output_dir"
+REFUSAL = (
+    r"already holds a finished model \(config.json, model.safetensors\); files that are not a CharGPT run's "
+    r"\(notes.txt\).*another --output_dir.*--overwrite_output_dir"
+)
 
 
 def test_lm_run_refuses_a_folder_with_a_finished_model_and_notes_before_reading_anything(corpus, tmp_path):
@@ -183,7 +192,7 @@ def test_output_dir_check_allows_our_own_files_and_resuming_and_names_checkpoint
         (tmp_path / name).write_text("x")
     check_output_dir(tmp_path, overwrite=False)  # only files our runs write, no model: a new run may go ahead
     fake_checkpoint(tmp_path / "checkpoint-4", 4)
-    with pytest.raises(ValueError, match=r"already holds checkpoints \(checkpoint-4/\).*--resume_from_checkpoint latest"):
+    with pytest.raises(ValueError, match=r"holds checkpoints \(checkpoint-4/\).*--resume_from_checkpoint latest"):
         check_output_dir(tmp_path, overwrite=False)
     check_output_dir(tmp_path, overwrite=False, resuming_here=True)
     check_output_dir(tmp_path, overwrite=True)
@@ -204,43 +213,19 @@ def test_rerun_with_overwrite_keeps_only_the_new_runs_files_its_checkpoints_and_
     (out / "notes.txt").write_text("my notes")
     (out / "data").mkdir()
     (out / "data" / "raw.txt").write_text("raw")
-    second = lm_run(
-        tmp_path,
-        "lm",
-        tokenizer_dir,
-        pairs,
-        overwrite_output_dir=True,
-        save_strategy="steps",
-        save_steps=2,
-        data={"test_split_size": 0},
-    )
-    assert "test" not in second
-    assert sorted(p.name for p in out.iterdir()) == [
-        "all_results.json",
-        "chat_template.jinja",
-        "checkpoint-2",
-        "checkpoint-4",
-        "config.json",
-        "configuration_chargpt.py",
-        "data",
-        "data_summary.json",
-        "eval_results.json",
-        "generation_config.json",
-        "loss.png",
-        "metrics.png",
-        "model.safetensors",
-        "modeling_chargpt.py",
-        "notes.txt",
-        "tokenization_chargpt.py",
-        "tokenizer_config.json",
-        "train_results.json",
-        "trainer_state.json",
-        "training_args.bin",
-        "vocab.json",
-    ]  # no test_results.json of the first run, and its checkpoint-3 is gone
+    rerun = dict(save_strategy="steps", save_steps=2, data={"test_split_size": 0})
+    second = lm_run(tmp_path, "lm", tokenizer_dir, pairs, overwrite_output_dir=True, **rerun)
+    assert "test" not in second and not (out / "test_results.json").exists()
+    lm_run(tmp_path, "fresh", tokenizer_dir, pairs, **rerun)
+    # exactly what the same run writes into an empty folder (its checkpoint-2 and -4, not the first run's
+    # checkpoint-3 or test_results.json), plus the user's files
+    assert names(out) == names(tmp_path / "fresh") | {"notes.txt", "data"}
+    assert {"checkpoint-2", "checkpoint-4", "model.safetensors", "all_results.json"} <= names(out)
     assert (out / "notes.txt").read_text() == "my notes" and (out / "data" / "raw.txt").read_text() == "raw"
     assert not any(k.startswith("test_") for k in json.loads((out / "all_results.json").read_text()))
     assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
+    final, checkpoint = (load_file(str(folder / "model.safetensors")) for folder in (out, out / "checkpoint-4"))
+    assert all(torch.equal(final[k], checkpoint[k]) for k in final)  # the new run's checkpoint
     assert leftovers(out) == []
 
 
@@ -249,15 +234,21 @@ def test_final_directory_replaces_ours_keeps_checkpoints_logs_and_user_files_and
 ):
     out = tmp_path / "run"
     out.mkdir()
-    for name, text in (("config.json", "old"), ("test_results.json", "old"), ("notes.txt", "mine"), ("README.md", "mine")):
-        (out / name).write_text(text)
+    for name in ("config.json", "test_results.json"):
+        (out / name).write_text("old")
+    for name in ("notes.txt", "README.md"):
+        (out / name).write_text("mine")
     fake_checkpoint(out / "checkpoint-2", 2)
     (out / "runs" / "a").mkdir(parents=True)
     (out / "runs" / "a" / "events").write_text("log")
-    for exchange in (True, False):  # one renameat2, or the two renames where the system has none
-        monkeypatch.setattr(run_directory, "_exchange", run_directory._exchange if exchange else lambda a, b: False)
+    exchange, swappable = run_directory._exchange, run_directory._swappable
+    # one renameat2; two renames where the system has none; files moved one by one where the parent is not writable
+    for mode in ("exchange", "renames", "in place"):
+        monkeypatch.setattr(run_directory, "_exchange", exchange if mode == "exchange" else lambda a, b: False)
+        monkeypatch.setattr(run_directory, "_swappable", swappable if mode != "in place" else lambda out: False)
         staging = staging_directory(out, 1234)
-        assert staging.parent == tmp_path and staging.name == ".run.final-tmp-1234"
+        expected = out / ".final-tmp-1234" if mode == "in place" else tmp_path / ".run.final-tmp-1234"
+        assert staging == expected
         staging.mkdir()
         for name in ("config.json", "README.md"):
             (staging / name).write_text("new")
@@ -267,28 +258,30 @@ def test_final_directory_replaces_ours_keeps_checkpoints_logs_and_user_files_and
         assert (out / "notes.txt").read_text() == "mine" and (out / "README.md.previous").read_text() == "mine"
         assert (out / "runs" / "a" / "events").read_text() == "log"
         assert checkpoint_problem(out / "checkpoint-2") is None
-        assert leftovers(out) == []
+        assert leftovers(out) == [] and not staging.exists()
         (out / "README.md.previous").rename(out / "README.md")
+        (out / "test_results.json").write_text("old")
 
 
 def test_folders_left_by_a_stopped_final_save_are_cleaned_or_put_in_place(tmp_path, caplog):
-    out = tmp_path / "run"
+    out, other, pid = tmp_path / "run", tmp_path / "other", dead_pid()
     # stopped while staging: the old directory is whole, the staging folder goes
     out.mkdir()
     (out / "config.json").write_text("old")
-    (tmp_path / ".run.final-tmp-7").mkdir()
+    (tmp_path / f".run.final-tmp-{pid}").mkdir()
     # stopped between the two renames: output_dir is missing, the complete staging folder takes its place
-    (tmp_path / "other").mkdir()
-    (tmp_path / ".other.final-tmp-8").mkdir()
-    (tmp_path / ".other.final-tmp-8" / "config.json").write_text("new")
-    (tmp_path / ".other.final-old-8").mkdir()
-    (tmp_path / "other").rmdir()
+    (tmp_path / f".other.final-tmp-{pid}").mkdir()
+    (tmp_path / f".other.final-tmp-{pid}" / "config.json").write_text("new")
+    (tmp_path / f".other.final-old-{pid}").mkdir()
+    # a staging folder of a process that still runs is only reported
+    live = tmp_path / f".run.final-tmp-{os.getppid()}"
+    live.mkdir()
     with caplog.at_level(logging.WARNING, logger="chargpt"):
         clean_interrupted_saves(out)
-        clean_interrupted_saves(tmp_path / "other")
-    assert (out / "config.json").read_text() == "old" and leftovers(out) == []
-    assert (tmp_path / "other" / "config.json").read_text() == "new" and leftovers(tmp_path / "other") == []
-    assert "stopped" in caplog.text
+        clean_interrupted_saves(other)
+    assert (out / "config.json").read_text() == "old" and leftovers(out) == [live.name]
+    assert (other / "config.json").read_text() == "new" and leftovers(other) == []
+    assert "left by a final save that was stopped" in caplog.text and "which still runs" in caplog.text
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -356,7 +349,7 @@ def test_latest_after_a_kill_mid_checkpoint_resumes_from_the_previous_one_and_en
         "incomplete-checkpoint-6",
     ]
     lm_run(tmp_path, "straight", tokenizer_dir, pairs, **run)
-    resumed, straight = load_file(str(out / "model.safetensors")), load_file(str(tmp_path / "straight" / "model.safetensors"))
+    resumed, straight = (load_file(str(folder / "model.safetensors")) for folder in (out, tmp_path / "straight"))
     assert max((resumed[k] - straight[k]).abs().max().item() for k in straight) < 1e-6
 
 
@@ -386,7 +379,8 @@ def test_run_script_turns_user_errors_into_one_line_and_status_2_ctrl_c_into_130
 
         return main
 
-    for error in (ValueError("bad\n  value"), FileNotFoundError("x.txt"), IsADirectoryError("d"), NotADirectoryError("f")):
+    errors = (ValueError("bad\n  value"), FileNotFoundError("x.txt"), IsADirectoryError("d"), NotADirectoryError("f"))
+    for error in errors:
         with pytest.raises(SystemExit) as exit_info:
             run_script(fails(error))
         assert exit_info.value.code == 2
@@ -408,7 +402,8 @@ def script_cases(root, tokenizer_dir) -> dict:
     return {
         "build_vocab.py": (["--output_dir", "model", "--dialogue_files", "empty.txt"], "model holds a trained model"),
         "train_lm.py": (
-            ["--tokenizer_name_or_path", tokenizer_dir, "--train_files", "empty.txt", "--output_dir", "lm", "--use_cpu"],
+            ["--tokenizer_name_or_path", tokenizer_dir, "--train_files", "empty.txt"]
+            + ["--output_dir", "lm", "--use_cpu"],
             "empty.txt: no rows left after reading and cleaning",
         ),
         "train_classifier.py": (

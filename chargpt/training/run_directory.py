@@ -50,7 +50,7 @@ RUN_FILES = (
     "training_args.bin",
     "configuration_chargpt.py",
     "modeling_chargpt.py",
-    "tokenization_chargpt.py",
+    "tokenization_chargpt*.py",
     "train_results.json",
     "eval_results.json",
     "test_results.json",
@@ -62,12 +62,12 @@ RUN_FILES = (
     "metrics.png",
     "merged",
 )
-VOCAB_FILES = (*TOKENIZER_FILES, "tokenization_chargpt.py", "vocab_summary.json")
+VOCAB_FILES = (*TOKENIZER_FILES, "tokenization_chargpt*.py", "vocab_summary.json")
 RUN_LOGS = "runs"  # TensorBoard's default logging_dir under output_dir
 _STAGING, _BACKUP = "final-tmp", "final-old"
-# Temporary files and folders of ours: `.x.json.PID.tmp` (write_json_atomic), `.loss.PID.tmp.png`,
-# `.trainer_state.PID.tmp`, a staging folder inside output_dir, and `.tmp-final` (an earlier version's staging).
-_TEMPORARY = re.compile(rf"^\..+\.\d+\.tmp(\.png)?$|^\.tmp-final$|^\.{_STAGING}-\d+$")
+# Temporary files and folders of ours: `.NAME.XXX.tmp` (atomic JSON writes), `.loss.PID.tmp.png`, a staging folder
+# inside output_dir, and `.tmp-final` (an earlier version's staging folder).
+_TEMPORARY = re.compile(rf"^\..+\.tmp(\.png)?$|^\.tmp-final$|^\.{_STAGING}-\d+$")
 
 
 def _matches(name: str, patterns) -> bool:
@@ -250,7 +250,9 @@ def install_final_directory(staging, output_dir, drop=is_earlier_final_file) -> 
 
 def _install_in_place(staging: Path, out: Path, drop) -> None:
     """Fallback without a usable parent folder: move the new files in one by one (not atomic, logged)."""
-    logger.warning(f"Cannot stage beside {out} (parent not writable, or a mount point): its files are replaced one by one.")
+    logger.warning(
+        f"Cannot stage beside {out} (parent not writable, or a mount point): its files are replaced one by one."
+    )
     new = {p.name for p in staging.iterdir()}
     for item in list(out.iterdir()):
         if item == staging:
@@ -266,23 +268,42 @@ def _install_in_place(staging: Path, out: Path, drop) -> None:
     staging.rmdir()
 
 
+def _running(token: str) -> bool:
+    """Whether the process that named a staging folder (its id) still runs: then it is not a leftover."""
+    if not token.isdigit() or int(token) == os.getpid():
+        return False
+    try:
+        os.kill(int(token), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def clean_interrupted_saves(output_dir) -> None:
     """Finish or remove what a final save stopped half-way left around `output_dir` (warning for each): a staging
     folder is deleted (output_dir was not touched), unless output_dir is missing because the process stopped between
-    the two renames; then the staging folder, which is complete, takes its place; a backup folder is deleted."""
+    the two renames; then the staging folder, which is complete, takes its place; a backup folder is deleted. Folders
+    of a process that still runs are only reported."""
     out = Path(output_dir).resolve()
     if not out.parent.is_dir():
         return
     stem = glob.escape(f".{out.name}.")
     for staging in sorted(out.parent.glob(f"{stem}{_STAGING}-*")):
-        backup = out.parent / f".{out.name}.{_BACKUP}-{staging.name.rpartition('-')[2]}"
-        if backup.exists() and not out.exists():
+        token = staging.name.rpartition("-")[2]
+        backup = out.parent / f".{out.name}.{_BACKUP}-{token}"
+        if _running(token):
+            logger.warning(f"{staging} belongs to process {token}, which still runs; is it writing {out} too?")
+        elif backup.exists() and not out.exists():
             os.rename(staging, out)
             logger.warning(f"Finished the final save into {out} that a stopped run had left half-way.")
         else:
             shutil.rmtree(staging)
             logger.warning(f"Removed {staging}, left by a final save that was stopped ({out} was not changed by it).")
     for backup in sorted(out.parent.glob(f"{stem}{_BACKUP}-*")):
+        if _running(backup.name.rpartition("-")[2]):
+            continue
         if out.exists():
             shutil.rmtree(backup)
             logger.warning(f"Removed {backup}, the earlier contents of {out} left by a stopped final save.")
@@ -290,7 +311,7 @@ def clean_interrupted_saves(output_dir) -> None:
             os.rename(backup, out)
             logger.warning(f"Restored {out} from {backup}, left by a stopped final save.")
     for leftover in [out / ".tmp-final", *out.glob(f".{_STAGING}-*")] if out.is_dir() else []:
-        if leftover.is_dir():
+        if leftover.is_dir() and not _running(leftover.name.rpartition("-")[2]):
             shutil.rmtree(leftover)
             logger.warning(f"Removed {leftover}, left by a final save that was stopped.")
 

@@ -24,10 +24,8 @@ logger = hf_logging.get_logger(__name__)
 
 
 def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[CharGPTTokenizer, dict]:
-    """Build a `CharGPTTokenizer` from the cleaned texts of the given corpora and save it to `args.output_dir`, which
-    appears complete in one step (see `run_directory`). The tokenizer keeps the cleaning's normalisation, so inference
-    text is normalised the same way. Refused: corpora with no usable text, an output_dir holding a trained model, and
-    one holding a tokenizer without `--overwrite_output_dir`."""
+    """Build a `CharGPTTokenizer` from the cleaned texts of the given corpora and save it to `args.output_dir`.
+    The tokenizer keeps the cleaning's normalisation, so inference text is normalised the same way."""
     if not args.dialogue_files and not args.labelled_files:
         raise ValueError("Give at least one corpus: --dialogue_files and/or --labelled_files.")
     _check_vocabulary_output_dir(args)
@@ -88,7 +86,8 @@ def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[Ch
 
 
 def _check_vocabulary_output_dir(args: VocabArguments) -> None:
-    """A trained model's vocabulary must never change; a tokenizer is replaced only when asked."""
+    """A trained model's vocabulary must never change; a tokenizer is replaced only when asked
+    (`--overwrite_output_dir`), and then in one step: staged beside output_dir and put in place (`run_directory`)."""
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--output_dir {out} is a file; give a directory for the tokenizer.")

@@ -320,6 +320,16 @@ def test_latest_skips_incomplete_checkpoints_and_sets_them_aside_where_trainer_d
         resolve_checkpoint(args)
 
 
+def test_latest_after_a_kill_during_the_first_checkpoint_starts_afresh_instead_of_failing_every_restart(tmp_path):
+    (tmp_path / "checkpoint-5").mkdir()
+    args = LMTrainingArguments(
+        output_dir=str(tmp_path), use_cpu=True, report_to="none", resume_from_checkpoint="latest"
+    )
+    for _ in range(2):  # a job script restarting with the same flags
+        assert resolve_checkpoint(args) is None
+    assert names(tmp_path) == {"incomplete-checkpoint-5"}
+
+
 @pytest.mark.slow
 def test_latest_after_a_kill_mid_checkpoint_resumes_from_the_previous_one_and_ends_like_an_uninterrupted_run(
     corpus, tmp_path

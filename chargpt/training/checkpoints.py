@@ -104,7 +104,7 @@ def resolve_checkpoint(training_args: CharGPTTrainingArguments) -> str | None:
             else:
                 logger.info(f"Resuming from {checkpoint}.")
         else:
-            checkpoint = _checked_path(wanted, out)
+            checkpoint = _checked_path(wanted)
         inside = checkpoint is not None and Path(checkpoint).resolve().parent == out.resolve()
         check_output_dir(out, training_args.overwrite_output_dir, resuming_here=inside)
         if checkpoint is None and training_args.overwrite_output_dir and main:
@@ -112,7 +112,7 @@ def resolve_checkpoint(training_args: CharGPTTrainingArguments) -> str | None:
     return checkpoint
 
 
-def _checked_path(wanted: str, out: Path) -> str:
+def _checked_path(wanted: str) -> str:
     if not Path(wanted).is_dir():
         raise FileNotFoundError(f"--resume_from_checkpoint {wanted}: no such checkpoint directory.")
     problem = checkpoint_problem(wanted)

@@ -108,11 +108,12 @@ def _is_run_state(path: Path) -> bool:
 
 
 def inventory(directory) -> dict[str, list[str]]:
-    """The names in `directory`, by kind: `checkpoints`, `model` (a finished model's config and weights),
-    `ours` (other files CharGPT runs write) and `other` (everything else: the user's)."""
+    """The names in `directory`, by kind: `checkpoints` (`checkpoint-STEP/`), `model` (a finished model's config and
+    weights), `ours` (other files and folders CharGPT runs write, set-aside incomplete checkpoints among them) and
+    `other` (everything else: the user's)."""
     found = {"checkpoints": [], "model": [], "ours": [], "other": []}
     for path in sorted(Path(directory).iterdir()):
-        if _is_run_state(path) and path.name != RUN_LOGS:
+        if path.is_dir() and re.fullmatch(r"checkpoint-\d+", path.name):
             kind = "checkpoints"
         elif _matches(path.name, MODEL_FILES):
             kind = "model"

@@ -382,6 +382,14 @@ def test_empty_training_data_is_an_error_naming_the_file(corpus, tmp_path):
         lm_run(tmp_path, "out", tokenizer_dir, empty)
 
 
+def test_a_tokenizer_path_without_a_vocabulary_is_an_error_not_a_five_token_model(corpus, tmp_path):
+    _, pairs, _ = corpus
+    (tmp_path / "wrong-folder").mkdir()
+    with pytest.raises(FileNotFoundError, match="wrong-folder holds no vocabulary"):
+        lm_run(tmp_path, "out", tmp_path / "wrong-folder", pairs)
+    assert not (tmp_path / "out").exists()
+
+
 def test_run_script_turns_user_errors_into_one_line_and_status_2_ctrl_c_into_130_and_keeps_bug_tracebacks(capsys):
     def fails(error):
         def main(argv):

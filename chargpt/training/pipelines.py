@@ -41,6 +41,13 @@ logger = hf_logging.get_logger(__name__)
 
 
 def _check_tokenizer_cleaning(tokenizer, cleaning: CleaningConfig) -> None:
+    """The tokenizer holds a vocabulary (from_pretrained on a folder without one quietly gives only the special
+    tokens) and normalises as the data cleaning does."""
+    if len(tokenizer.get_vocab()) <= len(tokenizer.all_special_tokens):
+        raise FileNotFoundError(
+            f"{tokenizer.name_or_path} holds no vocabulary (vocab.json); give a folder written by build_vocab.py or a "
+            f"CharGPT model directory."
+        )
     if tokenizer.normalization != cleaning.normalization:
         logger.warning(
             f"The data is cleaned with normalization={cleaning.normalization} but the tokenizer normalises with "

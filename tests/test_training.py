@@ -159,8 +159,10 @@ def test_training_plots_are_written_and_missing_matplotlib_is_explained(tmp_path
 
 
 def test_output_dir_with_checkpoints_needs_resume_or_overwrite(tmp_path):
-    (tmp_path / "checkpoint-4").mkdir()
-    (tmp_path / "checkpoint-12").mkdir()
+    for step in (4, 12):  # complete checkpoints: weights, then trainer_state.json (incomplete ones: test_training_safety)
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"")
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
     args = LMTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
     with pytest.raises(ValueError, match="already holds checkpoints .*--resume_from_checkpoint latest"):
         resolve_checkpoint(args)

@@ -13,7 +13,7 @@ normalisation so that inference text is treated the same way. Also accepts a JSO
 import os
 
 from chargpt.data import CleaningConfig
-from chargpt.training import VocabArguments, build_vocabulary, parse_arguments, setup_logging
+from chargpt.training import VocabArguments, build_vocabulary, parse_arguments, run_script, setup_logging
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -32,4 +32,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -11,7 +11,7 @@
 each written as a hub-style directory under --output_dir. About five minutes on two CPU cores.
 """
 
-from chargpt.training import DemoArguments, parse_arguments, run_demo, setup_logging
+from chargpt.training import DemoArguments, parse_arguments, run_demo, run_script, setup_logging
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -35,4 +35,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -19,6 +19,7 @@ from chargpt.training import (
     LoraArguments,
     parse_arguments,
     prepare_cpu_distributed_env,
+    run_script,
     setup_logging,
     train_classifier,
 )
@@ -46,4 +47,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -20,6 +20,7 @@ from chargpt.training import (
     LoraArguments,
     parse_arguments,
     prepare_cpu_distributed_env,
+    run_script,
     setup_logging,
     train_causal_lm,
 )
@@ -45,4 +46,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

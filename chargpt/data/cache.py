@@ -14,7 +14,7 @@ from transformers.utils import logging
 from ..files import write_json_atomic
 from .cleaning import CleaningConfig
 from .sources import _source_files
-from .summary import CorpusSummary
+from .summary import CorpusSummary, DataFormatError
 
 
 logger = logging.get_logger(__name__)
@@ -46,11 +46,13 @@ def _cached_dataset(make_rows, sources, key, cleaning, summary, features, cache_
     if any(not Path(s.rpartition("::")[0] or s).is_file() for s in files):
         fingerprint += "-" + os.urandom(8).hex()  # Hub sources: always read afresh
     summary_file = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "chargpt_summaries" / f"{fingerprint}.json"
-    generated = []
+    generated, count = [], [0]
 
     def rows():
         generated.append(True)
-        yield from make_rows(summary)
+        for row in make_rows(summary):
+            count[0] += 1
+            yield row
 
     try:
         dataset = Dataset.from_generator(rows, features=features, cache_dir=cache_dir, fingerprint=fingerprint)
@@ -59,6 +61,19 @@ def _cached_dataset(make_rows, sources, key, cleaning, summary, features, cache_
         if e.__cause__ is not None:
             raise e.__cause__ from None
         raise
+    except ValueError:
+        if count[0]:
+            raise
+        # datasets cannot make (or reload) a dataset of no rows and says only `Instruction "train" corresponds to no
+        # data!`; name the files instead.
+        counts = summary.as_dict()
+        read = f" (read {counts['read']}, dropped {counts['dropped_total']} {counts['dropped']})" if generated else ""
+        raise DataFormatError(
+            ", ".join(sources),
+            None,
+            f"no rows left after reading and cleaning{read}; check that the file is not empty and that the format and "
+            f"cleaning options fit it",
+        ) from None
     if generated:
         write_json_atomic(summary_file, summary.as_dict())
     elif summary_file.is_file():

@@ -52,6 +52,10 @@ def _load_json_document(path: Path):
 
 def _check_path(source) -> Path:
     path = Path(source)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.is_file())[:3]
+        example = f" (it holds {', '.join(inside)}{', ...' if len(inside) == 3 else ''})" if inside else ""
+        raise IsADirectoryError(f"Data file {source} is a directory{example}; pass the data file(s) themselves.")
     if not path.is_file():
         raise FileNotFoundError(f"Data file not found: {source} (resolved to {path.resolve()}).")
     return path

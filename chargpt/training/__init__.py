@@ -11,10 +11,12 @@ What a finished run leaves in `output_dir` (a hub-style directory, loadable with
 (rows read, kept and dropped per split), `loss.png` / `metrics.png`; and the last `save_total_limit` checkpoints
 (`checkpoint-STEP/`, safetensors) that `--resume_from_checkpoint` continues from.
 
-The modules: `arguments` (the dataclasses and `parse_arguments`), `setup` (logging, distributed CPU runs, precision,
-checkpoints), `models` (a new causal LM, freezing), `metrics` (classification metrics, perplexity), `inputs` (corpora
-to training datasets), `vocabulary`, `pipelines` (`train_causal_lm`, `train_classifier`), `outputs` (plots, the final
-directory, sample replies) and `demo`. Everything public is importable from `chargpt.training` itself.
+The modules: `arguments` (the dataclasses and `parse_arguments`), `setup` (logging, distributed CPU runs, precision),
+`checkpoints` (which checkpoint a run resumes from), `run_directory` (what output_dir may hold; the final save in one
+step), `script_runner` (how the scripts exit on a user's error), `models` (a new causal LM, freezing), `metrics`
+(classification metrics, perplexity), `inputs` (corpora to training datasets), `vocabulary`, `pipelines`
+(`train_causal_lm`, `train_classifier`), `outputs` (plots, the final directory, sample replies) and `demo`.
+Everything public is importable from `chargpt.training` itself.
 """
 
 from .arguments import (  # noqa: F401
@@ -31,13 +33,16 @@ from .arguments import (  # noqa: F401
     VocabArguments,
     parse_arguments,
 )
+from .checkpoints import checkpoint_problem, latest_complete_checkpoint, resolve_checkpoint
 from .demo import DemoArguments, run_demo
 from .metrics import METRICS_DIR, CausalLMTrainer, classification_metrics, load_metric  # noqa: F401
 from .lora import apply_lora, save_merged
 from .models import apply_freezing, build_causal_lm_config, new_causal_lm
 from .outputs import generate_replies, save_final_directory, save_training_plots
 from .pipelines import train_causal_lm, train_classifier
-from .setup import check_precision, prepare_cpu_distributed_env, resolve_checkpoint, setup_logging
+from .run_directory import check_output_dir, clean_interrupted_saves
+from .script_runner import run_script
+from .setup import check_precision, prepare_cpu_distributed_env, setup_logging
 from .vocabulary import build_vocabulary, grow_vocabulary
 
 # `FREEZE_HELP` and `METRICS_DIR` stay importable from here, as before, outside `__all__`.
@@ -57,6 +62,11 @@ __all__ = [
     "prepare_cpu_distributed_env",
     "check_precision",
     "resolve_checkpoint",
+    "checkpoint_problem",
+    "latest_complete_checkpoint",
+    "check_output_dir",
+    "clean_interrupted_saves",
+    "run_script",
     "LoraArguments",
     "apply_lora",
     "save_merged",

@@ -58,6 +58,13 @@ class VocabArguments:
         default="raise",
         metadata={"help": "Malformed rows: 'raise' (error naming file and line) or 'skip' (count them)."},
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace the tokenizer already in output_dir (never one of a trained model, whose vocabulary "
+            "must not change)."
+        },
+    )
 
 
 @dataclass
@@ -296,7 +303,10 @@ class CharGPTTrainingArguments(TrainingArguments):
     )
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Start over in an output_dir holding checkpoints (its checkpoint-* folders are deleted)."},
+        metadata={
+            "help": "Start a new run in an output_dir holding checkpoints, a finished model or other files: earlier "
+            "checkpoints and logs are deleted at the start, model and results replaced at the end, other files kept."
+        },
     )
     eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate: 'no', 'steps', 'epoch'."})
     save_strategy: str = field(

@@ -56,6 +56,8 @@ def run_demo(args: DemoArguments) -> dict:
     """Vocabulary, chat model, classifier; returns the paths, sample replies, test metrics and the wall time."""
     start = time.perf_counter()
     out = Path(args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--output_dir {out} is a file; give a directory for the demo's three models.")
     common = dict(
         seed=args.seed,
         overwrite_output_dir=True,
@@ -69,7 +71,8 @@ def run_demo(args: DemoArguments) -> dict:
     )
     cleaning = CleaningConfig()
     _, vocab = build_vocabulary(
-        VocabArguments(output_dir=str(out / "tokenizer"), dialogue_files=["chatterbot"]), cleaning
+        VocabArguments(output_dir=str(out / "tokenizer"), dialogue_files=["chatterbot"], overwrite_output_dir=True),
+        cleaning,
     )
     chat = train_causal_lm(
         LMModelArguments(

@@ -3,7 +3,6 @@ files, and sample replies of a trained chat model."""
 
 import math
 import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -11,6 +10,7 @@ from transformers import Trainer
 from transformers.utils import logging as hf_logging
 
 from ..data import write_json_atomic
+from .run_directory import install_final_directory, staging_directory
 
 
 logger = hf_logging.get_logger(__name__)
@@ -67,33 +67,40 @@ def save_training_plots(log_history: list[dict], output_dir) -> list[Path]:
     return written
 
 
+def _final_token(trainer: Trainer) -> int:
+    """The main process's id, the same in every process: it names the staging folder that all of them save into."""
+    token = [os.getpid()]
+    if trainer.accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        broadcast_object_list(token)
+    return token[0]
+
+
 def save_final_directory(trainer: Trainer, output_dir, results: dict[str, dict], extra_json: dict[str, dict]) -> None:
-    """The final hub-style directory: model, code, config, generation config and tokenizer (via `save_model`, into a
-    temporary folder first, then moved file by file), `SPLIT_results.json`, `all_results.json`, `trainer_state.json`,
-    the `extra_json` files and the plots. Every process must call it; only the main one writes."""
-    output_dir = Path(output_dir)
-    tmp = output_dir / ".tmp-final"
-    if trainer.is_world_process_zero() and tmp.exists():
-        shutil.rmtree(tmp)  # left by an interrupted earlier save
-    trainer.save_model(str(tmp))  # collective under FSDP/DeepSpeed; writes on the main process only
+    """The final hub-style directory, put in place in one step (see `run_directory`): model, code, config,
+    generation config and tokenizer (via `save_model`), `SPLIT_results.json`, `all_results.json`,
+    `trainer_state.json`, the `extra_json` files and the plots, beside this run's checkpoints and TensorBoard logs and
+    the user's files; our files of an earlier run are not kept. Every process must call it; only the main one writes,
+    and all return once the directory is in place."""
+    staging = staging_directory(output_dir, _final_token(trainer))
+    if trainer.is_world_process_zero():
+        staging.parent.mkdir(parents=True, exist_ok=True)
+    trainer.save_model(str(staging))  # collective under FSDP/DeepSpeed; writes on the main process only
     trainer.accelerator.wait_for_everyone()
-    if not trainer.is_world_process_zero():
-        return
-    for item in tmp.iterdir():
-        os.replace(item, output_dir / item.name)
-    tmp.rmdir()
-    combined = {}
-    for split, metrics in results.items():
-        write_json_atomic(output_dir / f"{split}_results.json", metrics)
-        combined.update(metrics)
-    write_json_atomic(output_dir / "all_results.json", combined)
-    state_tmp = output_dir / f".trainer_state.{os.getpid()}.tmp"
-    trainer.state.save_to_json(str(state_tmp))
-    os.replace(state_tmp, output_dir / "trainer_state.json")
-    for name, data in extra_json.items():
-        write_json_atomic(output_dir / name, data)
-    save_training_plots(trainer.state.log_history, output_dir)
-    logger.info(f"Final model and results in {output_dir}")
+    if trainer.is_world_process_zero():
+        combined = {}
+        for split, metrics in results.items():
+            write_json_atomic(staging / f"{split}_results.json", metrics)
+            combined.update(metrics)
+        write_json_atomic(staging / "all_results.json", combined)
+        trainer.state.save_to_json(str(staging / "trainer_state.json"))
+        for name, data in extra_json.items():
+            write_json_atomic(staging / name, data)
+        save_training_plots(trainer.state.log_history, staging)
+        install_final_directory(staging, output_dir)
+        logger.info(f"Final model and results in {output_dir}")
+    trainer.accelerator.wait_for_everyone()
 
 
 def generate_replies(model, tokenizer, prompts: list[str], seed: int = 0, **generate_kwargs) -> list[str]:

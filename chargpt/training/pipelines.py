@@ -27,12 +27,13 @@ from .arguments import (
     LMTrainingArguments,
     LoraArguments,
 )
+from .checkpoints import resolve_checkpoint
 from .inputs import _classifier_datasets, _lm_datasets
 from .lora import apply_lora, save_merged
 from .metrics import CausalLMTrainer, classification_metrics
 from .models import apply_freezing, build_causal_lm_config, new_causal_lm
 from .outputs import generate_replies, save_final_directory
-from .setup import check_precision, resolve_checkpoint
+from .setup import check_precision
 from .vocabulary import grow_vocabulary
 
 
@@ -40,6 +41,13 @@ logger = hf_logging.get_logger(__name__)
 
 
 def _check_tokenizer_cleaning(tokenizer, cleaning: CleaningConfig) -> None:
+    """The tokenizer holds a vocabulary (from_pretrained on a folder without one quietly gives only the special
+    tokens) and normalises as the data cleaning does."""
+    if len(tokenizer.get_vocab()) <= len(tokenizer.all_special_tokens):
+        raise FileNotFoundError(
+            f"{tokenizer.name_or_path} holds no vocabulary (vocab.json); give a folder written by build_vocab.py or a "
+            f"CharGPT model directory."
+        )
     if tokenizer.normalization != cleaning.normalization:
         logger.warning(
             f"The data is cleaned with normalization={cleaning.normalization} but the tokenizer normalises with "

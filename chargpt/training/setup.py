@@ -1,18 +1,13 @@
 """Run set-up shared by the scripts and pipelines: logging as transformers' examples do it, CPU processes under a
-distributed launcher without a GPU, the precision training really uses, and the checkpoint a run resumes from."""
+distributed launcher without a GPU, and the precision training really uses."""
 
 import logging
 import os
-import shutil
 import sys
-from pathlib import Path
 
 import torch
 from transformers import TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging as hf_logging
-
-from .arguments import CharGPTTrainingArguments
 
 
 logger = hf_logging.get_logger(__name__)
@@ -60,38 +55,8 @@ def check_precision(training_args: TrainingArguments) -> str:
     return precision if precision in ("fp16", "bf16") else "fp32"
 
 
-def resolve_checkpoint(training_args: CharGPTTrainingArguments) -> str | None:
-    """The checkpoint to resume from. `--resume_from_checkpoint latest` takes the newest `checkpoint-*` in
-    output_dir (or starts fresh when there is none); a path resumes from it. An output_dir that already holds
-    checkpoints needs one of those or `--overwrite_output_dir`, so that no run mixes into another."""
-    out = Path(training_args.output_dir)
-    last = get_last_checkpoint(out) if out.is_dir() else None
-    wanted = training_args.resume_from_checkpoint
-    if wanted in (None, "", "false", "False", "no"):
-        if last is not None and not training_args.overwrite_output_dir:
-            raise ValueError(
-                f"{out} already holds checkpoints (latest: {last}). Pass --resume_from_checkpoint latest to continue "
-                f"that run, or --overwrite_output_dir to start over (its checkpoint-* folders are then deleted)."
-            )
-        if last is not None and training_args.process_index == 0:
-            for old in out.glob("checkpoint-*"):
-                shutil.rmtree(old, ignore_errors=True)
-            logger.warning(f"--overwrite_output_dir: deleted the earlier checkpoints in {out}.")
-        return None
-    if wanted in ("latest", "last", "auto", "true", "True"):
-        if last is None:
-            logger.warning(f"--resume_from_checkpoint {wanted}: no checkpoint in {out}; starting from scratch.")
-        else:
-            logger.info(f"Resuming from {last}.")
-        return last
-    if not Path(wanted).is_dir():
-        raise FileNotFoundError(f"--resume_from_checkpoint {wanted}: no such checkpoint directory.")
-    return wanted
-
-
 __all__ = [
     "setup_logging",
     "prepare_cpu_distributed_env",
     "check_precision",
-    "resolve_checkpoint",
 ]

@@ -11,6 +11,13 @@ from transformers.utils import logging as hf_logging
 from ..data import CleaningConfig, CorpusSummary, iterate_texts, write_json_atomic
 from ..tokenization_chargpt import CharGPTTokenizer
 from .arguments import VocabArguments
+from .run_directory import (
+    clean_interrupted_saves,
+    install_final_directory,
+    inventory,
+    is_earlier_vocabulary_file,
+    staging_directory,
+)
 
 
 logger = hf_logging.get_logger(__name__)
@@ -21,6 +28,7 @@ def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[Ch
     The tokenizer keeps the cleaning's normalisation, so inference text is normalised the same way."""
     if not args.dialogue_files and not args.labelled_files:
         raise ValueError("Give at least one corpus: --dialogue_files and/or --labelled_files.")
+    _check_vocabulary_output_dir(args)
     summaries = {}
 
     def texts():
@@ -57,17 +65,47 @@ def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[Ch
     )
     for name, summary in summaries.items():
         summary.log(name)
-    out = Path(args.output_dir).resolve()
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tokenizer.save_pretrained(str(tmp))
+    if not any(summary.kept for summary in summaries.values()):
+        files = [*args.dialogue_files, *args.labelled_files]
+        counts = "; ".join(
+            f"{name}: read {c['read']}, dropped {c['dropped_total']} {c['dropped']}"
+            for name, c in ((name, summary.as_dict()) for name, summary in summaries.items())
+        )
+        raise ValueError(
+            f"No text to build a vocabulary from in {', '.join(files)} ({counts}). Check that the files are not "
+            f"empty and that the format and cleaning options fit them."
+        )
     report = {"vocab_size": len(tokenizer), **{name: s.as_dict() for name, s in summaries.items()}}
-    write_json_atomic(tmp / "vocab_summary.json", report)
-    out.mkdir(parents=True, exist_ok=True)
-    for item in tmp.iterdir():
-        os.replace(item, out / item.name)
-    tmp.rmdir()
+    out = Path(args.output_dir).resolve()
+    staging = staging_directory(out, os.getpid())
+    tokenizer.save_pretrained(str(staging))
+    write_json_atomic(staging / "vocab_summary.json", report)
+    install_final_directory(staging, out, drop=is_earlier_vocabulary_file)
     logger.info(f"Vocabulary of {len(tokenizer)} tokens written to {out}")
     return tokenizer, report
+
+
+def _check_vocabulary_output_dir(args: VocabArguments) -> None:
+    """A trained model's vocabulary must never change; a tokenizer is replaced only when asked
+    (`--overwrite_output_dir`), and then in one step: staged beside output_dir and put in place (`run_directory`)."""
+    out = Path(args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--output_dir {out} is a file; give a directory for the tokenizer.")
+    clean_interrupted_saves(out)
+    if not out.is_dir():
+        return
+    found = inventory(out)
+    model = found["model"] + found["checkpoints"]
+    if model:
+        raise ValueError(
+            f"{out} holds a trained model ({', '.join(model[:5])}): the vocabulary of a trained model must not change "
+            f"(its embeddings are indexed by it). Pick another --output_dir for the new vocabulary."
+        )
+    if (out / "vocab.json").exists() and not args.overwrite_output_dir:
+        raise ValueError(
+            f"{out} already holds a tokenizer (vocab.json). Pass --overwrite_output_dir to replace it, or pick another "
+            f"--output_dir."
+        )
 
 
 def grow_vocabulary(tokenizer: CharGPTTokenizer, texts, min_frequency: int = 1) -> list[str]:

@@ -17,7 +17,7 @@ from transformers.utils import logging as hf_logging
 from ..configuration_chargpt import CharGPTConfig
 from ..data import CleaningConfig, tokenize_labelled, write_json_atomic
 from ..modeling_chargpt import CharGPTForSequenceClassification
-from ..tokenization_chargpt import CharGPTTokenizer
+from ..tokenization_chargpt_fast import CharGPTTokenizerFast
 from .arguments import (
     ClassifierModelArguments,
     ClassifierTrainingArguments,
@@ -91,7 +91,7 @@ def train_causal_lm(
         )
     precision = check_precision(training_args)
     checkpoint = resolve_checkpoint(training_args)
-    tokenizer = CharGPTTokenizer.from_pretrained(model_args.tokenizer_name_or_path)
+    tokenizer = CharGPTTokenizerFast.from_pretrained(model_args.tokenizer_name_or_path)
     _check_tokenizer_cleaning(tokenizer, cleaning)
     if model_args.model_name_or_path:
         n_positions = CharGPTConfig.from_pretrained(model_args.model_name_or_path).n_positions
@@ -168,7 +168,7 @@ def train_classifier(
         )
     precision = check_precision(training_args)
     checkpoint = resolve_checkpoint(training_args)
-    tokenizer = CharGPTTokenizer.from_pretrained(model_args.model_name_or_path)
+    tokenizer = CharGPTTokenizerFast.from_pretrained(model_args.model_name_or_path)
     _check_tokenizer_cleaning(tokenizer, cleaning)
     with training_args.main_process_first(desc="reading the corpora"):
         splits, summaries = _classifier_datasets(data_args, cleaning, training_args.seed)

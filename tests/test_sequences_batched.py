@@ -67,7 +67,8 @@ def test_batched_chat_ids_equal_one_apply_chat_template_per_dialogue_on_real_cor
 
 
 def test_rendering_the_default_template_by_joining_gives_the_jinja_string(tokenizers):
-    dialogues = random_dialogues(200, seed=1, alphabet="你好<sep>>\u200bＡa \n") + [[""], ["x"]]
+    # 400 dialogues are two texts for a fast tokenizer; "<bos>" inside a turn sends its text down the slow road.
+    dialogues = random_dialogues(400, seed=1, alphabet="你好<sep>>\u200bＡa \n") + [[""], ["x"], ["前<bos>后", "好"]]
     jinja = [tokenizers.apply_chat_template(_chat_messages(d), tokenize=False) for d in dialogues]
     assert render_chats(tokenizers, dialogues) == jinja
     assert dialogues_to_input_ids(dialogues, tokenizers, 4096, min_turns=1) == [

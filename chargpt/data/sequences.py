@@ -23,17 +23,25 @@ def _chat_messages(turns: list[str]) -> list[dict]:
     return [{"role": "assistant" if (n - 1 - i) % 2 == 0 else "user", "content": t} for i, t in enumerate(turns)]
 
 
-def encode_texts(tokenizer, texts: list[str]) -> list[list[int]]:
-    """Token ids of `texts` without added special tokens (a rendered chat template writes its own), in one batched
-    call. A fast tokenizer is called through its Rust backend directly: the ids are those of `tokenizer(texts)`,
-    without the offsets and attention masks the data path does not use."""
+def encode_texts(tokenizer, texts: list[str], add_special_tokens: bool = False) -> list[list[int]]:
+    """Token ids of `texts` in one batched call, by default without added special tokens (a rendered chat template
+    writes its own). A fast tokenizer is called through its Rust backend directly: the ids are those of
+    `tokenizer(texts)`, without the offsets and attention masks the data path does not use."""
     if not texts:
         return []
+    backend = _rust_backend(tokenizer)
+    if backend is not None:
+        return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=add_special_tokens)]
+    return tokenizer(texts, add_special_tokens=add_special_tokens, return_attention_mask=False)["input_ids"]
+
+
+def _rust_backend(tokenizer):
+    """The `tokenizers.Tokenizer` of a fast tokenizer, when it can be called directly with the same result."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     # transformers leaves the truncation or padding of the last call set on the backend; the wrapper resets it.
-    if backend is not None and backend.truncation is None and backend.padding is None:
-        return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
-    return tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+    if backend is None or backend.truncation is not None or backend.padding is not None:
+        return None
+    return backend
 
 
 def render_chats(tokenizer, dialogues: list[list[str]]) -> list[str]:
@@ -46,6 +54,41 @@ def render_chats(tokenizer, dialogues: list[list[str]]) -> list[str]:
     if not dialogues:
         return []
     return tokenizer.apply_chat_template([_chat_messages(turns) for turns in dialogues], tokenize=False)
+
+
+# Dialogues per text handed to the tokenizer by `encode_chats`: one long text costs a fast tokenizer far less than
+# many short ones (fewer per-text allocations), and 200 LCCC dialogues are a few thousand characters.
+_CHATS_PER_TEXT = 200
+
+
+def _cut_at(ids: list[int], marker: int, parts: int) -> list[list[int]] | None:
+    """`ids` cut before each `marker`, if it starts with one and holds exactly `parts` of them; else None."""
+    starts, i = [], -1
+    try:
+        while True:
+            i = ids.index(marker, i + 1)
+            starts.append(i)
+    except ValueError:
+        pass
+    if len(starts) != parts or (starts and starts[0] != 0):
+        return None
+    return [ids[a:b] for a, b in zip(starts, starts[1:] + [len(ids)])]
+
+
+def encode_chats(tokenizer, rendered: list[str]) -> list[list[int]]:
+    """Token ids of rendered chat strings (`render_chats`). With CharGPT's own template every string is
+    `<bos>...<eos>` and special tokens are matched before normalisation, so a text of many dialogues encodes to
+    their ids one after the other: they are encoded `_CHATS_PER_TEXT` at a time and cut at each `<bos>`. A text
+    whose `<bos>` count is off (a turn holding the literal text "<bos>") is encoded dialogue by dialogue. Other
+    tokenizers and templates encode each string on its own."""
+    if tokenizer.chat_template != DEFAULT_CHAT_TEMPLATE or len(rendered) < 2 or _rust_backend(tokenizer) is None:
+        return encode_texts(tokenizer, rendered)
+    groups = [rendered[i : i + _CHATS_PER_TEXT] for i in range(0, len(rendered), _CHATS_PER_TEXT)]
+    bos, out = tokenizer.bos_token_id, []
+    for group, ids in zip(groups, encode_texts(tokenizer, ["".join(g) for g in groups])):
+        parts = _cut_at(ids, bos, len(group))
+        out.extend(parts if parts is not None else encode_texts(tokenizer, group))
+    return out
 
 
 def _first_turn(turns: list[str], max_turns: int | None, max_history_chars: int | None) -> int:
@@ -70,7 +113,7 @@ def dialogues_to_input_ids(
     """`dialogue_to_input_ids` for a batch of dialogues: one batched tokenizer call for all of them; only the rare
     dialogue that does not fit `max_length` is encoded again, one oldest turn fewer at a time."""
     starts = [_first_turn(turns, max_turns, max_history_chars) for turns in dialogues]
-    first = encode_texts(tokenizer, render_chats(tokenizer, [t[s:] for t, s in zip(dialogues, starts)]))
+    first = encode_chats(tokenizer, render_chats(tokenizer, [t[s:] for t, s in zip(dialogues, starts)]))
     out = []
     for turns, start, ids in zip(dialogues, starts, first):
         least = min(min_turns, len(turns))  # fewest turns a sequence may keep
@@ -157,8 +200,14 @@ def tokenize_labelled(dataset: Dataset, tokenizer, max_length: int, num_proc: in
     """`text`, `label` -> `input_ids`, `attention_mask`, `labels` (texts longer than `max_length` keep their start)."""
 
     def encode(batch):
-        enc = tokenizer(batch["text"], truncation=True, max_length=max_length)
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": batch["label"]}
+        if _rust_backend(tokenizer) is not None and tokenizer.truncation_side == "right":
+            # What tokenizer(texts, truncation=True, max_length) gives, without the wrapper's per-text overhead.
+            ids = [ids[:max_length] for ids in encode_texts(tokenizer, batch["text"], add_special_tokens=True)]
+            mask = [[1] * len(row) for row in ids]
+        else:
+            enc = tokenizer(batch["text"], truncation=True, max_length=max_length)
+            ids, mask = enc["input_ids"], enc["attention_mask"]
+        return {"input_ids": ids, "attention_mask": mask, "labels": batch["label"]}
 
     return dataset.map(encode, batched=True, remove_columns=dataset.column_names, num_proc=num_proc, desc="tokenizing")
 
@@ -179,6 +228,7 @@ def iterate_texts(sources: Iterable, kind: str, **options) -> Iterator[str]:
 __all__ = [
     "encode_texts",
     "render_chats",
+    "encode_chats",
     "dialogues_to_input_ids",
     "dialogue_to_input_ids",
     "build_lm_dataset",

@@ -1,4 +1,4 @@
-"""Run the CharGPT benchmarks: `python benchmarks/run.py [--quick] [--only speed,memory,quality]`.
+"""Run the CharGPT benchmarks: `python benchmarks/run.py [--quick] [--only speed,memory,quality,data]`.
 
 Each section's results are written to benchmarks/results/<name>.json as soon as it finishes (atomically), together
 with the machine description, and the Markdown report is re-rendered after every section, so a long run can be
@@ -39,6 +39,10 @@ def _section_runner(section: str):
         from benchmarks.memory import run_memory
 
         return run_memory
+    if section == "data":
+        from benchmarks.data import run_data
+
+        return run_data
     from benchmarks.quality import run_quality
 
     return run_quality

@@ -297,7 +297,8 @@ def _train_worker(opts) -> dict:
     total = [d + s for d, s in zip(data, step)]
     return {"steps": len(step), "batch_size": opts.batch, "block_len": opts.block, "seconds": time.perf_counter() - start,
             "tokens": len(step) * opts.batch * opts.block, "peak_rss_mib": _status_mib("VmHWM"),
-            "rss_mib_first_last": [timer.rss[0], timer.rss[-1]], "data_share": sum(data) / sum(total),
+            "rss_mib_first_last": [timer.rss[0], timer.rss[-1]], "rss_mib_every_10_steps": timer.rss[::10],
+            "data_share": sum(data) / sum(total),
             "data_share_after_first_step": sum(data[1:]) / max(sum(total[1:]), 1e-9),
             "first_step_data_s": data[0], "median_step_s": median(total)}  # fmt: skip
 

@@ -98,7 +98,7 @@ def _machine(results: dict) -> list[str]:
         state = f"finished {r['finished']}, {r['seconds'] / 60:.1f} min" if "finished" in r else "not finished"
         lines.append(f"- {section}: `{r['command']}` ({'quick' if r['quick'] else 'full'} mode), started "
                      f"{r['started']}, {state}; 1/5/15-min load average before {r.get('load_average_before')}, "
-                     f"after {r.get('load_average_after')}")
+                     f"after {r.get('load_average_after')}" + _other_machine(r.get("machine"), m))
     lines += [
         f"- CPU: {m.get('cpu_model')} ({m.get('logical_cpus')} logical CPUs, flags: {', '.join(m.get('cpu_flags', []))};"
         f" torch CPU capability {m.get('torch_cpu_capability')}), {m.get('torch_threads')} torch threads",
@@ -110,6 +110,16 @@ def _machine(results: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def _other_machine(run_machine: dict | None, machine: dict) -> str:
+    """A note for a section measured on another machine than the one described below."""
+    keys = ("cpu_model", "cpu_flags", "logical_cpus", "torch", "transformers")
+    if not run_machine or all(run_machine.get(k) == machine.get(k) for k in keys):
+        return ""
+    return (f"; on another machine: {run_machine.get('cpu_model')} ({run_machine.get('logical_cpus')} logical CPUs, "
+            f"flags: {', '.join(run_machine.get('cpu_flags', []))}), torch {run_machine.get('torch')}, transformers "
+            f"{run_machine.get('transformers')}")
 
 
 def _targets_md(results: dict) -> list[str]:
@@ -310,7 +320,9 @@ def _data_md(data: dict) -> list[str]:
                   f"- Training (`train_causal_lm`, streaming, packing, {t['steps']} steps of {t['batch_size']} x "
                   f"{t['block_len']} tokens, {t['seconds']:.0f} s): peak RSS {t['peak_rss_mib']:,.0f} MiB (after "
                   f"the first step {t['rss_mib_first_last'][0]:,.0f} MiB, after the last "
-                  f"{t['rss_mib_first_last'][1]:,.0f} MiB); data time {100 * t['data_share']:.2f}% of step time "
+                  f"{t['rss_mib_first_last'][1]:,.0f} MiB; every 10 steps: "
+                  f"{', '.join(f'{x:,.0f}' for x in t.get('rss_mib_every_10_steps', []))} MiB); data time "
+                  f"{100 * t['data_share']:.2f}% of step time "
                   f"({100 * t['data_share_after_first_step']:.2f}% after the first step, which opens the stream: "
                   f"{t['first_step_data_s']:.2f} s); median step {t['median_step_s']:.2f} s.",
                   f"- Data path alone ({r['seconds']:.0f} s): {r['tokens']:,} tokens ({100 * r['share_of_corpus_read']:.1f}%"

@@ -67,7 +67,9 @@ def run(args: BenchmarkArguments, argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     json_path = Path(args.results_dir) / f"{args.results_name()}.json"
     results = load_results(json_path)
-    results["machine"] = machine_info()
+    machine = machine_info()
+    # The machine of the sections already in the file stays; a section run elsewhere records its own (below).
+    results.setdefault("machine", machine)
     runs = results.setdefault("runs", {})
     command = " ".join(["python benchmarks/run.py", *(argv or [])])
     with tempfile.TemporaryDirectory(prefix="chargpt-bench-") as tmp:
@@ -76,7 +78,7 @@ def run(args: BenchmarkArguments, argv: list[str] | None = None) -> dict:
             logger.info("=== %s ===", section)
             start, load_before = time.perf_counter(), _load_average()
             runs[section] = {"command": command, "quick": args.quick, "settings": vars(args),
-                             "started": _now(), "load_average_before": load_before}
+                             "started": _now(), "load_average_before": load_before, "machine": machine}
 
             def save(partial, section=section):
                 # Incremental results: a long section shows (and keeps) what it has measured so far.

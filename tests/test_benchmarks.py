@@ -506,3 +506,12 @@ def test_data_section_writes_throughput_streaming_and_shards_at_toy_size(tmp_pat
     assert check["disjoint"] and sum(check["per_process"]) == check["whole"] > 0
     text = (out / "toy.md").read_text(encoding="utf-8")
     assert "## 7. Data path" in text and "disjoint shards" in text
+
+
+def test_a_section_measured_on_another_machine_says_so_in_the_report():
+    machine = {"cpu_model": "EPYC", "cpu_flags": ["avx2"], "logical_cpus": 2, "torch": "2.13", "transformers": "5.23"}
+    run = {"command": "python benchmarks/run.py", "quick": False, "started": "t0", "finished": "t1", "seconds": 60}
+    results = {"machine": machine, "runs": {"speed": {**run, "machine": machine},
+                                            "data": {**run, "machine": {**machine, "cpu_flags": ["avx512f"]}}}}
+    lines = [line for line in report.render(results).splitlines() if line.startswith("- ")]
+    assert "another machine" not in lines[0] and "on another machine: EPYC (2 logical CPUs, flags: avx512f)" in lines[1]

@@ -13,7 +13,7 @@ What a finished run leaves in `output_dir` (a hub-style directory, loadable with
 
 The modules: `arguments` (the dataclasses and `parse_arguments`), `setup` (logging, distributed CPU runs, precision,
 checkpoints), `models` (a new causal LM, freezing), `metrics` (classification metrics, perplexity), `inputs` (corpora
-to training datasets), `vocabulary`, `pipelines` (`train_causal_lm`, `train_classifier`), `outputs` (plots, the final
+to training datasets, in memory or streamed), `streaming` (the checks and Trainer of `--streaming`), `vocabulary`, `pipelines` (`train_causal_lm`, `train_classifier`), `outputs` (plots, the final
 directory, sample replies) and `demo`. Everything public is importable from `chargpt.training` itself.
 """
 

@@ -1,6 +1,7 @@
 """Training on a streamed corpus (`--streaming`): the arguments a stream needs, each process's shard, a resumed run
 that continues at the right position of the stream, and two gloo processes against one."""
 
+import itertools
 import json
 from collections import Counter
 
@@ -9,7 +10,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from chargpt import CharGPTTokenizerFast
-from chargpt.data import CleaningConfig
+from chargpt.data import CleaningConfig, iter_dialogues
 from chargpt.training import DialogueDataArguments, LMTrainingArguments
 from chargpt.training.inputs import _head_counts, streamed_train_dataset
 from chargpt.training.streaming import check_streaming_arguments
@@ -74,6 +75,20 @@ def test_each_process_streams_a_disjoint_shard_and_together_they_cover_the_corpu
     shards = [sequences(rank, 2) for rank in (0, 1)]
     assert all(shards) and not set(shards[0]) & set(shards[1])
     assert Counter(shards[0] + shards[1]) == Counter(whole) and len(whole) == {1: 64, 2: 94}[len(files)]
+
+
+def test_held_out_head_dialogues_reach_no_process_even_when_each_reads_its_own_files(corpus):
+    root, _, _, tok_dir = corpus
+    tokenizer = CharGPTTokenizerFast.from_pretrained(tok_dir)
+    data = DialogueDataArguments(train_files=[str(root / "pairs.txt"), str(root / "more.txt")], **STREAM)
+    stream, _ = streamed_train_dataset(data, CleaningConfig(), tokenizer, 64, repeat=False)
+    everything = [tuple(row["input_ids"]) for row in stream]
+    head = list(itertools.islice(iter_dialogues(data.train_files), 2))  # what --validation_split_size 2 holds out
+    shards = []
+    for rank in (0, 1):  # two files, two processes: one file each
+        stream, _ = streamed_train_dataset(data, CleaningConfig(), tokenizer, 64, rank, 2, held_out=head, repeat=False)
+        shards += [tuple(row["input_ids"]) for row in stream]
+    assert Counter(shards) == Counter(everything[2:])  # the stream's first two dialogues are the held-out ones
 
 
 class TrainingBatches(TrainerCallback):

@@ -17,6 +17,7 @@ from ..data import (
     pack_sequences,
     split_dataset,
 )
+from ..data.cleaning import _digest
 from .arguments import DialogueDataArguments, LabelledDataArguments
 
 
@@ -125,17 +126,28 @@ def _head_counts(data_args: DialogueDataArguments) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
-def streamed_train_dataset(data_args: DialogueDataArguments, cleaning, tokenizer, max_length, process_index=0,
-                           world_size=1, skip: int = 0, repeat: bool = True):
-    """The training stream of one process: the corpus read lazily, its first `skip` dialogues left out (they are
-    the held-out splits), this process's shard (`split_dataset_by_node`) cut to token sequences and packed, and
-    with `repeat` started again at its end, so a run ends at --max_steps and never waits on an epoch boundary (a
-    resumed run skips exactly the batches already trained on, whichever pass they were in)."""
+def streamed_train_dataset(
+    data_args: DialogueDataArguments,
+    cleaning,
+    tokenizer,
+    max_length: int,
+    process_index: int = 0,
+    world_size: int = 1,
+    held_out: list[dict] = (),
+    repeat: bool = True,
+):
+    """The training stream of one process: the corpus read lazily without the `held_out` dialogues (and any copy of
+    them), this process's shard (`split_dataset_by_node`) cut to token sequences and packed, and with `repeat`
+    started again at its end, so a run ends at --max_steps and never waits on an epoch boundary (a resumed run skips
+    exactly the batches already trained on, whichever pass they were in)."""
     stream, summary = _dialogue_loader(data_args, cleaning, streaming=True)(data_args.train_files)
-    if skip:
-        stream = stream.skip(skip)
+    if held_out:
+        # By content, not `skip(n)`: with one shard per file, sharding would split the skip among the processes'
+        # files instead of dropping the head of the whole stream.
+        digests = {_digest(*row["turns"]) for row in held_out}
+        stream = stream.filter(lambda row: _digest(*row["turns"]) not in digests)
     if data_args.max_train_samples is not None:
-        stream = stream.take(data_args.max_train_samples)
+        stream = stream.take(data_args.max_train_samples)  # in all: sharding splits the count among the shards
     stream = split_dataset_by_node(stream, rank=process_index, world_size=world_size)
     encoded, _ = build_lm_dataset(stream, tokenizer, max_length, data_args.max_turns, data_args.max_history_chars)
     if data_args.packing:
@@ -167,7 +179,7 @@ def _streamed_lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer,
         if encoded is not None:
             features[name] = encoded
     features["train"], _ = streamed_train_dataset(
-        data_args, cleaning, tokenizer, max_length, training_args.process_index, training_args.world_size, len(head)
+        data_args, cleaning, tokenizer, max_length, training_args.process_index, training_args.world_size, head
     )
     return features, summaries
 

@@ -50,6 +50,27 @@ def targets(results: dict) -> list[dict]:
     for run in (quality.get("sentiment") or {}).get("runs", []):
         if run["model"] == "chargpt" and run["freeze"] == "none" and run["padding_masked"]:
             out.append(target("sentiment accuracy, CharGPT, freeze none", run["accuracy"], 0.93))
+    return out + _data_targets(results.get("data") or {})
+
+
+def _data_targets(data: dict) -> list[dict]:
+    out = []
+    flow = data.get("throughput")
+    if flow:
+        out += [target("data path (chat template + tokenisation + packing): fast / slow tokenizer chars/s",
+                       flow["data_path"]["fast/slow"], 10.0),
+                target("data path, fast tokenizer: characters per CPU-second (one core)",
+                       flow["fast_data_path_chars_per_cpu_s"], 1e6),
+                target("tokenizer(texts) alone: fast / slow chars/s", flow["tokenize"]["fast/slow"], 10.0)]
+    stream = (data.get("streaming") or {}).get("train")
+    if stream:
+        gb = data["streaming"]["corpus"]["bytes"] / 1e9
+        out += [target(f"streaming from a {gb:.1f} GB corpus: peak resident memory of training, MiB",
+                       stream["peak_rss_mib"], 2048.0, higher_is_better=False),
+                target("streaming: data time / step time", stream["data_share"], 0.10, higher_is_better=False)]
+    for name, check in (data.get("shards") or {}).items():
+        out.append(target(f"two gloo processes, {name}: disjoint shards whose union is the corpus (1 = yes)",
+                          float(check["disjoint"]), 1.0))
     return out
 
 
@@ -77,7 +98,7 @@ def _machine(results: dict) -> list[str]:
         state = f"finished {r['finished']}, {r['seconds'] / 60:.1f} min" if "finished" in r else "not finished"
         lines.append(f"- {section}: `{r['command']}` ({'quick' if r['quick'] else 'full'} mode), started "
                      f"{r['started']}, {state}; 1/5/15-min load average before {r.get('load_average_before')}, "
-                     f"after {r.get('load_average_after')}")
+                     f"after {r.get('load_average_after')}" + _other_machine(r.get("machine"), m))
     lines += [
         f"- CPU: {m.get('cpu_model')} ({m.get('logical_cpus')} logical CPUs, flags: {', '.join(m.get('cpu_flags', []))};"
         f" torch CPU capability {m.get('torch_cpu_capability')}), {m.get('torch_threads')} torch threads",
@@ -89,6 +110,16 @@ def _machine(results: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def _other_machine(run_machine: dict | None, machine: dict) -> str:
+    """A note for a section measured on another machine than the one described below."""
+    keys = ("cpu_model", "cpu_flags", "logical_cpus", "torch", "transformers")
+    if not run_machine or all(run_machine.get(k) == machine.get(k) for k in keys):
+        return ""
+    return (f"; on another machine: {run_machine.get('cpu_model')} ({run_machine.get('logical_cpus')} logical CPUs, "
+            f"flags: {', '.join(run_machine.get('cpu_flags', []))}), torch {run_machine.get('torch')}, transformers "
+            f"{run_machine.get('transformers')}")
 
 
 def _targets_md(results: dict) -> list[str]:
@@ -262,6 +293,53 @@ def _int8_md(quality: dict) -> list[str]:
     return ["## 6. int8 export quality", ""] + _table(["measure", "fp32", "int8", "int8 / fp32", "size ratio"], rows)
 
 
+def _data_md(data: dict) -> list[str]:
+    if not data:
+        return []
+    lines = ["## 7. Data path: fast tokenizer and streaming", "", data["method"], ""]
+    flow = data.get("throughput")
+    if flow:
+        lines += [f"{flow['dialogues']:,} dialogues of the shared corpora, {flow['characters']:,} characters, "
+                  f"vocabulary {flow['vocab_size']:,}, blocks of {flow['block_len']} tokens; the fast and slow data "
+                  f"paths give {'the same' if flow['same_blocks'] else 'DIFFERENT'} blocks.", ""]
+        rows = []
+        for what, key in (("tokenizer(texts)", "tokenize"), ("data path", "data_path")):
+            for name, r in flow[key].items():
+                if isinstance(r, dict):
+                    rows.append([what, name, f"{r['chars_per_s']:,.0f}"])
+        lines += _table(["measure", "tokenizer", "characters/s"], rows)
+        lines += [f"Fast / slow: tokenizer(texts) {flow['tokenize']['fast/slow']:.2f}x, data path "
+                  f"{flow['data_path']['fast/slow']:.2f}x (against the previous one-template-per-dialogue path: "
+                  f"{flow['data_path']['fast/slow previous path']:.2f}x). Fast data path per CPU-second: "
+                  f"{flow['fast_data_path_chars_per_cpu_s']:,.0f} characters.", ""]
+    stream = data.get("streaming")
+    if stream:
+        c, t, r = stream["corpus"], stream["train"], stream["read"]
+        lines += [f"Streamed corpus: {c['bytes'] / 1e9:.2f} GB of JSON lines ({c['copies']} copies of the shared "
+                  f"dialogues, {c['dialogues']:,} dialogues, about {c['tokens_approx']:,} tokens).", "",
+                  f"- Training (`train_causal_lm`, streaming, packing, {t['steps']} steps of {t['batch_size']} x "
+                  f"{t['block_len']} tokens, {t['seconds']:.0f} s): peak RSS {t['peak_rss_mib']:,.0f} MiB (after "
+                  f"the first step {t['rss_mib_first_last'][0]:,.0f} MiB, after the last "
+                  f"{t['rss_mib_first_last'][1]:,.0f} MiB; every 10 steps: "
+                  f"{', '.join(f'{x:,.0f}' for x in t.get('rss_mib_every_10_steps', []))} MiB); data time "
+                  f"{100 * t['data_share']:.2f}% of step time "
+                  f"({100 * t['data_share_after_first_step']:.2f}% after the first step, which opens the stream: "
+                  f"{t['first_step_data_s']:.2f} s); median step {t['median_step_s']:.2f} s.",
+                  f"- Data path alone ({r['seconds']:.0f} s): {r['tokens']:,} tokens ({100 * r['share_of_corpus_read']:.1f}%"
+                  f" of the corpus), {r['tokens_per_s']:,.0f} tokens/s ({r['tokens_per_cpu_s']:,.0f} per CPU-second), "
+                  f"peak RSS {r['peak_rss_mib']:,.0f} MiB; RSS every 2,000 blocks: "
+                  f"{', '.join(str(x) for x in r['rss_mib_samples'][:12])} MiB.", ""]
+    shards = data.get("shards")
+    if shards:
+        rows = [[name, s["files"], s["whole"], " + ".join(str(n) for n in s["per_process"]),
+                 "yes" if s["union_equals_whole"] else "NO", s["overlap"], s["repeated_in_corpus"]]
+                for name, s in shards.items()]
+        lines += ["Shards (`split_dataset_by_node` in two gloo processes, one pass, sequences compared by digest):", ""]
+        lines += _table(["corpus", "files", "sequences, one process", "two processes", "union = one process",
+                         "in both", "repeated in the corpus"], rows)
+    return lines
+
+
 def _profiles_md(speed: dict) -> list[str]:
     profiles = (speed or {}).get("profiles")
     if not profiles:
@@ -290,7 +368,8 @@ def render(results: dict) -> str:
         lines += ["## Data and splits", "", f"- LCCC: {d['lccc']['split']}.",
                   f"- Pretraining corpus: {d['pretraining_corpus']}; {d['kdconv_dialogues']} KdConv dialogues.",
                   f"- Tokenizer: {d['tokenizer']}, {d['vocab_size']} tokens.", ""]
-    lines += _dialogue_md(quality) + _sentiment_md(quality) + _int8_md(quality) + _profiles_md(results.get("speed"))
+    lines += _dialogue_md(quality) + _sentiment_md(quality) + _int8_md(quality) + _data_md(results.get("data") or {})
+    lines += _profiles_md(results.get("speed"))
     if NOTES.exists():
         lines += [NOTES.read_text(encoding="utf-8").strip(), ""]
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Run the CharGPT benchmarks: `python benchmarks/run.py [--quick] [--only speed,memory,quality]`.
+"""Run the CharGPT benchmarks: `python benchmarks/run.py [--quick] [--only speed,memory,quality,data]`.
 
 Each section's results are written to benchmarks/results/<name>.json as soon as it finishes (atomically), together
 with the machine description, and the Markdown report is re-rendered after every section, so a long run can be
@@ -39,6 +39,10 @@ def _section_runner(section: str):
         from benchmarks.memory import run_memory
 
         return run_memory
+    if section == "data":
+        from benchmarks.data import run_data
+
+        return run_data
     from benchmarks.quality import run_quality
 
     return run_quality
@@ -63,7 +67,9 @@ def run(args: BenchmarkArguments, argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     json_path = Path(args.results_dir) / f"{args.results_name()}.json"
     results = load_results(json_path)
-    results["machine"] = machine_info()
+    machine = machine_info()
+    # The machine of the sections already in the file stays; a section run elsewhere records its own (below).
+    results.setdefault("machine", machine)
     runs = results.setdefault("runs", {})
     command = " ".join(["python benchmarks/run.py", *(argv or [])])
     with tempfile.TemporaryDirectory(prefix="chargpt-bench-") as tmp:
@@ -72,7 +78,7 @@ def run(args: BenchmarkArguments, argv: list[str] | None = None) -> dict:
             logger.info("=== %s ===", section)
             start, load_before = time.perf_counter(), _load_average()
             runs[section] = {"command": command, "quick": args.quick, "settings": vars(args),
-                             "started": _now(), "load_average_before": load_before}
+                             "started": _now(), "load_average_before": load_before, "machine": machine}
 
             def save(partial, section=section):
                 # Incremental results: a long section shows (and keeps) what it has measured so far.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("speed", "memory", "quality")
+SECTIONS = ("speed", "memory", "quality", "data")
 
 
 def _csv_ints(text: str) -> list[int]:
@@ -23,9 +23,9 @@ def _csv_ints(text: str) -> list[int]:
 class BenchmarkArguments:
     # What to run and where results go
     quick: bool = field(default=False, metadata={"help": "Small workloads (a few minutes) instead of the full run."})
-    only: str = field(default="speed,memory,quality",
-                      metadata={"help": "Comma-separated sections to run: speed, memory, quality. Results of the "
-                                        "others already in the results file are kept."})
+    only: str = field(default="speed,memory,quality,data",
+                      metadata={"help": "Comma-separated sections to run: speed, memory, quality, data. Results of "
+                                        "the others already in the results file are kept."})
     name: str | None = field(default=None,
                              metadata={"help": "Results name: benchmarks/results/<name>.json (default 'full', or "
                                                "'quick' with --quick). The full run also writes REPORT.md."})
@@ -94,6 +94,18 @@ class BenchmarkArguments:
     cls_lr_all: float = field(default=3e-3, metadata={"help": "Peak LR when only the head trains."})
     cls_max_train: int | None = field(default=None, metadata={"help": "Cap on balanced training reviews."})
     peer_freezing: str = field(default="none,all,last-2", metadata={"help": "Freezing modes also run for GPT-2."})
+    # Data path: throughput, streaming, shards
+    data_max_dialogues: int | None = field(default=None, metadata={"help": "Cap on the shared dialogues timed "
+                                                                           "(default: all of them)."})
+    data_repetitions: int = field(default=3, metadata={"help": "Timed rounds per data-path contender."})
+    data_block_len: int = field(default=256, metadata={"help": "Packed block length of the data path."})
+    data_stream_gb: float = field(default=2.0, metadata={"help": "Size of the streamed corpus in GB (the shared "
+                                                                 "corpora repeated; written to --work_dir, deleted "
+                                                                 "after)."})
+    data_stream_steps: int = field(default=40, metadata={"help": "Optimisation steps of the streamed training run."})
+    data_batch_size: int = field(default=16, metadata={"help": "Blocks a step in the streamed training run."})
+    data_read_seconds: float = field(default=60.0, metadata={"help": "How long the data path alone reads the "
+                                                                     "streamed corpus."})
 
     def __post_init__(self):
         unknown = set(self.sections()) - set(SECTIONS)
@@ -140,6 +152,10 @@ QUICK = {
     "cls_epochs": 1,
     "cls_max_train": 600,
     "peer_freezing": "none",
+    "data_max_dialogues": 8000,
+    "data_stream_gb": 0.2,
+    "data_stream_steps": 10,
+    "data_read_seconds": 15.0,
 }
 
 

@@ -22,18 +22,24 @@ from .modeling_chargpt import (
     mean_pool,
 )
 from .tokenization_chargpt import CharGPTTokenizer, normalize_text
+from .tokenization_chargpt_fast import CharGPTTokenizerFast
 
 
 __version__ = "0.1.0"
 
 AutoConfig.register(CharGPTConfig.model_type, CharGPTConfig, exist_ok=True)
-AutoTokenizer.register(CharGPTConfig, tokenizer_class=CharGPTTokenizer, exist_ok=True)
+# transformers 5 always picks the fast tokenizer (AutoTokenizer ignores use_fast); the slow one is registered too so
+# that a tokenizer_config.json naming it resolves to the fast class.
+AutoTokenizer.register(
+    CharGPTConfig, slow_tokenizer_class=CharGPTTokenizer, fast_tokenizer_class=CharGPTTokenizerFast, exist_ok=True
+)
 AutoModel.register(CharGPTConfig, CharGPTModel, exist_ok=True)
 AutoModelForCausalLM.register(CharGPTConfig, CharGPTForCausalLM, exist_ok=True)
 AutoModelForSequenceClassification.register(CharGPTConfig, CharGPTForSequenceClassification, exist_ok=True)
 
 CharGPTConfig.register_for_auto_class()
 CharGPTTokenizer.register_for_auto_class("AutoTokenizer")
+CharGPTTokenizerFast.register_for_auto_class("AutoTokenizer")
 CharGPTModel.register_for_auto_class("AutoModel")
 CharGPTForCausalLM.register_for_auto_class("AutoModelForCausalLM")
 CharGPTForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
@@ -41,6 +47,7 @@ CharGPTForSequenceClassification.register_for_auto_class("AutoModelForSequenceCl
 __all__ = [
     "CharGPTConfig",
     "CharGPTTokenizer",
+    "CharGPTTokenizerFast",
     "CharGPTPreTrainedModel",
     "CharGPTModel",
     "CharGPTForCausalLM",

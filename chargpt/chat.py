@@ -119,9 +119,11 @@ class ChatSession:
         if not text:
             prepared.notices.append("Empty message: nothing to reply to.")
             return prepared
-        tokens = self.tokenizer.tokenize(text)
-        unk = self.tokenizer.unk_token_id
-        unknown = sorted({t for t, i in zip(tokens, self.tokenizer.convert_tokens_to_ids(tokens)) if i == unk})
+        # One token per character of the normalised text; not tokenize(), whose fast version names unknown
+        # characters <unk> rather than themselves.
+        tokens = list(text)
+        vocab = self.tokenizer.get_vocab()
+        unknown = sorted({t for t in tokens if t not in vocab})
         if unknown:
             shown = " ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
             prepared.notices.append(f"{len(unknown)} character(s) are not in the model's vocabulary and are read as "

@@ -97,6 +97,7 @@ class CharGPTTokenizer(PreTrainedTokenizer):
         self.ids_to_tokens = {i: t for t, i in self.vocab.items()}
         self.normalization = normalization
         self.strip_control_chars = strip_control_chars
+        kwargs.pop("backend", None)  # written by whichever tokenizer saved the directory; this one is Python
         kwargs.setdefault("special_tokens_pattern", "bos")
         kwargs.setdefault("clean_up_tokenization_spaces", False)
         super().__init__(
@@ -130,21 +131,9 @@ class CharGPTTokenizer(PreTrainedTokenizer):
         caps the whole vocabulary, the five special tokens included. Other keyword arguments go to the constructor
         (e.g. `model_max_length`).
         """
-        if min_frequency < 1:
-            raise ValueError(f"min_frequency must be >= 1, got {min_frequency}.")
-        if max_size is not None and max_size <= len(SPECIAL_TOKENS):
-            raise ValueError(f"max_size must exceed the {len(SPECIAL_TOKENS)} special tokens, got {max_size}.")
-        counts = Counter()
-        for text in texts:
-            if not isinstance(text, str):
-                raise TypeError(f"from_texts expects strings, got {type(text).__name__}: {text!r:.80}")
-            counts.update(normalize_text(text, normalization, strip_control_chars))
-        tokenizer = cls(normalization=normalization, strip_control_chars=strip_control_chars, **kwargs)
-        ranked = sorted((c for c, n in counts.items() if n >= min_frequency), key=lambda c: (-counts[c], ord(c)))
-        if max_size is not None:
-            ranked = ranked[: max_size - len(tokenizer.vocab)]
-        tokenizer.add_characters(ranked)
-        return tokenizer
+        specials = [kwargs.get(name, token) for name, token in SPECIAL_TOKENS.items()]
+        vocab = vocabulary_from_texts(texts, min_frequency, max_size, normalization, strip_control_chars, specials)
+        return cls(vocab=vocab, normalization=normalization, strip_control_chars=strip_control_chars, **kwargs)
 
     def add_characters(self, characters: Iterable[str]) -> int:
         """Append characters missing from the vocabulary (in the order given) as ordinary tokens; returns how many
@@ -174,11 +163,11 @@ class CharGPTTokenizer(PreTrainedTokenizer):
         """The normalisation this tokenizer applies to every text (see `normalize_text`)."""
         return normalize_text(text, self.normalization, self.strip_control_chars)
 
-    def prepare_for_tokenization(self, text, is_split_into_words=False, **kwargs):
-        return self.normalize(text), kwargs
-
     def _tokenize(self, text, **kwargs):
-        return list(text)
+        # Called on each piece of text between special tokens, so normalisation can neither create a special token
+        # (full-width "＜sep＞" stays text) nor destroy one (a combining mark after "<sep>" does not compose with
+        # its ">"); the fast tokenizer matches special tokens on the raw text too.
+        return list(self.normalize(text))
 
     def _convert_token_to_id(self, token):
         return self.vocab.get(token, self.vocab[str(self.unk_token)])
@@ -194,11 +183,44 @@ class CharGPTTokenizer(PreTrainedTokenizer):
             raise ValueError(f"Vocabulary path {save_directory!r} must be an existing directory.")
         name = (filename_prefix + "-" if filename_prefix else "") + VOCAB_FILES_NAMES["vocab_file"]
         path = os.path.join(save_directory, name)
-        ordered = dict(sorted(self.vocab.items(), key=lambda item: item[1]))
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(ordered, f, ensure_ascii=False, indent=0)
-            f.write("\n")
+        write_vocab_file(path, self.vocab)
         return (path,)
+
+
+def vocabulary_from_texts(
+    texts: Iterable[str],
+    min_frequency: int = 1,
+    max_size: int | None = None,
+    normalization: str | None = None,
+    strip_control_chars: bool = True,
+    special_tokens: Iterable[str] = tuple(SPECIAL_TOKENS.values()),
+) -> dict[str, int]:
+    """The token -> id mapping `from_texts` builds: the special tokens (ids 0-4), then the characters of the
+    normalised `texts` seen at least `min_frequency` times, most frequent first, ties broken by code point."""
+    if min_frequency < 1:
+        raise ValueError(f"min_frequency must be >= 1, got {min_frequency}.")
+    if max_size is not None and max_size <= len(SPECIAL_TOKENS):
+        raise ValueError(f"max_size must exceed the {len(SPECIAL_TOKENS)} special tokens, got {max_size}.")
+    counts = Counter()
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"from_texts expects strings, got {type(text).__name__}: {text!r:.80}")
+        counts.update(normalize_text(text, normalization, strip_control_chars))
+    vocab = {str(token): i for i, token in enumerate(special_tokens)}
+    kept = (c for c, n in counts.items() if n >= min_frequency and c not in vocab)
+    ranked = sorted(kept, key=lambda c: (-counts[c], ord(c)))
+    if max_size is not None:
+        ranked = ranked[: max_size - len(vocab)]
+    vocab.update({c: i for i, c in enumerate(ranked, start=len(vocab))})
+    return vocab
+
+
+def write_vocab_file(path: str, vocab: dict[str, int]) -> None:
+    """`vocab.json`, ordered by id: the file both tokenizers read."""
+    ordered = dict(sorted(vocab.items(), key=lambda item: item[1]))
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(ordered, f, ensure_ascii=False, indent=0)
+        f.write("\n")
 
 
 def _check_vocab(vocab: dict[str, int], specials: list[str]) -> dict[str, int]:
@@ -212,4 +234,4 @@ def _check_vocab(vocab: dict[str, int], specials: list[str]) -> dict[str, int]:
     return vocab
 
 
-__all__ = ["CharGPTTokenizer", "normalize_text", "DEFAULT_CHAT_TEMPLATE"]
+__all__ = ["CharGPTTokenizer", "normalize_text", "vocabulary_from_texts", "DEFAULT_CHAT_TEMPLATE"]

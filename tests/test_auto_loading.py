@@ -17,28 +17,36 @@ from transformers import (
     pipeline,
 )
 
-from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTModel, CharGPTTokenizer
+from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTModel, CharGPTTokenizer, CharGPTTokenizerFast
 
 from .chargpt_tester import CharGPTTester
 
 
-CODE_FILES = {"configuration_chargpt.py", "modeling_chargpt.py", "tokenization_chargpt.py"}
+CODE_FILES = {
+    "configuration_chargpt.py",
+    "modeling_chargpt.py",
+    "tokenization_chargpt.py",
+    "tokenization_chargpt_fast.py",
+}
 
 
 @pytest.fixture
 def saved(tmp_path):
-    """A hub-style directory written by the package's save path (model + tokenizer save_pretrained)."""
+    """A hub-style directory written by the package's save path (model + fast tokenizer save_pretrained, as the
+    training pipelines do)."""
     tester = CharGPTTester()
     model = tester.lm(seed=11)
     model.save_pretrained(tmp_path)
-    tester.tokenizer.save_pretrained(tmp_path)
+    fast = CharGPTTokenizerFast(vocab=tester.tokenizer.vocab, model_max_length=tester.config.n_positions)
+    fast.save_pretrained(tmp_path)
     return tmp_path, model, tester
 
 
 def test_saved_directory_is_hub_style_with_auto_map_for_every_auto_class(saved):
     path, _, _ = saved
     files = set(os.listdir(path))
-    assert {"config.json", "model.safetensors", "generation_config.json", "vocab.json", "tokenizer_config.json"} <= files
+    assert {"config.json", "model.safetensors", "generation_config.json", "vocab.json", "tokenizer.json"} <= files
+    assert "tokenizer_config.json" in files
     assert CODE_FILES <= files
     assert not any(name.endswith(".bin") for name in files)
     auto_map = json.loads((path / "config.json").read_text())["auto_map"]
@@ -49,7 +57,10 @@ def test_saved_directory_is_hub_style_with_auto_map_for_every_auto_class(saved):
         "AutoModelForSequenceClassification": "modeling_chargpt.CharGPTForSequenceClassification",
     }
     tok_config = json.loads((path / "tokenizer_config.json").read_text())
-    assert tok_config["auto_map"]["AutoTokenizer"][0] == "tokenization_chargpt.CharGPTTokenizer"
+    assert tok_config["auto_map"]["AutoTokenizer"] == [
+        "tokenization_chargpt.CharGPTTokenizer",
+        "tokenization_chargpt_fast.CharGPTTokenizerFast",
+    ]
     gen = json.loads((path / "generation_config.json").read_text())
     assert gen["do_sample"] is True and sorted(gen["eos_token_id"]) == [2, 4]
 
@@ -62,10 +73,20 @@ def test_modeling_module_imports_only_the_configuration_module():
     assert local_imports == ["from .configuration_chargpt import CharGPTConfig"]
 
 
+def test_fast_tokenizer_module_imports_only_the_slow_tokenizer_module():
+    import chargpt.tokenization_chargpt as slow
+    import chargpt.tokenization_chargpt_fast as fast
+
+    for module, allowed in ((fast, ["from .tokenization_chargpt import ("]), (slow, [])):
+        source = open(module.__file__, encoding="utf-8").read()
+        assert [line for line in source.splitlines() if line.startswith("from .")] == allowed
+
+
 def test_auto_classes_load_a_saved_directory_after_importing_chargpt(saved):
     path, model, tester = saved
     assert isinstance(AutoConfig.from_pretrained(path), CharGPTConfig)
-    assert isinstance(AutoTokenizer.from_pretrained(path), CharGPTTokenizer)
+    assert isinstance(AutoTokenizer.from_pretrained(path), CharGPTTokenizerFast)
+    assert isinstance(CharGPTTokenizer.from_pretrained(path), CharGPTTokenizer)
     assert isinstance(AutoModel.from_pretrained(path), CharGPTModel)
     lm = AutoModelForCausalLM.from_pretrained(path)
     assert isinstance(lm, CharGPTForCausalLM)
@@ -86,6 +107,7 @@ REMOTE_SCRIPT = textwrap.dedent(
     kw = dict(trust_remote_code=True)
     config = AutoConfig.from_pretrained(path, **kw)
     tok = AutoTokenizer.from_pretrained(path, **kw)
+    slow = tok.slow_tokenizer_class.from_pretrained(path, **kw)  # the slow class, from the directory's code too
     lm = AutoModelForCausalLM.from_pretrained(path, **kw).eval()
     base = AutoModel.from_pretrained(path, **kw)
     clf = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, **kw)
@@ -95,8 +117,10 @@ REMOTE_SCRIPT = textwrap.dedent(
     feats = pipeline("feature-extraction", model=path, **kw)("你好")
     cls = pipeline("text-classification", model=path, **kw)("你好")
     print(json.dumps({
-        "modules": [type(o).__module__ for o in (config, tok, lm, base, clf)],
-        "classes": [type(o).__name__ for o in (config, tok, lm, base, clf)],
+        "modules": [type(o).__module__ for o in (config, tok, slow, lm, base, clf)],
+        "classes": [type(o).__name__ for o in (config, tok, slow, lm, base, clf)],
+        "ids": [t("Hello 今天\u200b", return_offsets_mapping=False)["input_ids"] for t in (tok, slow)],
+        "offsets": tok("今天", return_offsets_mapping=True)["offset_mapping"],
         "generated": out[0].tolist(),
         "tied": lm.lm_head.weight.data_ptr() == lm.transformer.wte.weight.data_ptr(),
         "pipeline_text": gen[0]["generated_text"],
@@ -121,11 +145,14 @@ def test_directory_loads_with_trust_remote_code_in_a_fresh_process_without_charg
     assert all(m.startswith("transformers_modules.") for m in report["modules"]), report["modules"]
     assert report["classes"] == [
         "CharGPTConfig",
+        "CharGPTTokenizerFast",
         "CharGPTTokenizer",
         "CharGPTForCausalLM",
         "CharGPTModel",
         "CharGPTForSequenceClassification",
     ]
+    assert report["ids"] == [tester.tokenizer("Hello 今天\u200b")["input_ids"]] * 2
+    assert report["offsets"] == [[0, 0], [0, 1], [1, 2]]
     prompt = tester.tokenizer(["今天天气"], return_tensors="pt")
     expected = model.generate(**prompt, do_sample=False, max_new_tokens=6, eos_token_id=None)
     assert report["generated"] == expected[0].tolist()

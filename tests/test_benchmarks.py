@@ -461,3 +461,57 @@ def test_run_writes_results_and_report_for_speed_and_quality(tmp_path):
     assert 0.5 <= quality["sentiment"]["tfidf_logreg"]["accuracy"] <= 1
     text = (out / "toy.md").read_text(encoding="utf-8")
     assert "## Targets" in text and results["machine"]["cpu_model"] in text and "Distinct-1" in text
+
+
+# ------------------------------------------------------------------------------------------------ data path
+
+
+def test_shard_comparison_needs_every_dialogue_seen_by_exactly_one_process():
+    from benchmarks.data import compare_shards
+
+    whole = ["a", "b", "c", "c", "d"]
+    good = compare_shards(whole, [["a", "c", "d"], ["b", "c"]], files=1)
+    assert good["disjoint"] and good["union_equals_whole"] and good["overlap"] == good["repeated_in_corpus"] == 1
+    assert not compare_shards(whole, [["a", "b", "c"], ["b", "c", "d"]], files=1)["disjoint"]  # b twice, c thrice
+    assert not compare_shards(whole, [["a", "c"], ["b", "c"]], files=1)["union_equals_whole"]  # d missing
+
+
+def test_stream_corpus_repeats_the_dialogues_to_the_requested_size(tmp_path):
+    from benchmarks.data import make_stream_corpus
+
+    made = make_stream_corpus([["你好", "好"], ["在吗", "在", "嗯"]], tmp_path / "c.jsonl", min_bytes=1000)
+    lines = (tmp_path / "c.jsonl").read_text(encoding="utf-8").splitlines()
+    assert made["bytes"] == (tmp_path / "c.jsonl").stat().st_size >= 1000 and len(lines) == made["dialogues"]
+    assert json.loads(lines[2]) == ["你好", "好"] and made["tokens_approx"] == made["copies"] * (3 + 3 + 2 + 2 + 4)
+
+
+@pytest.mark.slow
+def test_data_section_writes_throughput_streaming_and_shards_at_toy_size(tmp_path):
+    from benchmarks.run import main
+
+    data = make_data(tmp_path / "data", n_pairs=300, n_dialogs=40)
+    out = tmp_path / "results"
+    argv = ["--only", "data", "--name", "toy", "--results_dir", str(out), "--data_dir", str(data), *TINY_CLI,
+            "--train_shapes", "2x8", "--data_repetitions", "1", "--data_block_len", "16", "--data_stream_gb", "0.0005",
+            "--data_stream_steps", "2", "--data_batch_size", "2", "--data_read_seconds", "1"]
+    assert main(argv) == 0
+    results = json.loads((out / "toy.json").read_text(encoding="utf-8"))["data"]
+    flow = results["throughput"]
+    assert flow["dialogues"] == 350 and flow["same_blocks"] and flow["data_path"]["fast"]["chars_per_s"] > 0
+    stream = results["streaming"]
+    assert stream["corpus"]["bytes"] >= 500_000 and not list(tmp_path.glob("**/stream_corpus.jsonl"))
+    assert stream["train"]["steps"] == 2 and 0 < stream["train"]["data_share"] < 1
+    assert stream["train"]["peak_rss_mib"] > 100 and stream["read"]["tokens"] > 0
+    (check,) = results["shards"].values()  # three toy files: every second dialogue each
+    assert check["disjoint"] and sum(check["per_process"]) == check["whole"] > 0
+    text = (out / "toy.md").read_text(encoding="utf-8")
+    assert "## 7. Data path" in text and "disjoint shards" in text
+
+
+def test_a_section_measured_on_another_machine_says_so_in_the_report():
+    machine = {"cpu_model": "EPYC", "cpu_flags": ["avx2"], "logical_cpus": 2, "torch": "2.13", "transformers": "5.23"}
+    run = {"command": "python benchmarks/run.py", "quick": False, "started": "t0", "finished": "t1", "seconds": 60}
+    results = {"machine": machine, "runs": {"speed": {**run, "machine": machine},
+                                            "data": {**run, "machine": {**machine, "cpu_flags": ["avx512f"]}}}}
+    lines = [line for line in report.render(results).splitlines() if line.startswith("- ")]
+    assert "another machine" not in lines[0] and "on another machine: EPYC (2 logical CPUs, flags: avx512f)" in lines[1]

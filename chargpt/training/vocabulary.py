@@ -1,4 +1,4 @@
-"""Vocabularies: `build_vocabulary` makes a `CharGPTTokenizer` from the cleaned texts of the given corpora, and
+"""Vocabularies: `build_vocabulary` makes a `CharGPTTokenizerFast` from the cleaned texts of the given corpora, and
 `grow_vocabulary` adds the characters a new corpus needs (for a classifier fine-tuned from a causal LM)."""
 
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 from transformers.utils import logging as hf_logging
 
 from ..data import CleaningConfig, CorpusSummary, iterate_texts, write_json_atomic
-from ..tokenization_chargpt import CharGPTTokenizer
+from ..tokenization_chargpt_fast import CharGPTTokenizerFast
 from .arguments import VocabArguments
 from .run_directory import (
     clean_interrupted_saves,
@@ -23,9 +23,10 @@ from .run_directory import (
 logger = hf_logging.get_logger(__name__)
 
 
-def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[CharGPTTokenizer, dict]:
-    """Build a `CharGPTTokenizer` from the cleaned texts of the given corpora and save it to `args.output_dir`.
-    The tokenizer keeps the cleaning's normalisation, so inference text is normalised the same way."""
+def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[CharGPTTokenizerFast, dict]:
+    """Build a `CharGPTTokenizerFast` from the cleaned texts of the given corpora and save it to `args.output_dir`
+    (`vocab.json` and `tokenizer.json`, which both tokenizer classes load). The tokenizer keeps the cleaning's
+    normalisation, so inference text is normalised the same way."""
     if not args.dialogue_files and not args.labelled_files:
         raise ValueError("Give at least one corpus: --dialogue_files and/or --labelled_files.")
     _check_vocabulary_output_dir(args)
@@ -55,7 +56,7 @@ def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[Ch
                 label_column=args.label_column,
             )
 
-    tokenizer = CharGPTTokenizer.from_texts(
+    tokenizer = CharGPTTokenizerFast.from_texts(
         texts(),
         min_frequency=args.min_frequency,
         max_size=args.max_size,
@@ -108,9 +109,10 @@ def _check_vocabulary_output_dir(args: VocabArguments) -> None:
         )
 
 
-def grow_vocabulary(tokenizer: CharGPTTokenizer, texts, min_frequency: int = 1) -> list[str]:
-    """Add the characters of `texts` missing from the vocabulary (seen at least `min_frequency` times), most
-    frequent first, ties by code point, so every process and every run adds the same ids. Returns them."""
+def grow_vocabulary(tokenizer, texts, min_frequency: int = 1) -> list[str]:
+    """Add the characters of `texts` missing from the vocabulary of a CharGPT tokenizer (slow or fast; seen at least
+    `min_frequency` times), most frequent first, ties by code point, so every process and every run adds the same
+    ids. Returns them."""
     counts = Counter()
     for text in texts:
         counts.update(tokenizer.normalize(text))

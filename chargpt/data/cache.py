@@ -13,7 +13,7 @@ from transformers.utils import logging
 
 from ..files import write_json_atomic
 from .cleaning import CleaningConfig
-from .sources import _source_files
+from .sources import source_files
 from .summary import CorpusSummary, DataFormatError
 
 
@@ -36,12 +36,12 @@ def _fingerprint(sources: list[str], key: list, cleaning: CleaningConfig) -> str
     return "chargpt-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
-def _cached_dataset(make_rows, sources, key, cleaning, summary, features, cache_dir):
+def cached_dataset(make_rows, sources, key, cleaning, summary, features, cache_dir):
     """Dataset.from_generator under a deterministic fingerprint; the summary is stored beside the cache."""
     import datasets
     from datasets.exceptions import DatasetGenerationError
 
-    files = _source_files(sources)
+    files = source_files(sources)
     fingerprint = _fingerprint(files, key, cleaning)
     if any(not Path(s.rpartition("::")[0] or s).is_file() for s in files):
         fingerprint += "-" + os.urandom(8).hex()  # Hub sources: always read afresh

@@ -106,7 +106,7 @@ def clean_text(text: str, cleaning: CleaningConfig) -> str:
     return text.strip()
 
 
-def _length_problem(text: str, cleaning: CleaningConfig) -> str | None:
+def length_problem(text: str, cleaning: CleaningConfig) -> str | None:
     if not text:
         return "empty"
     if len(text) < cleaning.min_chars:
@@ -116,7 +116,7 @@ def _length_problem(text: str, cleaning: CleaningConfig) -> str | None:
     return None
 
 
-def _digest(*parts: str) -> bytes:
+def text_digest(*parts: str) -> bytes:
     """A 16-byte hash for de-duplication: memory stays small on corpora of millions of rows."""
     return hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=16).digest()
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from datasets import Dataset, Features, IterableDataset, List, Value
 
-from .cache import _cached_dataset
-from .cleaning import CleaningConfig, _digest, _length_problem, clean_text
+from .cache import cached_dataset
+from .cleaning import CleaningConfig, text_digest, length_problem, clean_text
 from .sources import (
     _UNDECODABLE_HINT,
     _check_path,
@@ -247,7 +247,7 @@ def iter_dialogues(
         summary.read += 1
         where = f"{path}, {at}"
         turns = [clean_text(t, cleaning) for t in raw_turns]
-        problems = [_length_problem(t, cleaning) for t in turns]
+        problems = [length_problem(t, cleaning) for t in turns]
         if len(turns) < cleaning.min_turns:
             summary.drop("too_few_turns", where)
             continue
@@ -256,7 +256,7 @@ def iter_dialogues(
             summary.drop(problem, where)
             continue
         if cleaning.deduplicate:
-            key = _digest(*turns)
+            key = text_digest(*turns)
             if key in seen:
                 summary.drop("duplicate", where)
                 continue
@@ -294,7 +294,7 @@ def load_dialogues(
         features = Features({"turns": List(Value("string"))})
         return IterableDataset.from_generator(gen, features=features, gen_kwargs={"sources": sources}), summary
     key = ["dialogues", format, json_split, on_error]
-    dataset, summary = _cached_dataset(
+    dataset, summary = cached_dataset(
         lambda s: iter_dialogues(sources, format, cleaning, s, json_split),
         sources,
         key,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from datasets import ClassLabel, Dataset, Features, IterableDataset, Value
 
-from .cache import _cached_dataset
-from .cleaning import CleaningConfig, _digest, _length_problem, clean_text
+from .cache import cached_dataset
+from .cleaning import CleaningConfig, text_digest, length_problem, clean_text
 from .sources import (
     _UNDECODABLE_HINT,
     _check_path,
@@ -208,12 +208,12 @@ def iter_labelled(
         summary.read += 1
         where = f"{path}, {at}"
         text = clean_text(raw_text, cleaning)
-        problem = _length_problem(text, cleaning)
+        problem = length_problem(text, cleaning)
         if problem:
             summary.drop(problem, where)
             continue
         if cleaning.deduplicate:
-            key = _digest(text)
+            key = text_digest(text)
             if key in seen:
                 summary.drop("duplicate" if seen[key] == label else "duplicate_other_label", where)
                 continue
@@ -259,7 +259,7 @@ def load_labelled(
         return IterableDataset.from_generator(lambda: iter_labelled(*args, summary), features=features), summary
     label_type = Value("int64") if names else Value("string")
     key = ["labelled", format, text_column, label_column, names, on_error]
-    dataset, summary = _cached_dataset(
+    dataset, summary = cached_dataset(
         lambda s: iter_labelled(*args, s),
         sources,
         key,

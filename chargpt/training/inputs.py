@@ -17,7 +17,7 @@ from ..data import (
     pack_sequences,
     split_dataset,
 )
-from ..data.cleaning import _digest
+from ..data.cleaning import text_digest
 from .arguments import DialogueDataArguments, LabelledDataArguments
 
 
@@ -81,7 +81,7 @@ def _lm_features(name, dialogues, data_args: DialogueDataArguments, tokenizer, m
     return encoded
 
 
-def _lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer, max_length, seed):
+def lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer, max_length, seed):
     splits, summaries = _read_splits(
         _dialogue_loader(data_args, cleaning),
         data_args.train_files,
@@ -144,8 +144,8 @@ def streamed_train_dataset(
     if held_out:
         # By content, not `skip(n)`: with one shard per file, sharding would split the skip among the processes'
         # files instead of dropping the head of the whole stream.
-        digests = {_digest(*row["turns"]) for row in held_out}
-        stream = stream.filter(lambda row: _digest(*row["turns"]) not in digests)
+        digests = {text_digest(*row["turns"]) for row in held_out}
+        stream = stream.filter(lambda row: text_digest(*row["turns"]) not in digests)
     if data_args.max_train_samples is not None:
         stream = stream.take(data_args.max_train_samples)  # in all: sharding splits the count among the shards
     stream = split_dataset_by_node(stream, rank=process_index, world_size=world_size)
@@ -155,8 +155,8 @@ def streamed_train_dataset(
     return (encoded.repeat(None) if repeat else encoded), summary
 
 
-def _streamed_lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer, max_length, training_args):
-    """Like `_lm_datasets`, with the training corpus streamed (see `streamed_train_dataset`); validation and test
+def streamed_lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer, max_length, training_args):
+    """Like `lm_datasets`, with the training corpus streamed (see `streamed_train_dataset`); validation and test
     dialogues are read into memory, from their files or from the head of the stream."""
     n_validation, n_test = _head_counts(data_args)
     head = []
@@ -184,7 +184,7 @@ def _streamed_lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer,
     return features, summaries
 
 
-def _classifier_datasets(data_args: LabelledDataArguments, cleaning, seed):
+def classifier_datasets(data_args: LabelledDataArguments, cleaning, seed):
     names = data_args.class_names or None
 
     def load(files):

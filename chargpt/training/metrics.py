@@ -1,10 +1,8 @@
 """What evaluation reports: classification metrics from the `evaluate` module shipped in `chargpt/metrics/` (so
 they work offline), and a `Trainer` that logs perplexity beside every causal-LM evaluation loss."""
 
-import math
 from pathlib import Path
 
-from transformers import Trainer
 
 
 # chargpt/metrics/ sits beside the training package, so two levels up from this file.
@@ -42,19 +40,7 @@ def classification_metrics(num_labels: int):
     return compute
 
 
-class CausalLMTrainer(Trainer):
-    """Trainer that logs perplexity (exp of the mean token loss) beside every evaluation loss."""
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        for prefix in ("eval", "test"):
-            loss = logs.get(f"{prefix}_loss")
-            if loss is not None:
-                logs[f"{prefix}_perplexity"] = math.exp(loss) if loss < 700 else float("inf")
-        super().log(logs, start_time)
-
-
 __all__ = [
     "load_metric",
     "classification_metrics",
-    "CausalLMTrainer",
 ]

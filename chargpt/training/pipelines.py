@@ -28,12 +28,13 @@ from .arguments import (
     LoraArguments,
 )
 from .checkpoints import resolve_checkpoint
-from .inputs import _classifier_datasets, _lm_datasets, _streamed_lm_datasets
+from .inputs import classifier_datasets, lm_datasets, streamed_lm_datasets
 from .lora import apply_lora, save_merged
-from .metrics import CausalLMTrainer, classification_metrics
+from .metrics import classification_metrics
+from .trainer import CausalLMTrainer
 from .models import apply_freezing, build_causal_lm_config, new_causal_lm
 from .outputs import generate_replies, save_final_directory
-from .setup import check_precision
+from .environment import check_precision
 from .streaming import StreamingCausalLMTrainer, check_streaming_arguments
 from .vocabulary import grow_vocabulary
 
@@ -113,9 +114,9 @@ def train_causal_lm(
     tokenizer.model_max_length = n_positions
     with training_args.main_process_first(desc="reading and tokenising the corpora"):
         if data_args.streaming:
-            datasets_, summaries = _streamed_lm_datasets(data_args, cleaning, tokenizer, max_length, training_args)
+            datasets_, summaries = streamed_lm_datasets(data_args, cleaning, tokenizer, max_length, training_args)
         else:
-            datasets_, summaries = _lm_datasets(data_args, cleaning, tokenizer, max_length, training_args.seed)
+            datasets_, summaries = lm_datasets(data_args, cleaning, tokenizer, max_length, training_args.seed)
     _check_evaluation(training_args, "validation" in datasets_)
     set_seed(training_args.seed)  # the same initial weights in every process and every run
     model = new_causal_lm(model_args, tokenizer)
@@ -187,7 +188,7 @@ def train_classifier(
     tokenizer = CharGPTTokenizerFast.from_pretrained(model_args.model_name_or_path)
     _check_tokenizer_cleaning(tokenizer, cleaning)
     with training_args.main_process_first(desc="reading the corpora"):
-        splits, summaries = _classifier_datasets(data_args, cleaning, training_args.seed)
+        splits, summaries = classifier_datasets(data_args, cleaning, training_args.seed)
     _check_evaluation(training_args, "validation" in splits)
     names = splits["train"].features["label"].names
     added = (

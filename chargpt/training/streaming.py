@@ -5,7 +5,7 @@ from accelerate.data_loader import prepare_data_loader
 from torch.utils.data import DataLoader
 from transformers import TrainingArguments
 
-from .metrics import CausalLMTrainer
+from .trainer import CausalLMTrainer
 
 
 def check_streaming_arguments(training_args: TrainingArguments) -> None:

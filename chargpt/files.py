@@ -19,20 +19,29 @@ def write_json_atomic(path, data, indent: int = 2) -> None:
     atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=indent) + "\n")
 
 
-def atomic_write_text(path, text: str):
-    """Write a file through a temporary sibling and a rename, so a crash never leaves half a file."""
+@contextlib.contextmanager
+def atomic_path(path, suffix: str = ".tmp"):
+    """Yield a temporary path beside `path` (`.NAME.RANDOM` + `suffix`; give the extension, e.g. ".tmp.png", to a
+    writer that goes by it); on success it is renamed onto `path`, on failure or interruption removed. A crash never
+    leaves half a file under `path`."""
     path = os.path.abspath(str(path))
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=os.path.dirname(path))
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def atomic_write_text(path, text: str):
+    """Write a text file atomically (`atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
 
 
 def _umask() -> int:
@@ -125,6 +134,7 @@ def atomic_output_dir(output_dir, overwrite: bool = False, source=None):
 
 
 __all__ = [
+    "atomic_path",
     "atomic_write_text",
     "write_json_atomic",
     "atomic_output_dir",

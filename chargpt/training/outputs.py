@@ -9,7 +9,7 @@ import torch
 from transformers import Trainer
 from transformers.utils import logging as hf_logging
 
-from ..data import write_json_atomic
+from ..files import atomic_path, write_json_atomic
 from .run_directory import install_final_directory, staging_directory
 
 
@@ -59,10 +59,9 @@ def save_training_plots(log_history: list[dict], output_dir) -> list[Path]:
             ax.legend()
         fig.tight_layout()
         path = Path(output_dir) / f"{name}.png"
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-        fig.savefig(tmp, dpi=110)
+        with atomic_path(path, suffix=".tmp.png") as tmp:  # savefig picks the format from the extension
+            fig.savefig(tmp, dpi=110)
         plt.close(fig)
-        os.replace(tmp, path)
         written.append(path)
     return written
 

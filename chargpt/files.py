@@ -3,6 +3,7 @@ a whole output folder staged beside its destination and renamed into place, and 
 left. Every module that writes results uses these; nothing here imports the rest of chargpt."""
 
 import contextlib
+import ctypes
 import glob
 import json
 import logging
@@ -50,14 +51,27 @@ def _umask() -> int:
     return mask
 
 
-def _pid_alive(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether process `pid` still runs (a live process of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's live process
+    except PermissionError:
         return True
     return True
+
+
+def exchange_paths(a, b) -> bool:
+    """Swap two paths in one step (Linux `renameat2(RENAME_EXCHANGE)`), so a reader of either sees the old or the new
+    tree, never neither; False where the system cannot (the caller then renames twice)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
 
 
 def clean_stale_staging(output_dir) -> list[str]:
@@ -72,7 +86,7 @@ def clean_stale_staging(output_dir) -> list[str]:
         if not pid.isdigit():
             logger.warning("%s looks like a staging folder left by an interrupted run; remove it if no chargpt "
                            "command is writing %s.", leftover, output_dir)
-        elif not _pid_alive(int(pid)):
+        elif not process_running(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
             removed.append(leftover)
             logger.warning("Removed %s, left by an interrupted earlier run (process %s).", leftover, pid)
@@ -121,7 +135,9 @@ def atomic_output_dir(output_dir, overwrite: bool = False, source=None):
     try:
         yield staging
         os.chmod(staging, 0o777 & ~_umask())
-        if os.path.isdir(output_dir):
+        if os.path.isdir(output_dir) and exchange_paths(staging, output_dir):
+            shutil.rmtree(staging, ignore_errors=True)  # now the old directory
+        elif os.path.isdir(output_dir):
             backup = staging + ".old"
             os.rename(output_dir, backup)
             os.rename(staging, output_dir)
@@ -139,4 +155,6 @@ __all__ = [
     "write_json_atomic",
     "atomic_output_dir",
     "clean_stale_staging",
+    "exchange_paths",
+    "process_running",
 ]

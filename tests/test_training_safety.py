@@ -129,7 +129,7 @@ def test_a_stopped_vocabulary_save_leaves_the_old_tokenizer_whole_and_the_next_r
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # stopped just before the new directory is put in place
 
-    monkeypatch.setattr(run_directory, "_exchange", killed)
+    monkeypatch.setattr(run_directory, "exchange_paths", killed)
     args = VocabArguments(output_dir=str(out), dialogue_files=[str(pairs)], overwrite_output_dir=True)
     with pytest.raises(KeyboardInterrupt):
         build_vocabulary(args, CleaningConfig())
@@ -241,10 +241,10 @@ def test_final_directory_replaces_ours_keeps_checkpoints_logs_and_user_files_and
     fake_checkpoint(out / "checkpoint-2", 2)
     (out / "runs" / "a").mkdir(parents=True)
     (out / "runs" / "a" / "events").write_text("log")
-    exchange, swappable = run_directory._exchange, run_directory._swappable
+    exchange, swappable = run_directory.exchange_paths, run_directory._swappable
     # one renameat2; two renames where the system has none; files moved one by one where the parent is not writable
     for mode in ("exchange", "renames", "in place"):
-        monkeypatch.setattr(run_directory, "_exchange", exchange if mode == "exchange" else lambda a, b: False)
+        monkeypatch.setattr(run_directory, "exchange_paths", exchange if mode == "exchange" else lambda a, b: False)
         monkeypatch.setattr(run_directory, "_swappable", swappable if mode != "in place" else lambda out: False)
         staging = staging_directory(out, 1234)
         expected = out / ".final-tmp-1234" if mode == "in place" else tmp_path / ".run.final-tmp-1234"

@@ -9,7 +9,6 @@ output_dir are exchanged (one `renameat2` on Linux, else two renames through `.N
 tree is deleted. A process stopped at any point leaves either the old or the new directory, plus a folder that the
 next run's `clean_interrupted_saves` removes (or, between the two renames, puts in place)."""
 
-import ctypes
 import glob
 import os
 import re
@@ -18,6 +17,8 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from transformers.utils import logging as hf_logging
+
+from ..files import exchange_paths, process_running
 
 
 logger = hf_logging.get_logger(__name__)
@@ -217,17 +218,6 @@ def _carry_over(out: Path, staging: Path, drop) -> None:
         _link_tree(item, target)
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Exchange two paths in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where the system cannot."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
-
-
 def install_final_directory(staging, output_dir, drop=is_earlier_final_file) -> None:
     """Put the complete directory `staging` (from `staging_directory`) in place of `output_dir`, keeping from the old
     one everything `drop` does not reject (checkpoints, logs, the user's files). Main process only."""
@@ -240,7 +230,7 @@ def install_final_directory(staging, output_dir, drop=is_earlier_final_file) -> 
         return
     _carry_over(out, staging, drop)
     shutil.copymode(out, staging)
-    if _exchange(staging, out):
+    if exchange_paths(staging, out):
         shutil.rmtree(staging)  # now the old tree
         return
     backup = out.parent / f".{out.name}.{_BACKUP}-{staging.name.rpartition('-')[2]}"
@@ -271,15 +261,7 @@ def _install_in_place(staging: Path, out: Path, drop) -> None:
 
 def _running(token: str) -> bool:
     """Whether the process that named a staging folder (its id) still runs: then it is not a leftover."""
-    if not token.isdigit() or int(token) == os.getpid():
-        return False
-    try:
-        os.kill(int(token), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
+    return token.isdigit() and int(token) != os.getpid() and process_running(int(token))
 
 
 def clean_interrupted_saves(output_dir) -> None:

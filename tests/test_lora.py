@@ -66,6 +66,7 @@ def test_lora_causal_lm_saves_an_adapter_that_autopeft_loads_and_merges_to_the_s
     merged = AutoModelForCausalLM.from_pretrained(out / "merged").eval()
     base = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     assert type(merged).__name__ == "CharGPTForCausalLM"
+    assert not list(out.glob(".merged.tmp-*"))  # the merged folder was staged beside and renamed into place
     with torch.no_grad():
         adapted_logits, merged_logits = adapted(input_ids=ids).logits, merged(input_ids=ids).logits
         base_logits = base(input_ids=ids).logits

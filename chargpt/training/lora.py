@@ -5,6 +5,8 @@ from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
+from ..files import atomic_output_dir
+
 from .arguments import LoraArguments
 
 
@@ -49,8 +51,10 @@ def save_merged(model, tokenizer, directory) -> Path:
     tokenizer) that loads without peft."""
     merged = model.merge_and_unload()
     directory = Path(directory)
-    merged.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    # staged beside and renamed into place, like every final folder: a reader sees the whole merged model or none
+    with atomic_output_dir(directory, overwrite=True) as staging:
+        merged.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
     logger.info(f"Merged LoRA model in {directory}")
     return directory
 

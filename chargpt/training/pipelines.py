@@ -2,6 +2,7 @@
 `train_classifier` (a sequence classifier fine-tuned from a causal LM), with the checks they make before training
 and the train-then-evaluate tail they share."""
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -40,6 +41,19 @@ from .vocabulary import grow_vocabulary
 
 
 logger = hf_logging.get_logger(__name__)
+
+
+def _check_local_dir(flag: str, value: str | None) -> None:
+    """A value that is a local path (not a Hub id such as `name` or `namespace/name`) must be an existing folder; say
+    so plainly instead of transformers' Hub-id error."""
+    if not value or os.path.isdir(value):
+        return
+    looks_local = value.startswith((os.sep, ".", "~")) or value.count("/") > 1 or os.path.exists(value)
+    if looks_local:
+        kind = "a file, not a folder" if os.path.isfile(value) else "no such folder"
+        raise FileNotFoundError(
+            f"{flag} {value}: {kind}. Give the folder written by build_vocab.py, train_lm.py or save_pretrained."
+        )
 
 
 def _check_tokenizer_cleaning(tokenizer, cleaning: CleaningConfig) -> None:
@@ -104,6 +118,8 @@ def train_causal_lm(
         check_streaming_arguments(training_args)
     precision = check_precision(training_args)
     checkpoint = resolve_checkpoint(training_args)
+    _check_local_dir("--tokenizer_name_or_path", model_args.tokenizer_name_or_path)
+    _check_local_dir("--model_name_or_path", model_args.model_name_or_path)
     tokenizer = CharGPTTokenizerFast.from_pretrained(model_args.tokenizer_name_or_path)
     _check_tokenizer_cleaning(tokenizer, cleaning)
     if model_args.model_name_or_path:
@@ -185,6 +201,7 @@ def train_classifier(
         )
     precision = check_precision(training_args)
     checkpoint = resolve_checkpoint(training_args)
+    _check_local_dir("--model_name_or_path", model_args.model_name_or_path)
     tokenizer = CharGPTTokenizerFast.from_pretrained(model_args.model_name_or_path)
     _check_tokenizer_cleaning(tokenizer, cleaning)
     with training_args.main_process_first(desc="reading the corpora"):

@@ -109,10 +109,14 @@ def generate_texts(model, tokenizer, prompts: list[str], num_return_sequences: i
 
 
 def _batches(tokenizer, texts: list[str], batch_size: int, max_length: int):
-    """Right-padded batches in order of length (less padding), yielding (indices, input_ids, mask, truncated)."""
+    """Right-padded batches in order of length (less padding), yielding (indices, input_ids, mask, truncated); texts
+    made only of unknown characters are refused first (`check_known_characters`)."""
     if batch_size < 1:
         raise ValueError(f"--batch_size must be >= 1, got {batch_size}.")
-    encoded = [encode(tokenizer, t) for t in texts]
+    characters = [encode(tokenizer, t, add_bos=False) for t in texts]
+    check_known_characters(tokenizer, texts, characters)
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    encoded = [bos + ids for ids in characters]
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for start in range(0, len(order), batch_size):
@@ -134,7 +138,6 @@ def classify_texts(model, tokenizer, texts: list[str], batch_size: int = 32) -> 
     """One dict per text, in input order: label, label_id, score (probability of that label), probabilities
     (label -> probability), truncated (text longer than the context; its first n_positions tokens were used).
     Multi-label models use sigmoids (and add `labels`, those >= 0.5); regression models give `score` only."""
-    check_known_characters(tokenizer, texts)
     names = label_names(model.config)
     problem = getattr(model.config, "problem_type", None)
     results = [None] * len(texts)
@@ -157,12 +160,13 @@ def _label_row(logits: torch.Tensor, names: list[str], problem, truncated: bool)
     return row
 
 
-def check_known_characters(tokenizer, texts: list[str]) -> None:
+def check_known_characters(tokenizer, texts: list[str], encoded: list[list[int]] | None = None) -> None:
     """Refuse a text none of whose characters is in the vocabulary: the model would see only <unk> and still answer,
-    so the answer would say nothing about the text."""
+    so the answer would say nothing about the text. `encoded`: the texts' ids without <bos>, when already at hand."""
     unk = tokenizer.unk_token_id
-    for n, text in enumerate(texts, start=1):
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if encoded is None:
+        encoded = [encode(tokenizer, t, add_bos=False) for t in texts]
+    for n, (text, ids) in enumerate(zip(texts, encoded), start=1):
         if ids and unk is not None and all(i == unk for i in ids):
             raise ValueError(
                 f"Text {n} ({text[:30]!r}) has no character the model's vocabulary knows (all {len(ids)} read as "
@@ -175,7 +179,6 @@ def embed_texts(model, tokenizer, texts: list[str], batch_size: int = 32) -> tor
     """(N, n_embd) L2-normalised masked-mean embeddings (`model.embed`), in input order, float32 on CPU."""
     if not hasattr(model, "embed"):
         raise ValueError(f"{type(model).__name__} has no embed() method; load a CharGPT model.")
-    check_known_characters(tokenizer, texts)
     out = [None] * len(texts)
     for idx, ids, mask, _ in _batches(tokenizer, texts, batch_size, model.config.n_positions):
         vectors = model.embed(ids.to(model.device), attention_mask=mask.to(model.device)).float().cpu()

@@ -54,15 +54,15 @@ def build_causal_lm_config(model_args: LMModelArguments, tokenizer, **fixed) -> 
     return CharGPTConfig(**values)
 
 
-def new_causal_lm(model_args: LMModelArguments, tokenizer) -> CharGPTForCausalLM:
+def new_causal_lm(model_args: LMModelArguments, tokenizer, config: CharGPTConfig | None = None) -> CharGPTForCausalLM:
     """The model `train_lm.py` trains: continued from `model_name_or_path` (embeddings grown to the tokenizer), or
-    fresh from `build_causal_lm_config`."""
+    fresh from `config` (default: `build_causal_lm_config`)."""
     if model_args.model_name_or_path:
         model = CharGPTForCausalLM.from_pretrained(model_args.model_name_or_path)
         if model.get_input_embeddings().num_embeddings < len(tokenizer):
             model.resize_token_embeddings(len(tokenizer))
         return model
-    return CharGPTForCausalLM(build_causal_lm_config(model_args, tokenizer))
+    return CharGPTForCausalLM(config or build_causal_lm_config(model_args, tokenizer))
 
 
 def apply_freezing(model, mode: str) -> dict[str, int]:

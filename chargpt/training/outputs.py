@@ -10,6 +10,7 @@ from transformers import Trainer
 from transformers.utils import logging as hf_logging
 
 from ..files import atomic_path, write_json_atomic
+from ..tasks import effective_max_new_tokens
 from .run_directory import install_final_directory, staging_directory
 
 
@@ -106,8 +107,7 @@ def generate_replies(model, tokenizer, prompts: list[str], seed: int = 0, **gene
     """One sampled reply per prompt (each prompt a one-turn conversation), with the model's generation config. A
     prompt longer than the context leaves for `max_new_tokens` keeps only its latest tokens, with a warning."""
     model.eval()
-    max_new = generate_kwargs.get("max_new_tokens") or model.generation_config.max_new_tokens or 64
-    max_new = min(max_new, model.config.n_positions - 1)
+    max_new = effective_max_new_tokens(model, generate_kwargs)
     budget = model.config.n_positions - max_new  # prompt tokens that fit beside the reply
     replies = []
     for i, prompt in enumerate(prompts):

@@ -123,9 +123,15 @@ def train_causal_lm(
     tokenizer = CharGPTTokenizerFast.from_pretrained(model_args.tokenizer_name_or_path)
     _check_tokenizer_cleaning(tokenizer, cleaning)
     if model_args.model_name_or_path:
-        n_positions = CharGPTConfig.from_pretrained(model_args.model_name_or_path).n_positions
+        config = CharGPTConfig.from_pretrained(model_args.model_name_or_path)
     else:
-        n_positions = build_causal_lm_config(model_args, tokenizer).n_positions  # fails early on a bad config
+        config = build_causal_lm_config(model_args, tokenizer)  # before the data: a bad config fails early
+    if lora_args.enabled and len(tokenizer) > config.vocab_size:
+        raise ValueError(
+            "The tokenizer has characters the model has no embedding for; LoRA keeps the embeddings frozen. Use "
+            "the model's own tokenizer (--tokenizer_name_or_path MODEL_DIR) or train without --lora_r."
+        )
+    n_positions = config.n_positions
     max_length = min(data_args.max_length or n_positions, n_positions)
     tokenizer.model_max_length = n_positions
     with training_args.main_process_first(desc="reading and tokenising the corpora"):
@@ -135,15 +141,8 @@ def train_causal_lm(
             datasets_, summaries = lm_datasets(data_args, cleaning, tokenizer, max_length, training_args.seed)
     _check_evaluation(training_args, "validation" in datasets_)
     set_seed(training_args.seed)  # the same initial weights in every process and every run
-    model = new_causal_lm(model_args, tokenizer)
+    model = new_causal_lm(model_args, tokenizer, config)
     if lora_args.enabled:
-        if model.get_input_embeddings().num_embeddings != CharGPTConfig.from_pretrained(
-            model_args.model_name_or_path
-        ).vocab_size:
-            raise ValueError(
-                "The tokenizer has characters the model has no embedding for; LoRA keeps the embeddings frozen. Use "
-                "the model's own tokenizer (--tokenizer_name_or_path MODEL_DIR) or train without --lora_r."
-            )
         model = apply_lora(model, lora_args, "CAUSAL_LM")
     logger.info(f"Causal LM with {model.num_parameters():,} parameters; precision {precision}.")
     trainer = (StreamingCausalLMTrainer if data_args.streaming else CausalLMTrainer)(

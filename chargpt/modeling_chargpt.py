@@ -79,6 +79,32 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling, 
     return (weights @ value).transpose(1, 2).contiguous(), weights
 
 
+def make_norm(config: CharGPTConfig, dim: int | None = None) -> nn.Module:
+    """The normalisation `config.normalization` names, over the last `dim` (default n_embd) channels."""
+    dim = config.n_embd if dim is None else dim
+    if config.normalization == "rmsnorm":
+        return nn.RMSNorm(dim, eps=config.layer_norm_epsilon)
+    return nn.LayerNorm(dim, eps=config.layer_norm_epsilon, bias=config.bias)
+
+
+def rotary_cos_sin(position_ids, head_dim: int, theta: float, dtype):
+    """cos and sin of the rotary angles, each (B, 1, T, head_dim), for positions (B, T). Channel pair (i, i + d/2)
+    turns by position * theta^(-2i/d). Recomputed per call (a few thousand numbers) rather than kept in a buffer,
+    so nothing position-dependent is stored in, or missing from, a checkpoint."""
+    exponents = torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim
+    inv_freq = theta ** -exponents  # (head_dim / 2,)
+    angles = position_ids[:, None, :, None].float() * inv_freq  # (B, 1, T, head_dim / 2)
+    angles = torch.cat((angles, angles), dim=-1)  # (B, 1, T, head_dim)
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def apply_rotary(x, cos, sin):
+    """Rotate channel pairs (i, i + d/2) of x (B, n_head, T, head_dim) by the angles in cos/sin (B, 1, T, head_dim)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
+
+
 class CharGPTAttention(nn.Module):
     """Multi-head causal self-attention with an optional key/value cache. The kernel is the one named by
     `config._attn_implementation` (transformers' attention interface): `sdpa` (default), `eager`,
@@ -97,12 +123,22 @@ class CharGPTAttention(nn.Module):
         self.c_proj.is_residual_projection = True
         self.attn_pdrop = config.attn_pdrop
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
+        if config.qk_norm:
+            self.q_norm = nn.RMSNorm(self.head_dim, eps=config.layer_norm_epsilon)
+            self.k_norm = nn.RMSNorm(self.head_dim, eps=config.layer_norm_epsilon)
 
-    def forward(self, hidden_states, attention_mask=None, cache=None, output_attentions=False, **kwargs):
+    def forward(
+        self, hidden_states, attention_mask=None, cache=None, output_attentions=False, position_embeddings=None,
+        **kwargs,
+    ):
         B, T, C = hidden_states.shape
         # (B, T, 3C) -> 3 x (B, n_head, T, head_dim)
         qkv = self.c_attn(hidden_states).view(B, T, 3, self.n_head, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        if self.config.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if position_embeddings is not None:  # rotary: (cos, sin), each (B, 1, T, head_dim)
+            q, k = apply_rotary(q, *position_embeddings), apply_rotary(k, *position_embeddings)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx)  # (B, n_head, T_kv, head_dim)
         implementation = self.config._attn_implementation or "sdpa"
@@ -124,26 +160,33 @@ class CharGPTAttention(nn.Module):
 
 
 class CharGPTMLP(nn.Module):
+    """Feed-forward: c_proj(act(c_fc(x))), or with `config.gated_mlp` c_proj(act(gate) * up), where c_fc computes
+    gate and up side by side (one matrix multiply): (B, T, C) -> (B, T, 2 * n_inner) -> (B, T, C)."""
+
     def __init__(self, config: CharGPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, config.n_inner, bias=config.bias)
+        self.gated = config.gated_mlp
+        self.c_fc = nn.Linear(config.n_embd, (2 if self.gated else 1) * config.n_inner, bias=config.bias)
         self.act = ACT2FN[config.activation_function]
         self.c_proj = nn.Linear(config.n_inner, config.n_embd, bias=config.bias)
         self.c_proj.is_residual_projection = True
         self.dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(self, x):
+        if self.gated:
+            gate, up = self.c_fc(x).chunk(2, dim=-1)
+            return self.dropout(self.c_proj(self.act(gate) * up))
         return self.dropout(self.c_proj(self.act(self.c_fc(x))))
 
 
 class CharGPTBlock(GradientCheckpointingLayer):
-    """Pre-LayerNorm decoder block: x + attn(ln(x)), then x + mlp(ln(x))."""
+    """Pre-norm decoder block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
     def __init__(self, config: CharGPTConfig, layer_idx: int):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.ln_1 = make_norm(config)
         self.attn = CharGPTAttention(config, layer_idx)
-        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.ln_2 = make_norm(config)
         self.mlp = CharGPTMLP(config)
 
     def forward(self, hidden_states, attention_mask=None, cache=None, **kwargs):
@@ -200,10 +243,11 @@ class CharGPTModel(CharGPTPreTrainedModel):
     def __init__(self, config: CharGPTConfig):
         super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.n_positions, config.n_embd)
+        # learned absolute positions (GPT-2), or none: rotary embeddings are computed from the positions per call
+        self.wpe = nn.Embedding(config.n_positions, config.n_embd) if config.position_embedding_type == "learned" else None
         self.drop = nn.Dropout(config.embd_pdrop)
         self.h = nn.ModuleList([CharGPTBlock(config, i) for i in range(config.n_layer)])
-        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.ln_f = make_norm(config)
         self.gradient_checkpointing = False
         self.post_init()
 
@@ -264,7 +308,12 @@ class CharGPTModel(CharGPTPreTrainedModel):
         B, T = inputs_embeds.shape[:2]
         if position_ids is None:
             position_ids = self._position_ids(attention_mask, B, T, past_len, inputs_embeds.device)
-        hidden_states = self.drop(inputs_embeds + self.wpe(position_ids))
+        if self.wpe is not None:
+            hidden_states, rotary = self.drop(inputs_embeds + self.wpe(position_ids)), None
+        else:
+            hidden_states = self.drop(inputs_embeds)
+            head_dim = self.config.n_embd // self.config.n_head
+            rotary = rotary_cos_sin(position_ids, head_dim, self.config.rope_theta, inputs_embeds.dtype)
 
         # output_attentions / output_hidden_states are collected by the capture_outputs hooks; attention weights only
         # exist on the eager path, which the attention layers take for this call when they are asked for.
@@ -275,7 +324,9 @@ class CharGPTModel(CharGPTPreTrainedModel):
         kv_len = self._key_length(cache, T, past_len)
         mask = self._mask_for_kernel(attention_mask, T, past_len, kv_len, inputs_embeds.dtype, inputs_embeds.device)
         for block in self.h:
-            hidden_states = block(hidden_states, mask, cache, output_attentions=output_attentions, **kwargs)
+            hidden_states = block(
+                hidden_states, mask, cache, output_attentions=output_attentions, position_embeddings=rotary, **kwargs
+            )
         hidden_states = self.ln_f(hidden_states)
         return BaseModelOutputWithPast(last_hidden_state=hidden_states, **{CACHE_NAME: cache})
     def _check_inputs(self, input_ids, inputs_embeds, attention_mask, past_len):

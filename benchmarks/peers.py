@@ -30,6 +30,9 @@ class ModelDims:
     dropout: float = 0.1  # residual and embedding dropout of both; GPT-2's attention dropout
     activation_function: str = "gelu"
     chargpt_attn_pdrop: float | None = None  # None: CharGPTConfig's default
+    # GPT-2's own architecture, so that the two models differ only where the course design does (the time-to-quality
+    # section compares the other preset)
+    preset: str = "course"
 
 
 def dims_from_args(args, vocab_size: int) -> ModelDims:
@@ -60,6 +63,7 @@ def chargpt_config(dims: ModelDims, **extra) -> CharGPTConfig:
     overrides = None if dims.chargpt_attn_pdrop is None else f"attn_pdrop={dims.chargpt_attn_pdrop}"
     model_args = LMModelArguments(
         tokenizer_name_or_path="",
+        preset=dims.preset,
         config_overrides=overrides,
         n_positions=dims.n_positions,
         n_embd=dims.n_embd,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("speed", "memory", "quality", "data")
+SECTIONS = ("speed", "memory", "quality", "data", "time_to_quality")
 
 
 def _csv_ints(text: str) -> list[int]:
@@ -23,8 +23,9 @@ def _csv_ints(text: str) -> list[int]:
 class BenchmarkArguments:
     # What to run and where results go
     quick: bool = field(default=False, metadata={"help": "Small workloads (a few minutes) instead of the full run."})
-    only: str = field(default="speed,memory,quality,data",
-                      metadata={"help": "Comma-separated sections to run: speed, memory, quality, data. Results of "
+    only: str = field(default="speed,memory,quality,data,time_to_quality",
+                      metadata={"help": "Comma-separated sections to run: speed, memory, quality, data, "
+                                        "time_to_quality. Results of "
                                         "the others already in the results file are kept."})
     name: str | None = field(default=None,
                              metadata={"help": "Results name: benchmarks/results/<name>.json (default 'full', or "
@@ -106,6 +107,21 @@ class BenchmarkArguments:
     data_batch_size: int = field(default=16, metadata={"help": "Blocks a step in the streamed training run."})
     data_read_seconds: float = field(default=60.0, metadata={"help": "How long the data path alone reads the "
                                                                      "streamed corpus."})
+    # Time to quality (benchmarks/time_to_quality.py); the learning rates were chosen on the validation split
+    ttq_contenders: str = field(default="gpt2,llama,chargpt-course,chargpt-modern",
+                                metadata={"help": "Models trained for the same wall time, in this order."})
+    ttq_budget_s: float = field(default=300.0, metadata={"help": "Training wall time of each contender (seconds)."})
+    ttq_batch_size: int = field(default=16, metadata={"help": "Blocks a step."})
+    ttq_block_len: int = field(default=128, metadata={"help": "Tokens a block (and the models' context)."})
+    ttq_validation_share: float = field(default=0.02, metadata={"help": "Dialogues held out for validation."})
+    ttq_valid_blocks: int = field(default=64, metadata={"help": "Validation blocks evaluated at each point."})
+    ttq_evaluations: int = field(default=15, metadata={"help": "Evaluations along each run."})
+    ttq_warmup_share: float = field(default=0.05, metadata={"help": "Warm-up share of the steps."})
+    ttq_decay_share: float = field(default=0.2, metadata={"help": "Final decay share of the steps (WSD)."})
+    ttq_weight_decay: float = field(default=0.0, metadata={"help": "Weight decay of every contender."})
+    ttq_lr_adamw: float = field(default=2e-3, metadata={"help": "Peak learning rate of the AdamW contenders."})
+    ttq_lr_modern: float = field(default=2e-3, metadata={"help": "Peak learning rate of CharGPT's modern preset."})
+    ttq_modern_optimizer: str = field(default="muon", metadata={"help": "Optimizer of the modern preset."})
 
     def __post_init__(self):
         unknown = set(self.sections()) - set(SECTIONS)
@@ -156,6 +172,8 @@ QUICK = {
     "data_stream_gb": 0.2,
     "data_stream_steps": 10,
     "data_read_seconds": 15.0,
+    "ttq_budget_s": 20.0,
+    "ttq_evaluations": 4,
 }
 
 

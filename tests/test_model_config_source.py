@@ -8,11 +8,13 @@ import logging
 import pytest
 
 from chargpt import CharGPTConfig, CharGPTTokenizer
+from chargpt.configuration_chargpt import PRESETS
 from chargpt.data import CleaningConfig
 from chargpt.training import (
     DialogueDataArguments,
     LMModelArguments,
     LMTrainingArguments,
+    DEFAULT_PRESET,
     build_causal_lm_config,
     parse_arguments,
     train_causal_lm,
@@ -31,10 +33,11 @@ def config_from_flags(tokenizer, *flags):
     return build_causal_lm_config(model_args, tokenizer)
 
 
-def test_no_flags_give_the_config_defaults_with_the_tokenizer_vocabulary(tokenizer):
+def test_no_flags_give_the_default_preset_with_the_tokenizer_vocabulary(tokenizer):
     config = config_from_flags(tokenizer)
-    defaults = CharGPTConfig()
-    for name in ("n_positions", "n_embd", "n_layer", "n_head", "n_inner", "resid_pdrop", "embd_pdrop", "attn_pdrop"):
+    defaults = CharGPTConfig.from_preset(DEFAULT_PRESET)
+    for name in ("n_positions", "n_embd", "n_layer", "n_head", "n_inner", "resid_pdrop", "embd_pdrop", "attn_pdrop",
+                 *PRESETS[DEFAULT_PRESET]):
         assert getattr(config, name) == getattr(defaults, name), name
     assert config.attn_pdrop == 0.0  # the fast attention path the benchmark times
     assert config.vocab_size == len(tokenizer)
@@ -43,8 +46,8 @@ def test_no_flags_give_the_config_defaults_with_the_tokenizer_vocabulary(tokeniz
 
 def test_config_overrides_and_size_flags_change_only_what_they_name(tokenizer):
     config = config_from_flags(
-        tokenizer, "--config_overrides", "n_layer=3,attn_pdrop=0.1,activation_function=silu", "--n_embd", "64",
-        "--n_head", "4", "--dropout", "0.2",
+        tokenizer, "--preset", "course", "--config_overrides", "n_layer=3,attn_pdrop=0.1,activation_function=silu",
+        "--n_embd", "64", "--n_head", "4", "--dropout", "0.2",
     )
     assert (config.n_layer, config.n_embd, config.n_head) == (3, 64, 4)
     assert config.n_inner == 4 * 64  # not chosen: follows the final width
@@ -91,8 +94,8 @@ def test_the_benchmark_builds_the_model_train_lm_builds():
 
     dims = ModelDims(vocab_size=100, n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=64, dropout=0.1)
     ours = chargpt_config(dims)
-    args = LMModelArguments(tokenizer_name_or_path="", n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=64,
-                            dropout=0.1)
+    args = LMModelArguments(tokenizer_name_or_path="", preset="course", n_positions=64, n_embd=32, n_layer=2, n_head=4,
+                            n_inner=64, dropout=0.1)
     built = build_causal_lm_config(args, None, vocab_size=100, pad_token_id=0, sep_token_id=2, bos_token_id=3,
                                    eos_token_id=4)
     assert ours.to_diff_dict() == built.to_diff_dict()

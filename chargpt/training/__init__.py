@@ -21,6 +21,7 @@ training datasets, in memory or streamed), `streaming` (the checks and Trainer o
 """
 
 from .arguments import (  # noqa: F401
+    DEFAULT_PRESET,
     LORA_DEFAULT_TARGETS,
     LoraArguments,
     FREEZE_HELP,
@@ -37,6 +38,7 @@ from .arguments import (  # noqa: F401
 from .checkpoints import checkpoint_problem, latest_complete_checkpoint, resolve_checkpoint
 from .demo import DemoArguments, run_demo
 from .metrics import METRICS_DIR, classification_metrics, load_metric  # noqa: F401
+from .optimizers import CharGPTTrainer, MuonWithAdamW
 from .trainer import CausalLMTrainer
 from .lora import apply_lora, save_merged
 from .models import apply_freezing, build_causal_lm_config, new_causal_lm
@@ -50,6 +52,9 @@ from .vocabulary import build_vocabulary, grow_vocabulary
 # `FREEZE_HELP` and `METRICS_DIR` stay importable from here, as before, outside `__all__`.
 
 __all__ = [
+    "DEFAULT_PRESET",
+    "CharGPTTrainer",
+    "MuonWithAdamW",
     "VocabArguments",
     "LMModelArguments",
     "DialogueDataArguments",

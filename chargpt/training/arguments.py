@@ -10,6 +10,11 @@ import torch
 from transformers import TrainingArguments
 from transformers.integrations import is_tensorboard_available
 
+from ..configuration_chargpt import PRESETS
+
+
+# The architecture (and optimizer, see LMTrainingArguments) of a fresh model; chosen by the time-to-quality benchmark.
+DEFAULT_PRESET = "modern"
 
 FREEZE_HELP = (
     "'none' (everything trains), 'all' (only the classification head trains) or 'last-N' (the last N blocks, the "
@@ -79,9 +84,16 @@ class LMModelArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "Start from this CharGPT causal-LM directory instead of a fresh model."}
     )
+    preset: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Architecture of a fresh model: 'modern' (rotary positions, RMSNorm, SwiGLU, QK-norm, no dropout) "
+            f"or 'course' (the GPT-2 design the package grew from); default: {DEFAULT_PRESET!r}. See CharGPTConfig."
+        },
+    )
     config_name: str | None = field(
         default=None,
-        metadata={"help": "Start the fresh model's config from this config.json or model directory (default: CharGPTConfig())."},
+        metadata={"help": "Start the fresh model's config from this config.json or model directory instead of a preset."},
     )
     config_overrides: str | None = field(
         default=None,
@@ -104,11 +116,18 @@ class LMModelArguments:
     )
 
     def __post_init__(self):
-        if self.model_name_or_path and (self.config_name or self.config_overrides or self._size_flags()):
+        if self.model_name_or_path and (self.config_name or self.preset or self.config_overrides or self._size_flags()):
             raise ValueError(
                 "--model_name_or_path continues an existing model, whose config is fixed; drop --config_name, "
-                f"--config_overrides and the size flags ({', '.join(self._size_flags()) or 'none given'})."
+                f"--preset, --config_overrides and the size flags ({', '.join(self._size_flags()) or 'none given'})."
             )
+        if self.config_name and self.preset:
+            raise ValueError(
+                "--config_name and --preset both choose the architecture; give one (change single fields with "
+                "--config_overrides)."
+            )
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}.")
 
     def _size_flags(self) -> list[str]:
         names = ("n_positions", "n_embd", "n_layer", "n_head", "n_inner", "dropout")
@@ -338,6 +357,24 @@ class CharGPTTrainingArguments(TrainingArguments):
     warmup_steps: float = field(
         default=0.05, metadata={"help": "Warm-up steps (an integer) or share of all steps (a float < 1)."}
     )
+    optimizer: str = field(
+        default="adamw",
+        metadata={
+            "help": "'adamw' (Trainer's optimizer, as --optim says) or 'muon' (Muon for the 2-D weights inside the "
+            "blocks, AdamW with the same learning rate for embeddings, heads, norms and biases)."
+        },
+    )
+    muon_momentum: float = field(default=0.95, metadata={"help": "Muon's (Nesterov) momentum."})
+    muon_ns_steps: int = field(
+        default=5, metadata={"help": "Newton-Schulz iterations per Muon step (fewer are cheaper, rougher)."}
+    )
+    decay_fraction: float = field(
+        default=0.2,
+        metadata={
+            "help": "With --lr_scheduler_type warmup_stable_decay: the share of all steps spent decaying the learning "
+            "rate at the end (unless lr_scheduler_kwargs gives num_decay_steps)."
+        },
+    )
     ddp_find_unused_parameters: bool | None = field(
         default=False,
         metadata={
@@ -353,6 +390,15 @@ class CharGPTTrainingArguments(TrainingArguments):
             self.report_to = "tensorboard" if is_tensorboard_available() else "none"
         if not torch.cuda.is_available():
             self.dataloader_pin_memory = False  # pinned memory only helps copies to a GPU
+        if self.optimizer not in ("adamw", "muon"):
+            raise ValueError(f"--optimizer must be 'adamw' or 'muon', got {self.optimizer!r}.")
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise ValueError(f"--decay_fraction must be in (0, 1], got {self.decay_fraction}.")
+        if self.muon_ns_steps < 1 or not 0.0 <= self.muon_momentum < 1.0:
+            raise ValueError(
+                f"--muon_ns_steps must be >= 1 and --muon_momentum in [0, 1); got {self.muon_ns_steps}, "
+                f"{self.muon_momentum}."
+            )
         super().__post_init__()
 
 
@@ -393,6 +439,7 @@ def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tu
 
 
 __all__ = [
+    "DEFAULT_PRESET",
     "LORA_DEFAULT_TARGETS",
     "LoraArguments",
     "VocabArguments",

@@ -7,7 +7,7 @@ from transformers.utils import logging as hf_logging
 
 from ..configuration_chargpt import CharGPTConfig
 from ..modeling_chargpt import CharGPTForCausalLM
-from .arguments import FREEZE_HELP, LMModelArguments
+from .arguments import DEFAULT_PRESET, FREEZE_HELP, LMModelArguments
 
 
 logger = hf_logging.get_logger(__name__)
@@ -24,11 +24,14 @@ def special_token_ids(tokenizer) -> dict:
 
 
 def build_causal_lm_config(model_args: LMModelArguments, tokenizer, **fixed) -> CharGPTConfig:
-    """The config of a fresh causal LM: `CharGPTConfig`'s defaults (or `--config_name`), then `--config_overrides`,
-    then the size flags that were given, then the tokenizer's vocabulary size and special ids (or `fixed` values, for
-    callers without a tokenizer, such as the benchmark). Validated as a whole, so a bad combination is a ValueError
+    """The config of a fresh causal LM: the preset's (`--preset`, default `DEFAULT_PRESET`; or `--config_name`), then
+    `--config_overrides`, then the size flags that were given, then the tokenizer's vocabulary size and special ids
+    (or `fixed` values, for callers without a tokenizer, such as the benchmark). Validated as a whole, so a bad combination is a ValueError
     naming the field."""
-    config = CharGPTConfig.from_pretrained(model_args.config_name) if model_args.config_name else CharGPTConfig()
+    if model_args.config_name:
+        config = CharGPTConfig.from_pretrained(model_args.config_name)
+    else:
+        config = CharGPTConfig.from_preset(model_args.preset or DEFAULT_PRESET)
     if model_args.config_overrides:
         try:
             config.update_from_string(model_args.config_overrides)

@@ -9,7 +9,6 @@ from pathlib import Path
 from transformers import (
     DataCollatorForLanguageModeling,
     DataCollatorWithPadding,
-    Trainer,
     TrainingArguments,
     set_seed,
 )
@@ -32,6 +31,7 @@ from .checkpoints import resolve_checkpoint
 from .inputs import classifier_datasets, lm_datasets, streamed_lm_datasets
 from .lora import apply_lora, save_merged
 from .metrics import classification_metrics
+from .optimizers import CharGPTTrainer
 from .trainer import CausalLMTrainer
 from .models import apply_freezing, build_causal_lm_config, new_causal_lm
 from .outputs import generate_replies, save_final_directory
@@ -238,7 +238,7 @@ def train_classifier(
             for k, v in splits.items()
         }
     logger.info(f"Classifier ({precision}): labels {names}; {counts['trainable']:,} trainable parameters.")
-    trainer = Trainer(
+    trainer = CharGPTTrainer(
         model=model,
         args=training_args,
         train_dataset=features["train"],

@@ -1,12 +1,14 @@
-"""The Trainer of the causal-LM pipeline: transformers' `Trainer` plus perplexity beside every evaluation loss."""
+"""The Trainer of the causal-LM pipeline: CharGPT's Trainer (optimizer hooks) plus perplexity beside every evaluation
+loss."""
 
 import math
 
-from transformers import Trainer
+from .optimizers import CharGPTTrainer
 
 
-class CausalLMTrainer(Trainer):
-    """Trainer that logs perplexity (exp of the mean token loss) beside every evaluation loss."""
+class CausalLMTrainer(CharGPTTrainer):
+    """Trainer (with CharGPT's optimizer hooks) that logs perplexity (exp of the mean token loss) beside every
+    evaluation loss."""
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         for prefix in ("eval", "test"):

@@ -1,0 +1,136 @@
+"""Muon for the hidden weight matrices with AdamW for everything else, as one optimizer the Trainer can hold, and the
+Trainer hooks that build it and the warmup-stable-decay schedule.
+
+Muon (momentum, then the update matrix orthogonalised by Newton-Schulz iterations) only makes sense for the 2-D
+weights inside the blocks; embeddings, the LM and classification heads, norms and biases keep AdamW. With
+`adjust_lr_fn="match_rms_adamw"` the Muon update is rescaled to the RMS an AdamW update has, so one learning rate
+and one schedule serve both (the Moonlight recipe); the scheduler sees the param groups of both optimizers.
+"""
+
+import torch
+from torch import nn
+from transformers import Trainer
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
+
+OPTIMIZERS = ("adamw", "muon")
+
+
+def hidden_matrices(model) -> set[int]:
+    """ids of the weights of the model's Linear layers other than its heads (the LM head, a classifier's `score` or
+    `classifier`): the matrices Muon is for. Embedding tables are `nn.Embedding`, so they are not among them."""
+    heads = {id(m) for m in (model.get_output_embeddings(), getattr(model, "score", None),
+                             getattr(model, "classifier", None)) if m is not None}
+    return {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in heads}
+
+
+def split_parameters(model, decay_names: set[str]) -> dict[str, list]:
+    """Trainable parameters by optimizer and weight decay: `muon` (the hidden matrices, see `hidden_matrices`),
+    `adamw_decay` (other weights Trainer would decay, e.g. embeddings and heads) and `adamw_no_decay` (norms,
+    biases)."""
+    groups = {"muon": [], "adamw_decay": [], "adamw_no_decay": []}
+    hidden = hidden_matrices(model)
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if id(param) in hidden:
+            groups["muon"].append(param)
+        elif name in decay_names:
+            groups["adamw_decay"].append(param)
+        else:
+            groups["adamw_no_decay"].append(param)
+    return groups
+
+
+class MuonWithAdamW(torch.optim.Optimizer):
+    """`torch.optim.Muon` and `torch.optim.AdamW` stepped together. `param_groups` is the list of both optimizers'
+    groups (the same dicts), so learning-rate schedulers, Trainer's logging and accelerate's gradient scaler act on
+    both; `state_dict` holds both states."""
+
+    def __init__(self, groups: dict[str, list], lr: float, weight_decay: float, betas=(0.9, 0.95), eps=1e-8,
+                 momentum: float = 0.95, ns_steps: int = 5):
+        if not groups["muon"]:
+            raise ValueError(
+                "Muon found no trainable 2-D weight inside the decoder blocks (all frozen?); train with --optimizer "
+                "adamw instead."
+            )
+        params = [p for group in groups.values() for p in group]
+        super().__init__(params, {"lr": lr})
+        self.muon = torch.optim.Muon(
+            groups["muon"], lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=True, ns_steps=ns_steps,
+            adjust_lr_fn="match_rms_adamw",
+        )
+        adamw_groups = [
+            {"params": groups["adamw_decay"], "weight_decay": weight_decay},
+            {"params": groups["adamw_no_decay"], "weight_decay": 0.0},
+        ]
+        self.adamw = torch.optim.AdamW([g for g in adamw_groups if g["params"]], lr=lr, betas=betas, eps=eps)
+        self.param_groups = self.muon.param_groups + self.adamw.param_groups
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.muon.step()
+        self.adamw.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True):
+        self.muon.zero_grad(set_to_none=set_to_none)
+        self.adamw.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self):
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state_dict):
+        if set(state_dict) != {"muon", "adamw"}:
+            raise ValueError(
+                "This optimizer state is not a Muon+AdamW state (keys "
+                f"{sorted(state_dict)}); resume with the optimizer the checkpoint was trained with (--optimizer)."
+            )
+        self.muon.load_state_dict(state_dict["muon"])
+        self.adamw.load_state_dict(state_dict["adamw"])
+        self.param_groups = self.muon.param_groups + self.adamw.param_groups
+
+
+class CharGPTOptimizerMixin:
+    """Trainer hooks: `create_optimizer` builds Muon+AdamW when `args.optimizer == "muon"` (else Trainer's own
+    optimizer, `--optim`), and `create_scheduler` turns `args.decay_fraction` into the `num_decay_steps` of the
+    warmup-stable-decay schedule, whose length is only known once the run's step count is."""
+
+    def create_optimizer(self, model=None):
+        if getattr(self.args, "optimizer", "adamw") != "muon" or self.optimizer is not None:
+            return super().create_optimizer(model) if model is not None else super().create_optimizer()
+        if self.is_fsdp_enabled or self.is_deepspeed_enabled:
+            raise ValueError(
+                "--optimizer muon is not supported with FSDP or DeepSpeed (they shard the optimizer state); use "
+                "--optimizer adamw there."
+            )
+        opt_model = model if model is not None else self.model
+        groups = split_parameters(opt_model, set(self.get_decay_parameter_names(opt_model)))
+        self.optimizer = MuonWithAdamW(
+            groups, lr=self.args.learning_rate, weight_decay=self.args.weight_decay,
+            betas=(self.args.adam_beta1, self.args.adam_beta2), eps=self.args.adam_epsilon,
+            momentum=self.args.muon_momentum, ns_steps=self.args.muon_ns_steps,
+        )
+        counts = {k: sum(p.numel() for p in v) for k, v in groups.items()}
+        logger.info(f"Muon on {counts['muon']:,} parameters, AdamW on {counts['adamw_decay'] + counts['adamw_no_decay']:,}.")
+        return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        kwargs = dict(self.args.lr_scheduler_kwargs or {})
+        if self.args.lr_scheduler_type == "warmup_stable_decay" and "num_decay_steps" not in kwargs:
+            kwargs["num_decay_steps"] = max(1, round(self.args.decay_fraction * num_training_steps))
+            self.args.lr_scheduler_kwargs = kwargs
+        return super().create_scheduler(num_training_steps, optimizer)
+
+
+class CharGPTTrainer(CharGPTOptimizerMixin, Trainer):
+    """transformers' Trainer with CharGPT's optimizer and schedule hooks (see `CharGPTOptimizerMixin`)."""
+
+
+__all__ = ["OPTIMIZERS", "CharGPTOptimizerMixin", "CharGPTTrainer", "MuonWithAdamW", "hidden_matrices", "split_parameters"]

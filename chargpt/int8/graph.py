@@ -100,8 +100,8 @@ def _norm(g: _Graph, x: str, module: torch.nn.Module, name: str) -> str:
 
 def _rms_norm(g: _Graph, x: str, module: torch.nn.RMSNorm, name: str) -> str:
     """x / sqrt(mean(x^2 over the last axis) + eps) * weight in float32, as torch.nn.RMSNorm computes it. Opset 17
-    has no RMSNormalization; written as Pow/ReduceMean/Add/Sqrt/Div/Mul, the pattern ONNX Runtime's optimizer fuses
-    into one SimplifiedLayerNormalization kernel."""
+    has no RMSNormalization; written as Pow/ReduceMean/Add/Sqrt/Div/Mul, the pattern that ONNX Runtime's optimizer
+    can fuse into one SimplifiedLayerNormalization kernel."""
     eps = module.eps if module.eps is not None else torch.finfo(torch.float32).eps  # torch's default when None
     square = g.op("Pow", [x, g.const(2.0, np.float32)])
     mean_square = g.op("ReduceMean", [square], axes=[-1], keepdims=1)  # (..., 1); axes is an attribute up to opset 17

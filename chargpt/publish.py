@@ -371,14 +371,41 @@ def _sample_conversations(model, tokenizer, scripts: list[list[str]], seed: int)
     return conversations
 
 
+def _architecture_options(config) -> dict:
+    """The architecture fields of a config, with the course design's values for a config written (or by remote code)
+    from before they existed."""
+    defaults = {"position_embedding_type": "learned", "rope_theta": 10000.0, "normalization": "layernorm",
+                "gated_mlp": False, "qk_norm": False}
+    return {name: getattr(config, name, default) for name, default in defaults.items()}
+
+
+def architecture_summary(config) -> str:
+    """The decoder's design in a few words for the card's first paragraph, e.g. 'pre-LayerNorm, learned positions'."""
+    options = _architecture_options(config)
+    parts = ["pre-RMSNorm" if options["normalization"] == "rmsnorm" else "pre-LayerNorm",
+             "rotary positions" if options["position_embedding_type"] == "rope" else "learned positions"]
+    if options["gated_mlp"]:
+        act = config.activation_function
+        parts.append("SwiGLU feed-forward" if act == "silu" else f"gated {act} feed-forward")
+    if options["qk_norm"]:
+        parts.append("QK-norm")
+    return ", ".join(parts)
+
+
 def _architecture_rows(model, task: str, tokenizer) -> list[tuple]:
     c = model.config
+    options = _architecture_options(c)
     params = sum(p.numel() for p in model.parameters())
+    rotary = options["position_embedding_type"] == "rope"
     rows = [
         ("Parameters", f"{params:,} ({params / 1e6:.2f} M)"),
         ("Layers", c.n_layer), ("Attention heads", c.n_head), ("Hidden size", c.n_embd),
         ("Feed-forward size", c.n_inner), ("Context length (characters)", c.n_positions),
         ("Vocabulary (characters and 5 special tokens)", c.vocab_size), ("Activation", c.activation_function),
+        ("Positions", f"rotary (theta {options['rope_theta']:g})" if rotary else "learned"),
+        ("Normalisation", "RMSNorm" if options["normalization"] == "rmsnorm" else "LayerNorm"),
+        ("Gated feed-forward", "yes" if options["gated_mlp"] else "no"),
+        ("QK-norm", "yes" if options["qk_norm"] else "no"),
     ]
     if task == "causal-lm":
         rows.append(("Input/output embeddings tied", "yes" if c.tie_word_embeddings else "no"))
@@ -419,6 +446,7 @@ def build_card(model, tokenizer, task: str, args: PublishArguments, training: di
         is_lm=task == "causal-lm",
         auto_class="AutoModelForCausalLM" if task == "causal-lm" else "AutoModelForSequenceClassification",
         repo=args.repo_id or name,
+        architecture=architecture_summary(model.config),
         arch_rows=_architecture_rows(model, task, tokenizer),
         weights_mb=f"{sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6:.1f}",
         data_description=args.training_data,
@@ -526,4 +554,4 @@ def verify_load(directory: str, task: str, model, tokenizer, timeout: int = 300)
 
 
 __all__ = ["PublishArguments", "publish", "collect_training_info", "build_card", "validate_card", "verify_load",
-           "BUILTIN_CHAT_SCRIPTS", "TEMPLATE_PATH"]
+           "architecture_summary", "BUILTIN_CHAT_SCRIPTS", "TEMPLATE_PATH"]

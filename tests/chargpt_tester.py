@@ -1,5 +1,7 @@
 """Tiny CharGPT models and tokenizers for the tests, in the spirit of transformers' causal_lm_tester.py."""
 
+from functools import partial
+
 import torch
 
 from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTForSequenceClassification, CharGPTModel, CharGPTTokenizer
@@ -16,11 +18,16 @@ SAMPLE_TEXTS = [
 
 
 class CharGPTTester:
-    """Builds a tokenizer, a config of tiny sizes (hidden 32, 2 layers, 4 heads, ~80 tokens) and inputs."""
+    """Builds a tokenizer, a config of tiny sizes (hidden 32, 2 layers, 4 heads, ~80 tokens) and inputs. `preset`
+    names an architecture of `PRESETS` (default: the config's own defaults, the course design); the sizes, dropout
+    and `config_kwargs` given here override it."""
 
-    def __init__(self, n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=64, dropout=0.0, **config_kwargs):
+    def __init__(
+        self, n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=64, dropout=0.0, preset=None, **config_kwargs
+    ):
         self.tokenizer = CharGPTTokenizer.from_texts(SAMPLE_TEXTS, model_max_length=n_positions)
-        self.config = CharGPTConfig(
+        make_config = CharGPTConfig if preset is None else partial(CharGPTConfig.from_preset, preset)
+        self.config = make_config(
             vocab_size=len(self.tokenizer),
             n_positions=n_positions,
             n_embd=n_embd,

@@ -65,6 +65,43 @@ def trained(tmp_path_factory):
     return {"model": model, "tokenizer": tester.tokenizer, "lm": str(root / "lm"), "int8": str(root / "lm-int8")}
 
 
+# Each architecture option alone on the course design, and the whole modern preset (CharGPTTester arguments).
+ARCHITECTURES = {
+    "rope": {"position_embedding_type": "rope"},
+    "rmsnorm": {"normalization": "rmsnorm"},
+    "gated_mlp": {"gated_mlp": True},
+    "relu2": {"activation_function": "relu2"},
+    "qk_norm": {"qk_norm": True},
+    "modern": {"preset": "modern"},
+}
+
+
+def _move_norm_weights(model, seed: int = 0):
+    """Norm weights start at one (and biases at zero); move them so that a graph which dropped or misplaced one
+    (a block norm, ln_f, a per-head q_norm/k_norm) no longer matches PyTorch."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.LayerNorm, torch.nn.RMSNorm)):
+                for parameter in module.parameters():
+                    parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained_modern(tmp_path_factory):
+    """A briefly trained tiny causal LM of the modern preset (rotary, RMSNorm, SwiGLU, QK-norm, no biases), saved with
+    its tokenizer, and its int8 export."""
+    root = tmp_path_factory.mktemp("int8-modern")
+    tester = CharGPTTester(preset="modern", n_positions=64, n_embd=64, n_inner=None)
+    torch.manual_seed(0)
+    model = _train_briefly(tester.lm(), tester.tokenizer)
+    model.save_pretrained(root / "lm")
+    tester.tokenizer.save_pretrained(root / "lm")
+    assert main(["export-int8", str(root / "lm"), str(root / "lm-int8")]) == 0
+    return {"model": model, "tokenizer": tester.tokenizer, "lm": str(root / "lm"), "int8": str(root / "lm-int8")}
+
+
 # --------------------------------------------------------------------------------------------------------------- graph
 
 
@@ -72,20 +109,36 @@ def trained(tmp_path_factory):
 @pytest.mark.parametrize("bias", [True, False])
 def test_float_onnx_graph_matches_pytorch_with_and_without_cache(activation, bias):
     tester = CharGPTTester(activation_function=activation, bias=bias)
-    model = tester.lm()
+    _assert_float_graph_matches_pytorch(tester.lm(), len(tester.tokenizer))
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_float_onnx_graph_matches_pytorch_for_each_architecture_option(architecture):
+    # initializer_range 0.2: attention logits large enough that a wrong rotary turn or a missing QK-norm shows
+    tester = CharGPTTester(initializer_range=0.2, **ARCHITECTURES[architecture])
+    model = _move_norm_weights(tester.lm())
+    _assert_float_graph_matches_pytorch(model, len(tester.tokenizer))
+
+
+def _assert_float_graph_matches_pytorch(model, vocab_size: int):
+    """The float32 graph gives PyTorch's logits for 20 tokens at once, and through the cache (12 tokens, then 8, then
+    one at a time), so positions also count on after the cache."""
     graph = _session_model(model, int8=False)
-    ids = torch.randint(5, len(tester.tokenizer), (2, 20), generator=torch.Generator().manual_seed(1))
+    ids = torch.randint(5, vocab_size, (2, 24), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = model(ids).logits
     assert torch.allclose(graph(ids).logits, expected, atol=1e-4)
-    first, _, past = graph._run(ids[:, :12].numpy(), None, 0)  # the cache path: 12 tokens, then 8 more
-    second, _, _ = graph._run(ids[:, 12:].numpy(), past, 0)
-    assert np.allclose(np.concatenate([first, second], axis=1), expected.numpy(), atol=1e-4)
+    steps, past = [], None
+    for start, end in ((0, 12), (12, 20), (20, 21), (21, 22), (22, 23), (23, 24)):
+        logits, _, past = graph._run(ids[:, start:end].numpy(), past, 0)
+        steps.append(logits)
+    assert np.allclose(np.concatenate(steps, axis=1), expected.numpy(), atol=1e-4)
 
 
-def test_float_onnx_classifier_pools_the_last_real_token_of_right_padded_rows():
-    tester = CharGPTTester()
-    model = tester.classifier(num_labels=3)
+@pytest.mark.parametrize("preset", ["course", "modern"])
+def test_float_onnx_classifier_pools_the_last_real_token_of_right_padded_rows(preset):
+    tester = CharGPTTester(preset=preset)
+    model = _move_norm_weights(tester.classifier(num_labels=3))
     batch = tester.batch(("今天天气很好", "你好", "早餐太差了，再也不会来了！"), padding_side="right")
     with torch.no_grad():
         expected = model(**batch).logits
@@ -119,6 +172,50 @@ def test_export_is_smaller_and_greedy_continuation_matches_fp32(trained):
         kwargs = dict(do_sample=False, max_new_tokens=8, min_new_tokens=8, pad_token_id=0)
         expected = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
         assert torch.equal(int8_model.generate(ids, **kwargs), expected), text
+
+
+def test_modern_preset_int8_export_greedy_continues_like_fp32(trained_modern):
+    int8_model = load_int8(trained_modern["int8"])
+    tokenizer, model = trained_modern["tokenizer"], trained_modern["model"]
+    for text in ("今天天气", "你好！", "这家酒店"):
+        ids = torch.tensor([[tokenizer.bos_token_id] + tokenizer.convert_tokens_to_ids(list(text))])
+        kwargs = dict(do_sample=False, max_new_tokens=8, min_new_tokens=8, pad_token_id=0)
+        expected = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
+        assert torch.equal(int8_model.generate(ids, **kwargs), expected), text
+    info = json.loads(open(os.path.join(trained_modern["int8"], EXPORT_INFO_FILE), encoding="utf-8").read())
+    assert info["probe_check"]["top1_agreement"] >= 0.9 and info["tied_embedding_stored_once"]
+    assert "RMSNorms, QK-norms, rotary cos/sin tables" in info["method"] and "position embeddings" not in info["method"]
+
+
+def test_modern_int8_graph_keeps_matrices_int8_and_norms_and_rotary_tables_float32(trained_modern):
+    import onnx
+
+    model = trained_modern["model"]
+    config = model.config
+    graph = onnx.load(os.path.join(trained_modern["int8"], "model_int8.onnx")).graph
+    dtypes = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.data_type) for i in graph.initializer}
+    shapes = {i.name: tuple(i.dims) for i in graph.initializer}
+    assert not any(name.startswith("wpe") for name in dtypes)  # rotary: no position table
+    head_dim = config.n_embd // config.n_head
+    assert shapes["rope.cos"] == shapes["rope.sin"] == (config.n_positions, head_dim)
+    assert dtypes["rope.cos"] == dtypes["rope.sin"] == np.float32
+    linears = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.startswith("transformer.")]
+    assert len(linears) == 4 * config.n_layer  # c_attn, attn.c_proj, c_fc (fused gate and up), mlp.c_proj
+    for name in linears:
+        assert dtypes[f"{name.removeprefix('transformer.')}.qweight_t"] == np.int8, name
+    norms = [n for n, m in model.named_modules() if isinstance(m, torch.nn.RMSNorm)]
+    assert len(norms) == 4 * config.n_layer + 1  # ln_1, ln_2, q_norm, k_norm per block, and ln_f
+    for name in norms:
+        assert dtypes[f"{name.removeprefix('transformer.')}.weight"] == np.float32, name
+    assert "LayerNormalization" not in {node.op_type for node in graph.node}
+    assert weights_bytes(trained_modern["int8"]) < 0.4 * weights_bytes(trained_modern["lm"])
+
+
+def test_export_refuses_a_model_whose_positions_contradict_its_config():
+    model = CharGPTTester().lm()
+    model.transformer.wpe = None  # learned positions in the config, no table in the model
+    with pytest.raises(ValueError, match="position_embedding_type='learned'"):
+        build_onnx_model(model)
 
 
 def test_export_directory_is_self_contained_and_describes_itself(trained, tmp_path):

@@ -9,10 +9,11 @@ ONNX graph written here, node by node, from the model's weights:
 
 * every Linear layer becomes `com.microsoft.DynamicQuantizeMatMul`: symmetric int8 weights with one scale per output
   channel, activations quantized per call (dynamic quantization, no calibration data needed);
-* token and position embeddings are stored as int8 rows with one scale per row; when the LM head is tied to the token
-  embedding, ONE int8 table (stored transposed, hidden x vocab) serves both the embedding lookup (a Gather along the
-  vocabulary axis) and the head, so the largest matrix is not stored twice;
-* LayerNorms, biases and the (tiny) classification head stay in float32;
+* token and (learned) position embeddings are stored as int8 rows with one scale per row; when the LM head is tied to
+  the token embedding, ONE int8 table (stored transposed, hidden x vocab) serves both the embedding lookup (a Gather
+  along the vocabulary axis) and the head, so the largest matrix is not stored twice;
+* norms (LayerNorm, or RMSNorm written from ops), biases, rotary cos/sin tables and the (tiny) classification head
+  stay in float32;
 * the graph takes `past_key.{i}`/`past_value.{i}` and returns `present_key.{i}`/`present_value.{i}`, so generation
   feeds one new token per step.
 

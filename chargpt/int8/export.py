@@ -70,11 +70,7 @@ def export_int8(model, tokenizer, output_dir, source: str | None = None, overwri
             "format_version": EXPORT_FORMAT_VERSION,
             "task": task,
             "onnx_file": ONNX_FILE,
-            "method": (
-                "ONNX Runtime dynamic int8: Linear weights int8 per output channel (symmetric), activations "
-                "quantized per call (com.microsoft.DynamicQuantizeMatMul); token/position embeddings int8 per row; "
-                "LayerNorms, biases and the classification head float32"
-            ),
+            "method": method_description(model.config),
             "tied_embedding_stored_once": task == "causal-lm" and model.lm_head.weight is model.transformer.wte.weight,
             "source": str(source) if source else None,
             "source_weights_bytes": int(source_bytes),
@@ -92,6 +88,19 @@ def export_int8(model, tokenizer, output_dir, source: str | None = None, overwri
         write_json_atomic(os.path.join(staging, EXPORT_INFO_FILE), info)
     logger.info("Wrote the int8 export to %s (%.2f of the float32 weights).", output_dir, info["size_ratio"])
     return info
+
+
+def method_description(config) -> str:
+    """One line saying how each kind of weight is stored, for the export's description."""
+    rotary = config.position_embedding_type == "rope"
+    embeddings = "token embeddings int8 per row" if rotary else "token/position embeddings int8 per row"
+    norms = "RMSNorms" if config.normalization == "rmsnorm" else "LayerNorms"
+    rest = f"{norms}{', QK-norms' if config.qk_norm else ''}{', rotary cos/sin tables' if rotary else ''}"
+    return (
+        "ONNX Runtime dynamic int8: Linear weights int8 per output channel (symmetric), activations quantized per "
+        f"call (com.microsoft.DynamicQuantizeMatMul); {embeddings}; {rest}, biases and the classification head "
+        "float32"
+    )
 
 
 def library_versions() -> dict:

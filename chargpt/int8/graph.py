@@ -1,12 +1,17 @@
 """The ONNX graph of a CharGPT model, written node by node from its weights: int8 matrix products with one scale
-per output channel (`com.microsoft.DynamicQuantizeMatMul`), int8 embedding rows, float32 norms and biases, and
-key/value cache inputs and outputs for one-token-a-step decoding."""
+per output channel (`com.microsoft.DynamicQuantizeMatMul`), int8 embedding rows, float32 norms, biases and rotary
+tables, and key/value cache inputs and outputs for one-token-a-step decoding. Every architecture option of
+`CharGPTConfig` has its graph form here: LayerNorm or RMSNorm, learned or rotary positions, plain or gated MLP,
+every activation, optional QK-norm."""
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from ..configuration_chargpt import ACTIVATIONS
+from ..modeling_chargpt import rotary_cos_sin
 from .format import require
 
 
@@ -81,17 +86,38 @@ def _embedding(g: _Graph, table: str, scale: str | None, indices: str, transpose
     return g.op("Mul", [g.op("Cast", [rows], to=1), row_scale])  # to=1: float32
 
 
-def _layer_norm(g: _Graph, x: str, module: torch.nn.LayerNorm, name: str) -> str:
-    inputs = [x, g.init(f"{name}.weight", module.weight.detach().float().numpy())]
-    if module.bias is not None:
-        inputs.append(g.init(f"{name}.bias", module.bias.detach().float().numpy()))
-    return g.op("LayerNormalization", inputs, axis=-1, epsilon=float(module.eps))
+def _norm(g: _Graph, x: str, module: torch.nn.Module, name: str) -> str:
+    """A block or final norm over the last axis: ONNX LayerNormalization, or RMSNorm built from ops."""
+    if isinstance(module, torch.nn.LayerNorm):
+        inputs = [x, g.init(f"{name}.weight", module.weight.detach().float().numpy())]
+        if module.bias is not None:
+            inputs.append(g.init(f"{name}.bias", module.bias.detach().float().numpy()))
+        return g.op("LayerNormalization", inputs, axis=-1, epsilon=float(module.eps))
+    if isinstance(module, torch.nn.RMSNorm):
+        return _rms_norm(g, x, module, name)
+    raise ValueError(f"The int8 export handles LayerNorm and RMSNorm; {name} is a {type(module).__name__}.")
+
+
+def _rms_norm(g: _Graph, x: str, module: torch.nn.RMSNorm, name: str) -> str:
+    """x / sqrt(mean(x^2 over the last axis) + eps) * weight in float32, as torch.nn.RMSNorm computes it. Opset 17
+    has no RMSNormalization; written as Pow/ReduceMean/Add/Sqrt/Div/Mul, the pattern that ONNX Runtime's optimizer
+    can fuse into one SimplifiedLayerNormalization kernel."""
+    eps = module.eps if module.eps is not None else torch.finfo(torch.float32).eps  # torch's default when None
+    square = g.op("Pow", [x, g.const(2.0, np.float32)])
+    mean_square = g.op("ReduceMean", [square], axes=[-1], keepdims=1)  # (..., 1); axes is an attribute up to opset 17
+    y = g.op("Div", [x, g.op("Sqrt", [g.op("Add", [mean_square, g.const(eps, np.float32)])])])
+    if module.weight is None:
+        return y
+    return g.op("Mul", [y, g.init(f"{name}.weight", module.weight.detach().float().numpy())])
 
 
 def _activation(g: _Graph, x: str, name: str) -> str:
     """The config's activation from standard ops (ONNX Runtime fuses the GELU patterns)."""
     if name == "relu":
         return g.op("Relu", [x])
+    if name == "relu2":  # squared ReLU
+        relu = g.op("Relu", [x])
+        return g.op("Mul", [relu, relu])
     if name == "silu":
         return g.op("Mul", [x, g.op("Sigmoid", [x])])
     half_x = g.op("Mul", [x, g.const(0.5, np.float32)])
@@ -106,13 +132,50 @@ def _activation(g: _Graph, x: str, name: str) -> str:
     return g.op("Mul", [half_x, g.op("Add", [inner, g.const(1.0, np.float32)])])
 
 
-def _attention(g: _Graph, x: str, attn, i: int, future: str, config, int8: bool) -> str:
-    """Causal self-attention over the cache plus the new tokens; writes present_key/value.{i}."""
+class _Rotary(NamedTuple):
+    """What every attention layer of a rotary model shares: cos and sin (T, head_dim) of the new tokens' positions and
+    the Slice inputs (starts, ends, axes) that cut a head's channels into its two halves."""
+
+    cos: str
+    sin: str
+    first_half: list[str]
+    second_half: list[str]
+
+
+def _rotary(g: _Graph, config, positions: str) -> _Rotary:
+    """cos/sin for `positions` (T,), gathered from float32 tables of every position. The tables are filled by the
+    model's own `rotary_cos_sin`, so the graph turns q and k by exactly PyTorch's angles (n_positions x head_dim
+    numbers each, small beside the weights)."""
+    head_dim, half = config.n_embd // config.n_head, config.n_embd // config.n_head // 2
+    all_positions = torch.arange(config.n_positions)[None]  # (1, N)
+    cos, sin = rotary_cos_sin(all_positions, head_dim, config.rope_theta, torch.float32)  # each (1, 1, N, D)
+    cos, sin = (g.op("Gather", [g.init(f"rope.{name}", table[0, 0].numpy()), positions], axis=0)
+                for name, table in (("cos", cos), ("sin", sin)))  # each (T, D), broadcast over (B, H, T, D)
+    last_axis = g.const([-1])
+    first_half = [g.const([0]), g.const([half]), last_axis]
+    return _Rotary(cos, sin, first_half, [g.const([half]), g.const([head_dim]), last_axis])
+
+
+def _rotate(g: _Graph, x: str, rope: _Rotary) -> str:
+    """apply_rotary: x * cos + rotate_half(x) * sin with rotate_half(x) = concat(-x[..., d/2:], x[..., :d/2]), which
+    turns channel pair (i, i + d/2) of each head (B, H, T, D) by its angle."""
+    first, second = g.op("Slice", [x, *rope.first_half]), g.op("Slice", [x, *rope.second_half])
+    rotated = g.op("Concat", [g.op("Neg", [second]), first], axis=-1)
+    return g.op("Add", [g.op("Mul", [x, rope.cos]), g.op("Mul", [rotated, rope.sin])])
+
+
+def _attention(g: _Graph, x: str, attn, i: int, future: str, config, int8: bool, rope: _Rotary | None) -> str:
+    """Causal self-attention over the cache plus the new tokens; writes present_key/value.{i}. As in PyTorch, QK-norm
+    and then the rotary turn apply to the new keys before they join the cache."""
     n_head, head_dim = config.n_head, config.n_embd // config.n_head
     qkv = _linear(g, x, attn.c_attn, f"h.{i}.attn.c_attn", int8)  # (B, T, 3C)
     qkv = g.op("Reshape", [qkv, g.const([0, 0, 3, n_head, head_dim])])
     qkv = g.op("Transpose", [qkv], perm=[2, 0, 3, 1, 4])  # (B, T, 3, H, D) -> (3, B, H, T, D)
     q, k, v = (g.op("Gather", [qkv, g.const(j)], axis=0) for j in range(3))  # each (B, H, T, D)
+    if config.qk_norm:  # per head: RMSNorm over head_dim
+        q, k = _rms_norm(g, q, attn.q_norm, f"h.{i}.attn.q_norm"), _rms_norm(g, k, attn.k_norm, f"h.{i}.attn.k_norm")
+    if rope is not None:
+        q, k = _rotate(g, q, rope), _rotate(g, k, rope)
     k = g.op("Concat", [f"past_key.{i}", k], f"present_key.{i}", axis=2)  # (B, H, P + T, D)
     v = g.op("Concat", [f"past_value.{i}", v], f"present_value.{i}", axis=2)
     q = g.op("Mul", [q, g.const(1 / math.sqrt(head_dim), np.float32)])
@@ -123,12 +186,25 @@ def _attention(g: _Graph, x: str, attn, i: int, future: str, config, int8: bool)
     return _linear(g, y, attn.c_proj, f"h.{i}.attn.c_proj", int8)
 
 
-def _block(g: _Graph, block, x: str, i: int, future: str, config, int8: bool) -> str:
-    h = _layer_norm(g, x, block.ln_1, f"h.{i}.ln_1")
-    x = g.op("Add", [x, _attention(g, h, block.attn, i, future, config, int8)])
-    h = _layer_norm(g, x, block.ln_2, f"h.{i}.ln_2")
-    h = _activation(g, _linear(g, h, block.mlp.c_fc, f"h.{i}.mlp.c_fc", int8), config.activation_function)
-    return g.op("Add", [x, _linear(g, h, block.mlp.c_proj, f"h.{i}.mlp.c_proj", int8)])
+def _mlp(g: _Graph, x: str, mlp, i: int, config, int8: bool) -> str:
+    """c_proj(act(c_fc(x))), or gated: c_fc's fused output (B, T, 2 * n_inner) = [gate, up], c_proj(act(gate) * up)."""
+    h = _linear(g, x, mlp.c_fc, f"h.{i}.mlp.c_fc", int8)
+    if config.gated_mlp:
+        n = config.n_inner
+        last_axis = g.const([-1])
+        gate = g.op("Slice", [h, g.const([0]), g.const([n]), last_axis])
+        up = g.op("Slice", [h, g.const([n]), g.const([2 * n]), last_axis])
+        h = g.op("Mul", [_activation(g, gate, config.activation_function), up])  # (B, T, n_inner)
+    else:
+        h = _activation(g, h, config.activation_function)
+    return _linear(g, h, mlp.c_proj, f"h.{i}.mlp.c_proj", int8)
+
+
+def _block(g: _Graph, block, x: str, i: int, future: str, config, int8: bool, rope: _Rotary | None) -> str:
+    h = _norm(g, x, block.ln_1, f"h.{i}.ln_1")
+    x = g.op("Add", [x, _attention(g, h, block.attn, i, future, config, int8, rope)])
+    h = _norm(g, x, block.ln_2, f"h.{i}.ln_2")
+    return g.op("Add", [x, _mlp(g, h, block.mlp, i, config, int8)])
 
 
 def model_task(model) -> str:
@@ -145,15 +221,52 @@ def model_task(model) -> str:
 
 def _check_exportable(model):
     base = getattr(model, "transformer", None)
-    needed = ("wte", "wpe", "h", "ln_f")
+    needed = ("wte", "wpe", "h", "ln_f")  # wpe is None in a rotary model, but the attribute is there
     if base is None or not all(hasattr(base, n) for n in needed):
         raise ValueError(
             f"{type(model).__name__} does not have CharGPT's layout (transformer.wte/wpe/h/ln_f); the int8 export "
             f"writes the graph for that layout only."
         )
-    if model.config.activation_function not in ("gelu", "gelu_new", "relu", "silu"):
+    if model.config.activation_function not in ACTIVATIONS:
         raise ValueError(f"Unsupported activation {model.config.activation_function!r} for the int8 export.")
+    if (base.wpe is None) != (model.config.position_embedding_type == "rope"):
+        raise ValueError(
+            f"position_embedding_type={model.config.position_embedding_type!r} does not match the model's "
+            f"transformer.wpe ({'absent' if base.wpe is None else 'present'}); the int8 export cannot tell which "
+            f"positions the model uses."
+        )
     return base
+
+
+def _positions(g: _Graph) -> tuple[str, str]:
+    """Absolute positions of the new tokens (T,), counted after the cache, and the causal mask (T, P + T) that is
+    True where a key lies in a query's future."""
+    past_len = g.op("Shape", ["past_key.0"], start=2, end=3)  # (1,)
+    total = g.op("Add", [past_len, g.op("Shape", ["input_ids"], start=1, end=2)])
+    p0, p1 = g.op("Squeeze", [past_len]), g.op("Squeeze", [total])
+    positions = g.op("Range", [p0, p1, g.const(1)])  # (T,) absolute positions of the new tokens
+    keys = g.op("Range", [g.const(0), p1, g.const(1)])  # (P + T,)
+    future = g.op("Greater", [g.op("Unsqueeze", [keys, g.const([0])]), g.op("Unsqueeze", [positions, g.const([1])])])
+    return positions, future
+
+
+def _embeddings(g: _Graph, base, positions: str, tied: bool, int8: bool) -> tuple[str, str | None]:
+    """Token embeddings plus learned positions (none for rotary models) -> (B, T, C), and the int8 token table that a
+    tied LM head reuses (None in float32)."""
+    table, pos = None, None
+    if int8:
+        wte_q, wte_scale = quantize_rows(base.wte.weight, MATMUL_QMAX if tied else LOOKUP_QMAX)
+        table = g.init("wte.qweight_t" if tied else "wte.qweight", wte_q.T if tied else wte_q)
+        tokens = _embedding(g, table, g.init("wte.scale", wte_scale), "input_ids", transposed=tied)
+        if base.wpe is not None:
+            wpe_q, wpe_scale = quantize_rows(base.wpe.weight)
+            pos = _embedding(g, g.init("wpe.qweight", wpe_q), g.init("wpe.scale", wpe_scale), positions, False)
+    else:
+        tokens = _embedding(g, g.init("wte.weight", base.wte.weight.detach().float().numpy()), None, "input_ids", False)
+        if base.wpe is not None:
+            pos = _embedding(g, g.init("wpe.weight", base.wpe.weight.detach().float().numpy()), None, positions, False)
+    x = tokens if pos is None else g.op("Add", [tokens, pos])  # (B, T, C) + (T, C)
+    return x, table
 
 
 def build_onnx_model(model, int8: bool = True):
@@ -163,27 +276,13 @@ def build_onnx_model(model, int8: bool = True):
     onnx = require("onnx")
     task, base, config = model_task(model), _check_exportable(model), model.config
     g = _Graph()
-    past_len = g.op("Shape", ["past_key.0"], start=2, end=3)  # (1,)
-    total = g.op("Add", [past_len, g.op("Shape", ["input_ids"], start=1, end=2)])
-    p0, p1 = g.op("Squeeze", [past_len]), g.op("Squeeze", [total])
-    positions = g.op("Range", [p0, p1, g.const(1)])  # (T,) absolute positions of the new tokens
-    keys = g.op("Range", [g.const(0), p1, g.const(1)])  # (P + T,)
-    future = g.op("Greater", [g.op("Unsqueeze", [keys, g.const([0])]), g.op("Unsqueeze", [positions, g.const([1])])])
-
+    positions, future = _positions(g)
     tied = task == "causal-lm" and model.lm_head.weight is base.wte.weight
-    if int8:
-        wte_q, wte_scale = quantize_rows(base.wte.weight, MATMUL_QMAX if tied else LOOKUP_QMAX)
-        table = g.init("wte.qweight_t" if tied else "wte.qweight", wte_q.T if tied else wte_q)
-        tokens = _embedding(g, table, g.init("wte.scale", wte_scale), "input_ids", transposed=tied)
-        wpe_q, wpe_scale = quantize_rows(base.wpe.weight)
-        pos = _embedding(g, g.init("wpe.qweight", wpe_q), g.init("wpe.scale", wpe_scale), positions, False)
-    else:
-        tokens = _embedding(g, g.init("wte.weight", base.wte.weight.detach().float().numpy()), None, "input_ids", False)
-        pos = _embedding(g, g.init("wpe.weight", base.wpe.weight.detach().float().numpy()), None, positions, False)
-    x = g.op("Add", [tokens, pos])  # (B, T, C) + (T, C)
+    x, table = _embeddings(g, base, positions, tied, int8)
+    rope = _rotary(g, config, positions) if base.wpe is None else None
     for i, block in enumerate(base.h):
-        x = _block(g, block, x, i, future, config, int8)
-    hidden = _layer_norm(g, x, base.ln_f, "ln_f")
+        x = _block(g, block, x, i, future, config, int8, rope)
+    hidden = _norm(g, x, base.ln_f, "ln_f")
     g.op("Identity", [hidden], "hidden_states")
     selected = g.op("Slice", [hidden, "logits_from", g.const([np.iinfo(np.int64).max]), g.const([1])])
     if task == "sequence-classification":  # a few labels: float32, quantizing it would save nothing

@@ -50,7 +50,23 @@ def targets(results: dict) -> list[dict]:
     for run in (quality.get("sentiment") or {}).get("runs", []):
         if run["model"] == "chargpt" and run["freeze"] == "none" and run["padding_masked"]:
             out.append(target("sentiment accuracy, CharGPT, freeze none", run["accuracy"], 0.93))
-    return out + _data_targets(results.get("data") or {})
+    return out + _data_targets(results.get("data") or {}) + _ttq_targets(results.get("time_to_quality") or {})
+
+
+def _ttq_targets(ttq: dict) -> list[dict]:
+    best = (ttq.get("summary") or {}).get("chargpt-modern")
+    if not best:
+        return []
+    out = [target("time to quality: CharGPT modern's time to GPT-2's final loss / GPT-2's time",
+                  best.get("time_ratio_vs_gpt2"), 0.5, higher_is_better=False),
+           target("time to quality: CharGPT modern's time to Llama's final loss / Llama's time",
+                  best.get("time_ratio_vs_llama"), 0.8, higher_is_better=False),
+           target("time to quality: final perplexity, CharGPT modern / GPT-2 (same wall time)",
+                  best.get("perplexity_ratio_vs_gpt2"), 0.8, higher_is_better=False)]
+    if "perplexity_ratio_vs_llama" in best:
+        out.append(target("time to quality: final perplexity, CharGPT modern / Llama (same wall time)",
+                          best["perplexity_ratio_vs_llama"], 1.0, higher_is_better=False))
+    return out
 
 
 def _data_targets(data: dict) -> list[dict]:
@@ -340,6 +356,38 @@ def _data_md(data: dict) -> list[str]:
     return lines
 
 
+def _ttq_md(ttq: dict) -> list[str]:
+    if not ttq or not ttq.get("runs"):
+        return []
+    st, d = ttq["settings"], ttq["data"]
+    lines = ["## 8. Time to quality", "",
+             f"Each model trains with transformers' Trainer for {st['budget_s']:.0f} s of wall time ({st['threads']} "
+             f"torch threads; evaluation pauses the clock) on the same batches of {st['batch_size']} x "
+             f"{st['block_len']} tokens, schedule {st['schedule']}. Data: every dialogue corpus in ../shared/data "
+             f"({len(d['files'])} files, {d['dialogues']['train']:,} training and {d['dialogues']['valid']:,} "
+             f"validation dialogues, {d['characters']:,} characters), character vocabulary of {d['vocab_size']:,}; "
+             f"the validation loss is over {d['valid_blocks']} held-out blocks. See benchmarks/time_to_quality.py "
+             f"for the contenders' configurations.", ""]
+    summary = ttq.get("summary", {})
+    rows = []
+    for name, r in ttq["runs"].items():
+        s = summary.get(name, {})
+        rows.append([name, f"{r['parameters']:,}", f"{r['optimizer']} {r['learning_rate']:g}", r["steps"],
+                     f"{r['seconds']:.0f}", f"{r['tokens_per_second']:,.0f}", f"{r['final_loss']:.3f}",
+                     f"{r['final_perplexity']:.1f}", _fmt(s.get("time_to_gpt2_loss"), 0),
+                     _fmt(s.get("time_ratio_vs_gpt2"), 2), _fmt(s.get("time_to_llama_loss"), 0),
+                     _fmt(s.get("time_ratio_vs_llama"), 2)])
+    lines += _table(["model", "parameters", "optimizer, peak LR", "steps", "train s", "tokens/s", "final val loss",
+                     "perplexity", "s to GPT-2's loss", "/ GPT-2's time", "s to Llama's loss", "/ Llama's time"],
+                    rows)
+    if ttq.get("plot"):
+        lines += [f"![validation loss against training time]({ttq['plot']})", ""]
+    lines += ["Validation loss at each evaluation (training seconds: loss):", ""]
+    for name, r in ttq["runs"].items():
+        lines.append(f"- {name}: " + ", ".join(f"{p['seconds']:.0f}: {p['loss']:.3f}" for p in r["curve"]))
+    return lines + [""]
+
+
 def _profiles_md(speed: dict) -> list[str]:
     profiles = (speed or {}).get("profiles")
     if not profiles:
@@ -369,6 +417,7 @@ def render(results: dict) -> str:
                   f"- Pretraining corpus: {d['pretraining_corpus']}; {d['kdconv_dialogues']} KdConv dialogues.",
                   f"- Tokenizer: {d['tokenizer']}, {d['vocab_size']} tokens.", ""]
     lines += _dialogue_md(quality) + _sentiment_md(quality) + _int8_md(quality) + _data_md(results.get("data") or {})
+    lines += _ttq_md(results.get("time_to_quality") or {})
     lines += _profiles_md(results.get("speed"))
     if NOTES.exists():
         lines += [NOTES.read_text(encoding="utf-8").strip(), ""]

@@ -118,10 +118,12 @@ class BenchmarkArguments:
     ttq_evaluations: int = field(default=15, metadata={"help": "Evaluations along each run."})
     ttq_warmup_share: float = field(default=0.05, metadata={"help": "Warm-up share of the steps."})
     ttq_decay_share: float = field(default=0.2, metadata={"help": "Final decay share of the steps (WSD)."})
-    ttq_weight_decay: float = field(default=0.0, metadata={"help": "Weight decay of every contender."})
+    ttq_weight_decay: float = field(default=0.01, metadata={"help": "Weight decay of every contender (train_lm.py's default)."})
     ttq_lr_adamw: float = field(default=2e-3, metadata={"help": "Peak learning rate of the AdamW contenders."})
     ttq_lr_modern: float = field(default=2e-3, metadata={"help": "Peak learning rate of CharGPT's modern preset."})
     ttq_modern_optimizer: str = field(default="muon", metadata={"help": "Optimizer of the modern preset."})
+    ttq_muon_ns_steps: int = field(default=5, metadata={"help": "Newton-Schulz iterations of Muon (train_lm.py's "
+                                                                "default)."})
 
     def __post_init__(self):
         unknown = set(self.sections()) - set(SECTIONS)

@@ -95,7 +95,8 @@ def optimizer_settings(name: str, args) -> dict:
     """The optimizer and peak learning rate of a contender: CharGPT's modern preset trains as train_lm.py's default
     (Muon + AdamW), the others with AdamW."""
     if name == "chargpt-modern":
-        return {"optimizer": args.ttq_modern_optimizer, "learning_rate": args.ttq_lr_modern}
+        return {"optimizer": args.ttq_modern_optimizer, "learning_rate": args.ttq_lr_modern,
+                "muon_ns_steps": args.ttq_muon_ns_steps}
     return {"optimizer": "adamw", "learning_rate": args.ttq_lr_adamw}
 
 

@@ -270,6 +270,8 @@ def test_evaluate_script_scores_a_classifier_on_both_sentiment_tests(tmp_path):
     for task in ("sentiment", "cross_domain"):
         assert written[task]["model"]["n"] == 40 and 0 <= written[task]["model"]["accuracy"] <= 1
         assert ("tfidf_logreg" in written[task]) == bool(tfidf)
+    if tfidf:  # the floor is fit on the balanced training split: 10 + 10 of its 10 negative + 20 positive reviews
+        assert written["sentiment"]["tfidf_logreg"]["train_rows"] == 2 * (510 - 500)
 
 
 def test_evaluate_script_scores_a_causal_lm_on_perplexity_and_replies(tmp_path):

@@ -15,6 +15,7 @@ import torch
 from transformers import GenerationConfig
 
 from chargpt import CharGPTTokenizer
+from chargpt.evaluation import classification_scores, reply_metrics, tfidf_baseline
 
 from .corpora import (
     CHNSENTICORP,
@@ -37,7 +38,6 @@ from .loop import (
     train_classifier,
     train_lm,
 )
-from .metrics import classification_scores, distinct_n, repetition_share
 from .peers import ModelDims, build_causal_lms, classifier_from_lm, dims_from_args
 
 
@@ -107,28 +107,6 @@ def generate_replies(model, tokenizer, posts: list[str], max_new_tokens: int, se
             cut = next((k for k, t in enumerate(row) if t in stop or t == tokenizer.pad_token_id), len(row))
             replies[i] = tokenizer.decode(row[:cut], skip_special_tokens=True)
     return replies
-
-
-def reply_metrics(replies: list[str]) -> dict:
-    return {
-        "distinct_1": distinct_n(replies, 1),
-        "distinct_2": distinct_n(replies, 2),
-        "repetition_share": repetition_share(replies),
-        "mean_length": sum(len(r) for r in replies) / len(replies),
-        "empty_share": sum(not r for r in replies) / len(replies),
-    }
-
-
-def tfidf_baseline(train: list, test: list) -> dict:
-    """Character 1-3-gram TF-IDF + logistic regression (scikit-learn defaults otherwise): the floor to clear."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)
-    features = vectorizer.fit_transform([text for text, _ in train])
-    classifier = LogisticRegression(max_iter=2000).fit(features, [label for _, label in train])
-    predictions = classifier.predict(vectorizer.transform([text for text, _ in test])).tolist()
-    return classification_scores([label for _, label in test], predictions)
 
 
 def run_dialogue(lms: dict, corpora: dict, args) -> dict:

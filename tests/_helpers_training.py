@@ -1,6 +1,7 @@
 """Shared pieces of the data, training and distributed tests: tiny corpora, a tiny tokenizer, script runners."""
 
 import csv
+import importlib.util
 import os
 import socket
 import subprocess
@@ -93,3 +94,11 @@ def accelerate_script(launch_args: list, name: str, *args) -> list[str]:
         str(SCRIPTS / name),
         *map(str, args),
     ]
+
+
+def load_script(name: str):
+    """A script of train_scripts/ imported as a module, so that its `main(argv)` runs in the test's process."""
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), SCRIPTS / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

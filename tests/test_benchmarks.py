@@ -1,4 +1,5 @@
-"""The benchmark code (benchmarks/) at toy size: timing, peers, metrics, splits, loops, memory, report, one run."""
+"""The benchmark code (benchmarks/) at toy size: timing, peers, splits, loops, memory, report, one run. (Its metrics
+and TF-IDF floor are chargpt.evaluation's, tested in test_evaluation.py.)"""
 
 import csv
 import json
@@ -8,10 +9,11 @@ import random
 import pytest
 import torch
 
-from benchmarks import common, corpora, loop, metrics, report, speed
+from benchmarks import common, corpora, loop, report, speed
 from benchmarks.int8 import int8_unavailable_reason
 from benchmarks.peers import ModelDims, build_causal_lms, classifier_from_lm, parameter_count
 from benchmarks.settings import QUICK, BenchmarkArguments, apply_quick, explicit_fields
+from chargpt.evaluation import accuracy
 
 
 TINY = ModelDims(vocab_size=64, n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=64, dropout=0.0)
@@ -183,31 +185,6 @@ def test_gpu_half_generation_is_recorded_as_not_run_without_cuda():
     assert speed.gpu_half_generation(TINY, [1], 4, 1) == {"status": "not run", "reason": "no CUDA device on this machine"}
 
 
-# ------------------------------------------------------------------------------------------------ metrics
-
-
-def test_distinct_n_counts_unique_over_total_ngrams():
-    replies = ["好的好的", "好吗"]
-    assert metrics.distinct_n(replies, 1) == pytest.approx(3 / 6)  # 好 的 吗 over 6 characters
-    assert metrics.distinct_n(replies, 2) == pytest.approx(3 / 4)  # 好的 的好 好吗 over 4 bigrams
-    assert metrics.distinct_n(["", "a"], 2) == 0.0
-
-
-def test_repetition_flags_an_ngram_seen_three_times():
-    assert metrics.repeats_ngram("好的好的好的")  # 好的 three times
-    assert not metrics.repeats_ngram("好的好的")
-    assert not metrics.repeats_ngram("的的的")  # single characters do not count (n >= 2)
-    assert metrics.repetition_share(["哈哈哈哈", "你好", "我我我我我", "是吗"]) == 0.5
-
-
-def test_macro_f1_and_accuracy_match_hand_computation():
-    labels, predictions = [1, 1, 0, 0], [1, 0, 0, 0]
-    # class 1: tp 1 fp 0 fn 1 -> 2/3; class 0: tp 2 fp 1 fn 0 -> 4/5
-    assert metrics.macro_f1(labels, predictions) == pytest.approx((2 / 3 + 4 / 5) / 2)
-    assert metrics.accuracy(labels, predictions) == 0.75
-    assert metrics.macro_f1([1, 1], [0, 0]) == 0.0
-
-
 # ------------------------------------------------------------------------------------------------ data and splits
 
 
@@ -349,7 +326,7 @@ def test_classifier_learns_a_separable_task_and_the_unmasked_ablation_pools_padd
     classifier = classifier_from_lm(build_causal_lms(TINY)["chargpt"], "chargpt", TINY)
     loop.train_classifier(classifier, examples, epochs=8, batch_size=8, lr=3e-3, pad_id=0)
     predictions = loop.predict_classifier(classifier, examples, pad_id=0)
-    assert metrics.accuracy([y for _, y in examples], predictions) == 1.0
+    assert accuracy([y for _, y in examples], predictions) == 1.0
     ids, mask = loop._classifier_inputs(examples, [0, 20], pad_id=0, unmasked=True)
     assert mask.tolist() == [[1] * 5, [1] * 5] and ids[0, -1] == 0  # the short row's last position is padding
 

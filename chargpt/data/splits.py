@@ -1,5 +1,5 @@
-"""Seeded train / validation / test splits (stratified by label when asked), class balancing by down-sampling, and
-the rows per class that logs and model cards report."""
+"""Seeded train / validation / test splits (stratified by label when asked, or a fixed number of rows per class held
+out), class balancing by down-sampling, and the rows per class that logs and model cards report."""
 
 from collections import Counter
 
@@ -68,6 +68,33 @@ def balance_classes(dataset: Dataset, label_column: str = "label", seed: int = 4
     return dataset.select(np.sort(keep))
 
 
+def holdout_per_class(
+    dataset: Dataset, per_class: dict[str, int], seed: int = 42, label_column: str = "label"
+) -> DatasetDict:
+    """Hold out a fixed number of rows of every class for each split named in `per_class` (in its order, e.g.
+    `{"test": 250, "validation": 250}`), the rest is `train`: a balanced held-out set from an unbalanced corpus.
+    Each class's rows are permuted once with `seed` and cut in that order; rows keep their corpus order in every
+    split, and no row is in two splits."""
+    labels = np.asarray(dataset[label_column])
+    rng = np.random.default_rng(seed)
+    needed = sum(per_class.values())
+    chosen = {name: [] for name in per_class}
+    for cls in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == cls))
+        if len(rows) <= needed:
+            raise ValueError(
+                f"Class {cls} has {len(rows)} rows, but {needed} are held out of each class ({per_class}) and some "
+                f"must be left to train on; hold out fewer per class."
+            )
+        start = 0
+        for name, count in per_class.items():
+            chosen[name].append(rows[start : start + count])
+            start += count
+    held = {name: np.sort(np.concatenate(parts)) for name, parts in chosen.items()}
+    train = np.setdiff1d(np.arange(len(dataset)), np.concatenate(list(held.values())))
+    return DatasetDict({"train": dataset.select(train), **{name: dataset.select(rows) for name, rows in held.items()}})
+
+
 def label_counts(dataset: Dataset, label_column: str = "label") -> dict[str, int]:
     """Rows per class name, for logs and model cards."""
     names = dataset.features[label_column].names
@@ -77,6 +104,7 @@ def label_counts(dataset: Dataset, label_column: str = "label") -> dict[str, int
 
 __all__ = [
     "split_dataset",
+    "holdout_per_class",
     "balance_classes",
     "label_counts",
 ]

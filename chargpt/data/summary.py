@@ -29,7 +29,8 @@ class CorpusSummary:
     Reasons: `malformed:*` (the reader could not use the row; only with `on_error="skip"`), `empty`, `empty_turn`,
     `too_short`, `too_long` (a text or one turn of a dialogue outside the length bounds), `too_few_turns`,
     `duplicate`, `duplicate_other_label` (a repeated text with another label; the first one is kept).
-    `examples[reason]` lists where the first few dropped rows were.
+    `examples[reason]` lists where the first few dropped rows were. `by_source[file]` holds the `read` and `kept`
+    counts of each file, so that a mix of corpora (LCCC, KdConv, CPED, ...) reports what each one gave.
     """
 
     on_error: str = "raise"
@@ -38,11 +39,22 @@ class CorpusSummary:
     dropped: Counter = field(default_factory=Counter)
     examples: dict = field(default_factory=dict)
     sources: list = field(default_factory=list)
+    by_source: dict = field(default_factory=dict)
     from_cache: bool = False
 
     def __post_init__(self):
         if self.on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {self.on_error!r}.")
+
+    def count_read(self, source) -> None:
+        """One more row came in from `source` (a file, or a `hub:` / package source)."""
+        self.read += 1
+        self.by_source.setdefault(str(source), {"read": 0, "kept": 0})["read"] += 1
+
+    def count_kept(self, source) -> None:
+        """One more row of `source` went out (after `count_read` for it)."""
+        self.kept += 1
+        self.by_source[str(source)]["kept"] += 1
 
     def drop(self, reason: str, where: str | None = None) -> None:
         self.dropped[reason] += 1
@@ -57,7 +69,7 @@ class CorpusSummary:
             raise DataFormatError(
                 path, where, f"{detail} (pass on_error='skip' / --on_error skip to count and skip such rows)"
             )
-        self.read += 1
+        self.count_read(path)
         self.drop(f"malformed:{reason}", f"{path}, {where}" if where else str(path))
         if self.dropped[f"malformed:{reason}"] <= _EXAMPLES_PER_REASON:
             logger.warning(f"Skipping a malformed row: {path}, {where}: {detail}")
@@ -70,6 +82,7 @@ class CorpusSummary:
             "dropped": dict(sorted(self.dropped.items())),
             "examples": self.examples,
             "sources": list(self.sources),
+            "by_source": {source: dict(counts) for source, counts in self.by_source.items()},
             "from_cache": self.from_cache,
         }
 
@@ -81,6 +94,7 @@ class CorpusSummary:
             dropped=Counter(data["dropped"]),
             examples=dict(data["examples"]),
             sources=list(data["sources"]),
+            by_source={source: dict(counts) for source, counts in data.get("by_source", {}).items()},
         )
 
     def log(self, name: str = "corpus") -> None:
@@ -88,6 +102,9 @@ class CorpusSummary:
         logger.info(
             f"{name}: read {self.read} rows, kept {self.kept}, dropped {sum(self.dropped.values())} ({reasons})"
         )
+        if len(self.by_source) > 1:
+            for source, counts in self.by_source.items():
+                logger.info(f"  {source}: read {counts['read']}, kept {counts['kept']}")
 
 
 __all__ = [

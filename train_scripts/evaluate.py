@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Measure a trained CharGPT on the fixed held-out splits (chargpt.evaluation) and write one JSON report.
+
+    python train_scripts/evaluate.py --model_name_or_path runs/sentiment --tfidf_baseline
+    python train_scripts/evaluate.py --model_name_or_path runs/chat --output_file runs/chat-eval.json
+
+A classifier gets accuracy and macro-F1 on the balanced ChnSentiCorp test (250 + 250 reviews) and on the
+cross-domain test (one online-shopping category, `--holdout_category`; meaningful for a classifier trained without
+it, e.g. on the `online_shopping_holdout_*_train.csv` that make_eval_splits.py writes). A causal LM gets its
+perplexity on held-out LCCC-base dialogues and Distinct-1/2, the share of repetitive replies and more on its replies
+to 500 held-out posts, sampled with its own generation config, beside the same figures for the human replies.
+The report (MODEL_DIR/heldout_evaluation.json by default) is written atomically. All flags: `--help`; a JSON file
+with the same keys can replace the flags.
+"""
+
+from chargpt.evaluation import EvaluationArguments, evaluate_model
+from chargpt.files import write_json_atomic
+from chargpt.training import parse_arguments, run_script
+
+
+def _print_summary(report: dict) -> None:
+    for task in ("sentiment", "cross_domain"):
+        if task in report:
+            scores = report[task]["model"]
+            line = f"{task}: accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f} ({scores['n']} rows)"
+            if "tfidf_logreg" in report[task]:
+                line += f"; TF-IDF floor {report[task]['tfidf_logreg']['accuracy']:.4f}"
+            print(line)
+    if "perplexity" in report:
+        scores = report["perplexity"]["model"]
+        print(f"perplexity: {scores['perplexity']:.2f} ({scores['dialogues']} dialogues, {scores['tokens']} tokens)")
+    if "replies" in report:
+        model, human = report["replies"]["model"], report["replies"]["references"]
+        print(
+            f"replies: distinct-1 {model['distinct_1']:.3f}, distinct-2 {model['distinct_2']:.3f}, repetitive "
+            f"{model['repetition_share']:.1%} (references: {human['distinct_2']:.3f}, {human['repetition_share']:.1%})"
+        )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    (args,) = parse_arguments((EvaluationArguments,), argv)
+    report = evaluate_model(args)
+    output_file = args.output_file or f"{args.model_name_or_path.rstrip('/')}/heldout_evaluation.json"
+    write_json_atomic(output_file, report)
+    _print_summary(report)
+    print(f"Report: {output_file}")
+    return report
+
+
+if __name__ == "__main__":
+    run_script(main)

@@ -29,6 +29,9 @@ pytestmark = pytest.mark.slow
 # Largest parameter difference accepted between one process and two: the two runs add the same gradients in a
 # different order (all-reduce), which changes float32 sums in the last bits (measured: about 1e-7).
 TOLERANCE = 1e-5
+# With Muon, whose Newton-Schulz iterations amplify those last-bit differences of the gradients in the orthogonalised
+# update (measured: up to about 1e-4 after a few steps).
+MUON_TOLERANCE = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +80,12 @@ def losses(run_dir):
     return [e["loss"] for e in state["log_history"] if "loss" in e]
 
 
-@pytest.mark.parametrize("packing", [True, False], ids=["packed", "padded"])
-def test_two_cpu_processes_match_one_process_with_the_same_global_batch(corpus, packing):
-    extra = ["--save_strategy", "no", *(["--packing", "--block_size", "32"] if packing else [])]
-    one, two = f"one-{packing}", f"two-{packing}"
+@pytest.mark.parametrize(
+    "packing, optimizer", [(True, "adamw"), (False, "adamw"), (False, "muon")], ids=["packed", "padded", "muon"]
+)
+def test_two_cpu_processes_match_one_process_with_the_same_global_batch(corpus, packing, optimizer):
+    extra = ["--save_strategy", "no", "--optimizer", optimizer, *(["--packing", "--block_size", "32"] if packing else [])]
+    one, two = f"one-{packing}-{optimizer}", f"two-{packing}-{optimizer}"
     run_command(python_script("train_lm.py", *lm_flags(one, 8, 4, "--use_cpu", *extra)), cwd=corpus)
     # No --use_cpu: the script itself switches Trainer to CPU processes when it finds no GPU.
     launch = ["--config_file", ACCELERATE_CONFIGS / "cpu_2proc.yaml", "--main_process_port", free_port()]
@@ -93,8 +98,9 @@ def test_two_cpu_processes_match_one_process_with_the_same_global_batch(corpus, 
         load_file(str(corpus / two / "model.safetensors")),
     )
     gap = max((single[k] - double[k]).abs().max().item() for k in single)
-    assert gap < TOLERANCE, f"parameters differ by {gap}"
-    assert losses(corpus / two) == pytest.approx(losses(corpus / one), abs=1e-5)
+    tolerance = MUON_TOLERANCE if optimizer == "muon" else TOLERANCE
+    assert gap < tolerance, f"parameters differ by {gap}"
+    assert losses(corpus / two) == pytest.approx(losses(corpus / one), abs=tolerance)
 
 
 def test_two_machines_on_localhost_finish_one_run_and_write_one_checkpoint(corpus):

@@ -1,5 +1,5 @@
 """chargpt.evaluation: the fixed splits (deterministic, disjoint, as documented), the metrics, the TF-IDF floor, the
-split files, a model's scores, and train_scripts/evaluate.py on tiny models; the real splits on the shared data."""
+split files, a model's scores, and train_scripts/run_evaluation.py on tiny models; the real splits on the shared data."""
 
 import csv
 import json
@@ -241,10 +241,10 @@ def test_sampled_replies_are_one_per_post_bounded_and_seeded(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# train_scripts/evaluate.py and make_eval_splits.py
+# train_scripts/run_evaluation.py and make_eval_splits.py
 
 
-@pytest.mark.parametrize("name", ["evaluate.py", "make_eval_splits.py"])
+@pytest.mark.parametrize("name", ["run_evaluation.py", "make_eval_splits.py"])
 def test_evaluation_scripts_have_a_main_with_help(name, capsys):
     with pytest.raises(SystemExit) as exit_info:
         load_script(name).main(["--help"])
@@ -258,7 +258,7 @@ def test_evaluate_script_scores_a_classifier_on_both_sentiment_tests(tmp_path):
     labels = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
     tiny_model_dir(tmp_path / "cls", CharGPTForSequenceClassification, texts, num_labels=2, **labels)
     tfidf = ["--tfidf_baseline"] if importlib_available("sklearn") else []
-    report = load_script("evaluate.py").main([
+    report = load_script("run_evaluation.py").main([
         "--model_name_or_path", str(tmp_path / "cls"), "--chnsenticorp_file", str(senti), "--online_shopping_file",
         str(shop), "--holdout_category", "fruit", "--max_eval_samples", "40", "--cache_dir", str(tmp_path / "cache"),
         *tfidf,
@@ -278,7 +278,7 @@ def test_evaluate_script_scores_a_causal_lm_on_perplexity_and_replies(tmp_path):
     lccc = write_dialogues(tmp_path / "lccc.json", 2100)  # 1000 test + 1000 validation dialogues are held out
     model, _ = tiny_model_dir(tmp_path / "lm", CharGPTForCausalLM, ["帖子回复再说0123456789"])
     output = tmp_path / "reports" / "lm.json"
-    load_script("evaluate.py").main([
+    load_script("run_evaluation.py").main([
         "--model_name_or_path", str(tmp_path / "lm"), "--lccc_base_files", str(lccc), "--n_posts", "20",
         "--max_eval_samples", "12", "--max_new_tokens", "5", "--output_file", str(output),
         "--cache_dir", str(tmp_path / "cache"),
@@ -295,7 +295,7 @@ def test_evaluate_script_scores_a_causal_lm_on_perplexity_and_replies(tmp_path):
 def test_evaluate_script_refuses_tasks_of_the_other_kind_in_one_line(tmp_path, capsys):
     tiny_model_dir(tmp_path / "lm", CharGPTForCausalLM, ["你好"])
     capsys.readouterr()  # what saving the model printed
-    script = load_script("evaluate.py")
+    script = load_script("run_evaluation.py")
     with pytest.raises(SystemExit) as exit_info:
         script.run_script(script.main, ["--model_name_or_path", str(tmp_path / "lm"), "--tasks", "sentiment"])
     error = capsys.readouterr().err.strip()

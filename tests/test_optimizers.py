@@ -12,7 +12,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback
 
 from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTForSequenceClassification
 from chargpt.training import LMModelArguments, LMTrainingArguments, build_causal_lm_config
-from chargpt.training.optimizers import MuonWithAdamW, split_parameters
+from chargpt.training.optimizers import CharGPTTrainer, MuonWithAdamW, split_parameters
 
 from ._helpers_training import tiny_tokenizer, write_pairs
 from .test_training import CrashAt, FirstStep, lm_run
@@ -209,3 +209,20 @@ def test_time_to_quality_contenders_have_about_the_same_size():
     sizes = {name: sum(p.numel() for p in build_contender(name, 200, args).parameters()) for name in CONTENDERS}
     smallest = min(sizes.values())
     assert max(sizes.values()) <= smallest * 1.15, sizes
+
+
+def test_lora_factors_are_not_hidden_matrices_and_muon_falls_back_to_adamw_without_any(tmp_path, caplog):
+    peft = pytest.importorskip("peft")
+    model = peft.get_peft_model(tiny(), peft.LoraConfig(r=2, target_modules=["c_attn", "c_fc"]))
+    groups = split_parameters(model, set())
+    assert groups["muon"] == []  # base weights frozen, adapters left to AdamW
+    assert any("lora_A" in n for n in names_of(model, groups["adamw_no_decay"] + groups["adamw_decay"]))
+    model = tiny()
+    model.transformer.h.requires_grad_(False)
+    args = LMTrainingArguments(output_dir=str(tmp_path / "t"), use_cpu=True, report_to="none", eval_strategy="no",
+                               save_strategy="no", load_best_model_at_end=False)
+    trainer = CharGPTTrainer(model=model, args=args)
+    with caplog.at_level("WARNING"):
+        optimizer = trainer.create_optimizer()
+    assert not isinstance(optimizer, MuonWithAdamW) and trainer.args.optimizer == "adamw"
+    assert "no hidden weight matrix trains here" in caplog.text

@@ -133,7 +133,9 @@ def lm_flags(output_dir, per_device_batch):
         "--streaming", "--max_steps", 6, "--per_device_train_batch_size", per_device_batch, "--seed", "0",
         "--validation_split_size", "0", "--test_split_size", "0", "--eval_strategy", "no",
         "--load_best_model_at_end", "false", "--save_strategy", "no", "--report_to", "none", "--logging_steps", "1",
-        "--output_dir", output_dir,
+        # AdamW: the sharding, not the optimizer, is under test, and Muon's orthogonalisation magnifies the last-bit
+        # differences of an all-reduce beyond the tight tolerance below (tests/test_distributed.py checks Muon)
+        "--optimizer", "adamw", "--output_dir", output_dir,
     ]  # fmt: skip
 
 

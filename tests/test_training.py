@@ -565,3 +565,12 @@ def test_demo_pipeline_runs_end_to_end_at_toy_size(tmp_path):
     assert [r["prompt"] for r in result["replies"]] == ["你好"]
     classifier_vocab = len(CharGPTTokenizer.from_pretrained(result["directories"]["classifier"]))
     assert classifier_vocab > result["vocab_size"]  # the reviews' characters were added
+
+
+def test_no_training_script_shadows_a_library_the_scripts_import():
+    """Python puts train_scripts/ first on sys.path when a script there runs, so a script named like a library
+    (evaluate.py, datasets.py, ...) would be imported in its place (as `import evaluate` once found one)."""
+    import importlib.util
+
+    for script in SCRIPTS.glob("*.py"):
+        assert importlib.util.find_spec(script.stem) is None, f"train_scripts/{script.name} shadows the module {script.stem}"

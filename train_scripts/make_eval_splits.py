@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Write the fixed evaluation splits (chargpt.evaluation) as files the training scripts read, so that a recipe
-trains and selects checkpoints on exactly the parts that evaluate.py does not test on.
+trains and selects checkpoints on exactly the parts that run_evaluation.py does not test on.
 
     python train_scripts/make_eval_splits.py --output_dir runs/splits
     python train_scripts/train_classifier.py --model_name_or_path runs/chat \\
@@ -41,7 +41,7 @@ class SplitArguments:
         default=DEFAULT_HOLDOUT_CATEGORY,
         metadata={"help": "The online-shopping category held out (Chinese or English name)."},
     )
-    seed: int = field(default=42, metadata={"help": "Seed of the splits (evaluate.py's --seed must match)."})
+    seed: int = field(default=42, metadata={"help": "Seed of the splits (run_evaluation.py's --seed must match)."})
     cache_dir: str | None = field(
         default=None, metadata={"help": "Where the read corpora are cached (default: the datasets cache)."}
     )

@@ -1,5 +1,5 @@
 """Fixed-seed evaluation of CharGPT models: the held-out splits, the metrics and the baseline every recipe model is
-measured with, and the code that runs a model over them (`train_scripts/evaluate.py` is the command line).
+measured with, and the code that runs a model over them (`train_scripts/run_evaluation.py` is the command line).
 
 The splits (each function returns a `DatasetDict` and a description of the protocol for reports; all are
 deterministic for a given file, seed and sizes, and disjoint):
@@ -14,7 +14,7 @@ deterministic for a given file, seed and sizes, and disjoint):
 The modules: `sentiment` and `dialogue` (the splits), `classification` (accuracy, macro-F1), `replies` (Distinct-n,
 the share of repetitive replies), `baselines` (character TF-IDF + logistic regression), `scoring` (a model's scores,
 perplexity and sampled replies), `split_files` (the splits as files for the training scripts) and `heldout` (the
-evaluation of a model directory that `train_scripts/evaluate.py` runs).
+evaluation of a model directory that `train_scripts/run_evaluation.py` runs).
 """
 
 from .baselines import fit_tfidf_baseline, tfidf_baseline

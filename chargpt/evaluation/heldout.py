@@ -1,4 +1,4 @@
-"""The held-out evaluation of one model directory, as `train_scripts/evaluate.py` runs it: a classifier is scored on
+"""The held-out evaluation of one model directory, as `train_scripts/run_evaluation.py` runs it: a classifier is scored on
 the balanced ChnSentiCorp test and the cross-domain test, a causal LM on LCCC-base held-out perplexity and on its
 sampled replies to the held-out posts (with the model's own generation config). `EvaluationArguments` holds the
 options (each with its `--help`), `evaluate_model` returns the report."""
@@ -32,7 +32,7 @@ _SAMPLES_KEPT = 10  # post / reply / reference triples written into the report
 
 @dataclass
 class EvaluationArguments:
-    """Arguments of `evaluate.py`. The data files default to their places in `--data_dir` (the shared data)."""
+    """Arguments of `run_evaluation.py`. The data files default to their places in `--data_dir` (the shared data)."""
 
     model_name_or_path: str = field(metadata={"help": "A CharGPT classifier or causal-LM directory."})
     output_file: str | None = field(

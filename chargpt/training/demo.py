@@ -81,7 +81,6 @@ def run_demo(args: DemoArguments) -> dict:
             n_embd=args.chat_n_embd,
             n_layer=args.chat_n_layer,
             n_head=4,
-            dropout=0.1,
         ),
         DialogueDataArguments(
             train_files=["chatterbot"],
@@ -91,16 +90,15 @@ def run_demo(args: DemoArguments) -> dict:
             sample_prompts=list(args.prompts),
         ),
         cleaning,
-        # With a few hundred conversations validation loss bottoms out early while the replies keep improving (the
-        # model learns the corpus's answers), so the demo keeps the last model instead of the lowest-loss one.
+        # A few hundred conversations overfit within a few epochs: evaluate often and keep the lowest validation
+        # loss (the checkpoint is saved only when it improves).
         LMTrainingArguments(
             output_dir=str(out / "chat-model"),
             num_train_epochs=args.chat_epochs,
-            learning_rate=2e-3,
             per_device_train_batch_size=16,
             eval_strategy="steps",
-            eval_steps=0.25,
-            **common,
+            eval_steps=0.05,
+            **{**common, "save_strategy": "best", "load_best_model_at_end": True},
         ),
     )
     classifier = train_classifier(

@@ -20,10 +20,14 @@ OPTIMIZERS = ("adamw", "muon")
 
 def hidden_matrices(model) -> set[int]:
     """ids of the weights of the model's Linear layers other than its heads (the LM head, a classifier's `score` or
-    `classifier`): the matrices Muon is for. Embedding tables are `nn.Embedding`, so they are not among them."""
+    `classifier`) and LoRA's low-rank factors: the matrices Muon is for. Embedding tables are `nn.Embedding`, so
+    they are not among them."""
     heads = {id(m) for m in (model.get_output_embeddings(), getattr(model, "score", None),
                              getattr(model, "classifier", None)) if m is not None}
-    return {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in heads}
+    return {
+        id(m.weight) for name, m in model.named_modules()
+        if isinstance(m, nn.Linear) and id(m) not in heads and "lora_" not in name
+    }
 
 
 def split_parameters(model, decay_names: set[str]) -> dict[str, list]:
@@ -66,8 +70,10 @@ class MuonWithAdamW(torch.optim.Optimizer):
             {"params": groups["adamw_decay"], "weight_decay": weight_decay},
             {"params": groups["adamw_no_decay"], "weight_decay": 0.0},
         ]
-        self.adamw = torch.optim.AdamW([g for g in adamw_groups if g["params"]], lr=lr, betas=betas, eps=eps)
-        self.param_groups = self.muon.param_groups + self.adamw.param_groups
+        adamw_groups = [g for g in adamw_groups if g["params"]]
+        # torch refuses an optimizer without parameters; a model whose every trainable weight is a hidden matrix has none
+        self.adamw = torch.optim.AdamW(adamw_groups, lr=lr, betas=betas, eps=eps) if adamw_groups else None
+        self.param_groups = self.muon.param_groups + self._adamw_groups()
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -76,15 +82,20 @@ class MuonWithAdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self.muon.step()
-        self.adamw.step()
+        if self.adamw is not None:
+            self.adamw.step()
         return loss
+
+    def _adamw_groups(self) -> list:
+        return self.adamw.param_groups if self.adamw is not None else []
 
     def zero_grad(self, set_to_none: bool = True):
         self.muon.zero_grad(set_to_none=set_to_none)
-        self.adamw.zero_grad(set_to_none=set_to_none)
+        if self.adamw is not None:
+            self.adamw.zero_grad(set_to_none=set_to_none)
 
     def state_dict(self):
-        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict() if self.adamw is not None else None}
 
     def load_state_dict(self, state_dict):
         if set(state_dict) != {"muon", "adamw"}:
@@ -93,8 +104,9 @@ class MuonWithAdamW(torch.optim.Optimizer):
                 f"{sorted(state_dict)}); resume with the optimizer the checkpoint was trained with (--optimizer)."
             )
         self.muon.load_state_dict(state_dict["muon"])
-        self.adamw.load_state_dict(state_dict["adamw"])
-        self.param_groups = self.muon.param_groups + self.adamw.param_groups
+        if self.adamw is not None:
+            self.adamw.load_state_dict(state_dict["adamw"])
+        self.param_groups = self.muon.param_groups + self._adamw_groups()
 
 
 class CharGPTOptimizerMixin:
@@ -112,6 +124,13 @@ class CharGPTOptimizerMixin:
             )
         opt_model = model if model is not None else self.model
         groups = split_parameters(opt_model, set(self.get_decay_parameter_names(opt_model)))
+        if not groups["muon"]:
+            logger.warning(
+                "--optimizer muon: no hidden weight matrix trains here (LoRA adapters, or a frozen body), so AdamW "
+                "trains every parameter."
+            )
+            self.args.optimizer = "adamw"
+            return super().create_optimizer(model) if model is not None else super().create_optimizer()
         self.optimizer = MuonWithAdamW(
             groups, lr=self.args.learning_rate, weight_decay=self.args.weight_decay,
             betas=(self.args.adam_beta1, self.args.adam_beta2), eps=self.args.adam_epsilon,

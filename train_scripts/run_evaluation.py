@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Measure a trained CharGPT on the fixed held-out splits (chargpt.evaluation) and write one JSON report.
 
-    python train_scripts/evaluate.py --model_name_or_path runs/sentiment --tfidf_baseline
-    python train_scripts/evaluate.py --model_name_or_path runs/chat --output_file runs/chat-eval.json
+    python train_scripts/run_evaluation.py --model_name_or_path runs/sentiment --tfidf_baseline
+    python train_scripts/run_evaluation.py --model_name_or_path runs/chat --output_file runs/chat-eval.json
 
 A classifier gets accuracy and macro-F1 on the balanced ChnSentiCorp test (250 + 250 reviews) and on the
 cross-domain test (one online-shopping category, `--holdout_category`; meaningful for a classifier trained without

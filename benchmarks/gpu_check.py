@@ -167,13 +167,15 @@ def check_launch(config: str, root: Path, launch_args: tuple = ()) -> tuple[str,
     """`accelerate launch --config_file CONFIG [launch_args] train_lm.py` with a tiny model: exit code 0 (run()
     raises otherwise), a finite eval loss, and a final directory that loads as an ordinary model."""
     out = root / f"out-{config}"
+    # Muon (train_lm.py's default optimizer) does not run under FSDP or DeepSpeed, which shard optimizer states
+    optimizer = ("--optimizer", "adamw") if config.startswith(("fsdp", "deepspeed")) else ()
     run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / f"{config}.yaml"),
          "--main_process_port", str(free_port()), *launch_args, str(REPO / "train_scripts" / "train_lm.py"),
          "--tokenizer_name_or_path", "tok", "--train_files", "pairs.txt", "--config_overrides", TRAIN_LM_SIZE,
          "--max_steps", "20", "--per_device_train_batch_size", "8", "--logging_steps", "5", "--seed", "0",
          "--validation_split_size", "0.1", "--test_split_size", "0", "--eval_strategy", "no",
          "--save_strategy", "no", "--load_best_model_at_end", "false", "--report_to", "none",
-         "--output_dir", str(out)], root)  # fmt: skip
+         *optimizer, "--output_dir", str(out)], root)  # fmt: skip
     eval_loss = json.loads((out / "eval_results.json").read_text())["eval_loss"]
     CharGPTForCausalLM.from_pretrained(out)  # FSDP/DeepSpeed saves must still be plain safetensors directories
     return verdict(math.isfinite(eval_loss), f"eval_loss {eval_loss:.3f}, model directory loads")

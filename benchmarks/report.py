@@ -372,7 +372,8 @@ def _ttq_md(ttq: dict) -> list[str]:
     rows = []
     for name, r in ttq["runs"].items():
         s = summary.get(name, {})
-        rows.append([name, f"{r['parameters']:,}", f"{r['optimizer']} {r['learning_rate']:g}", r["steps"],
+        steps = r["steps"] if r["steps"] == r.get("planned_steps", r["steps"]) else f"{r['steps']} of {r['planned_steps']}"
+        rows.append([name, f"{r['parameters']:,}", f"{r['optimizer']} {r['learning_rate']:g}", steps,
                      f"{r['seconds']:.0f}", f"{r['tokens_per_second']:,.0f}", f"{r['final_loss']:.3f}",
                      f"{r['final_perplexity']:.1f}", _fmt(s.get("time_to_gpt2_loss"), 0),
                      _fmt(s.get("time_ratio_vs_gpt2"), 2), _fmt(s.get("time_to_llama_loss"), 0),
@@ -380,6 +381,11 @@ def _ttq_md(ttq: dict) -> list[str]:
     lines += _table(["model", "parameters", "optimizer, peak LR", "steps", "train s", "tokens/s", "final val loss",
                      "perplexity", "s to GPT-2's loss", "/ GPT-2's time", "s to Llama's loss", "/ Llama's time"],
                     rows)
+    lines += ["Steps \"N of M\": the run reached the time limit (1.1 x the budget) before the M steps its measured rate "
+              "promised. At equal wall time (each model's validation loss, interpolated, when the reference run "
+              "ended): " + "; ".join(
+                  f"{name} perplexity {_fmt(s.get('perplexity_ratio_vs_gpt2'), 3)} x GPT-2's, "
+                  f"{_fmt(s.get('perplexity_ratio_vs_llama'), 3)} x Llama's" for name, s in summary.items()) + ".", ""]
     if ttq.get("plot"):
         lines += [f"![validation loss against training time]({ttq['plot']})", ""]
     lines += ["Validation loss at each evaluation (training seconds: loss):", ""]

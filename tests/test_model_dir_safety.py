@@ -195,14 +195,14 @@ def test_publish_copies_no_symbolic_links(tester, tmp_path, capsys):
 
 
 _PUBLISH_WITH_CTRL_C = r"""
-import os, signal, sys
+import sys
 from chargpt import chat
 from chargpt.cli import main
 
-original = chat.ChatSession.respond
 def respond(self, *args, **kwargs):
-    os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, delivered while the sample conversations run
-    return original(self, *args, **kwargs)
+    # Ctrl-C while the sample conversations run, raised where Python raises it for a SIGINT. A signal sent with
+    # os.kill is handled asynchronously: in one CI run publish finished and exited 0 without it taking effect.
+    raise KeyboardInterrupt
 chat.ChatSession.respond = respond
 sys.exit(main(["publish", sys.argv[1], sys.argv[2], "--no_verify_load"]))
 """

@@ -120,21 +120,9 @@ class CharGPTOptimizerMixin:
     warmup-stable-decay schedule, whose length is only known once the run's step count is."""
 
     def create_optimizer(self, model=None):
-        if getattr(self.args, "optimizer", "adamw") != "muon" or self.optimizer is not None:
-            return super().create_optimizer(model) if model is not None else super().create_optimizer()
-        if self.is_fsdp_enabled or self.is_deepspeed_enabled:
-            raise ValueError(
-                "--optimizer muon is not supported with FSDP or DeepSpeed (they shard the optimizer state); use "
-                "--optimizer adamw there."
-            )
         opt_model = model if model is not None else self.model
-        groups = split_parameters(opt_model, set(self.get_decay_parameter_names(opt_model)))
-        if not groups["muon"]:
-            logger.warning(
-                "--optimizer muon: no hidden weight matrix trains here (LoRA adapters, or a frozen body), so AdamW "
-                "trains every parameter."
-            )
-            self.args.optimizer = "adamw"
+        groups = self._muon_groups(opt_model) if self.optimizer is None else None
+        if groups is None:  # Trainer's own optimizer (it also returns one already built)
             return super().create_optimizer(model) if model is not None else super().create_optimizer()
         self.optimizer = MuonWithAdamW(
             groups, lr=self.args.learning_rate, weight_decay=self.args.weight_decay,
@@ -144,6 +132,26 @@ class CharGPTOptimizerMixin:
         counts = {k: sum(p.numel() for p in v) for k, v in groups.items()}
         logger.info(f"Muon on {counts['muon']:,} parameters, AdamW on {counts['adamw_decay'] + counts['adamw_no_decay']:,}.")
         return self.optimizer
+
+    def _muon_groups(self, model) -> dict[str, list] | None:
+        """The parameter groups of Muon+AdamW, or None where Trainer's optimizer trains: `--optimizer adamw`, or no
+        hidden matrix to train (then `args.optimizer` records the AdamW actually used)."""
+        if getattr(self.args, "optimizer", "adamw") != "muon":
+            return None
+        if self.is_fsdp_enabled or self.is_deepspeed_enabled:
+            raise ValueError(
+                "--optimizer muon is not supported with FSDP or DeepSpeed (they shard the optimizer state); use "
+                "--optimizer adamw there."
+            )
+        groups = split_parameters(model, set(self.get_decay_parameter_names(model)))
+        if not groups["muon"]:
+            logger.warning(
+                "--optimizer muon: no hidden weight matrix trains here (LoRA adapters, or a frozen body), so AdamW "
+                "trains every parameter."
+            )
+            self.args.optimizer = "adamw"
+            return None
+        return groups
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         kwargs = dict(self.args.lr_scheduler_kwargs or {})

@@ -219,7 +219,7 @@ def collect_training_info(directory: str, task: str, notes: list[str]) -> dict:
             ("train_samples", "training examples"), ("train_loss", "mean training loss")) if key in results]
     summary = os.path.join(directory, "data_summary.json")
     info["data_rows"] = _data_summary_rows(_read_json(summary)) if os.path.isfile(summary) else []
-    info["eval_rows"] = _eval_rows(directory, task, info["log_history"])
+    info["eval_rows"] = _eval_rows(directory, task, info["log_history"]) + heldout_rows(directory)
     if not info["eval_rows"]:
         notes.append(f"No evaluation results (eval_results.json, test_results.json or eval entries in the log) in "
                      f"{directory}: the card has no model-index.")
@@ -296,6 +296,33 @@ def _eval_rows(directory: str, task: str, history: list[dict]) -> list[tuple]:
         if task == "causal-lm" and "loss" in metrics and "perplexity" not in metrics and metrics["loss"] < 50:
             metrics["perplexity"] = math.exp(metrics["loss"])
         rows += [(split, name, round(float(v), 4)) for name, v in metrics.items()]
+    return rows
+
+
+def heldout_rows(directory: str) -> list[tuple]:
+    """(split, metric, value) rows from the held-out report that train_scripts/run_evaluation.py writes
+    (heldout_evaluation.json), if the directory has one: the fixed sentiment and cross-domain tests with the TF-IDF
+    floor beside the model, LCCC-base held-out perplexity, and the reply metrics of the model and of the human
+    references on the held-out posts."""
+    path = os.path.join(directory, "heldout_evaluation.json")
+    if not os.path.isfile(path):
+        return []
+    report, rows = _read_json(path), []
+    for task in ("sentiment", "cross_domain"):
+        if task in report:
+            split = report[task]["split"]
+            test = "ChnSentiCorp balanced held-out test" if task == "sentiment" else (
+                f"cross-domain test (held-out category {split.get('holdout_category', '?')})")
+            rows += [(test, metric, _round(report[task]["model"][metric])) for metric in ("accuracy", "macro_f1")]
+            if "tfidf_logreg" in report[task]:
+                rows.append((test, "tfidf_floor_accuracy", _round(report[task]["tfidf_logreg"]["accuracy"])))
+    if "perplexity" in report:
+        rows.append(("LCCC-base held-out dialogues", "perplexity", _round(report["perplexity"]["model"]["perplexity"])))
+    if "replies" in report:
+        for who, label in (("model", "replies to 500 held-out posts"), ("references", "human replies to them")):
+            metrics = report["replies"][who]
+            rows += [(label.replace("500", str(metrics["n"])), metric, _round(metrics[metric]))
+                     for metric in ("distinct_1", "distinct_2", "repetition_share")]
     return rows
 
 
@@ -447,6 +474,8 @@ def build_card(model, tokenizer, task: str, args: PublishArguments, training: di
         auto_class="AutoModelForCausalLM" if task == "causal-lm" else "AutoModelForSequenceClassification",
         repo=args.repo_id or name,
         architecture=architecture_summary(model.config),
+        pooling=("the mean of its characters' hidden states" if getattr(model.config, "classifier_pooling", "last")
+                 == "mean" else "the hidden state of its last character"),
         arch_rows=_architecture_rows(model, task, tokenizer),
         weights_mb=f"{sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6:.1f}",
         data_description=args.training_data,
@@ -456,8 +485,7 @@ def build_card(model, tokenizer, task: str, args: PublishArguments, training: di
         eval_table=training["eval_rows"],
         curves=curves,
         conversations=conversations,
-        sampling=(f"temperature {gen.temperature}, top-p {gen.top_p}, top-k {gen.top_k or 'off'}, at most "
-                  f"{conversations[0]['max_new_tokens']} characters per reply") if conversations else "",
+        sampling=_sampling_summary(gen, conversations[0]["max_new_tokens"]) if conversations else "",
         reply_tokens=min(64, model.config.n_positions // 2),
         seed=args.seed,
         context=model.config.n_positions,
@@ -466,6 +494,16 @@ def build_card(model, tokenizer, task: str, args: PublishArguments, training: di
     )
     # Jinja blocks leave runs of blank lines behind; one blank line between blocks is what Markdown needs.
     return ModelCard(re.sub(r"\n{3,}", "\n\n", str(card)))
+
+
+def _sampling_summary(gen, max_new_tokens: int) -> str:
+    """The sampling settings of the card's conversations, in words."""
+    parts = [f"temperature {gen.temperature}", f"top-p {gen.top_p}", f"top-k {gen.top_k or 'off'}"]
+    if gen.repetition_penalty and gen.repetition_penalty != 1.0:
+        parts.append(f"repetition penalty {gen.repetition_penalty}")
+    if gen.no_repeat_ngram_size:
+        parts.append(f"no repeated {gen.no_repeat_ngram_size}-grams")
+    return ", ".join(parts) + f", at most {max_new_tokens} characters per reply"
 
 
 def validate_card(path: str, task: str, n_eval_rows: int, online: bool = False):

@@ -274,6 +274,38 @@ def test_evaluate_script_scores_a_classifier_on_both_sentiment_tests(tmp_path):
         assert written["sentiment"]["tfidf_logreg"]["train_rows"] == 2 * (510 - 500)
 
 
+def test_evaluate_script_fits_the_tfidf_floor_on_given_train_files_and_counts_test_reviews_in_them(tmp_path):
+    pytest.importorskip("sklearn", reason="scikit-learn (the `dev` extra) is not installed")
+    senti = write_reviews(tmp_path / "senti.csv", 510, 520)
+    tiny_model_dir(tmp_path / "cls", CharGPTForSequenceClassification,
+                   [row[-1] for row in csv.reader(senti.open(encoding="utf-8"))], num_labels=2,
+                   id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    # --max_eval_samples 40 scores the first 20 test reviews of each class. The floor's training file: 7 of those,
+    # 5 test reviews that are not scored (not counted), and 30 negative + 12 positive reviews of its own.
+    splits, _ = chnsenticorp_splits(senti, seed=42, cache_dir=str(tmp_path / "cache"))
+    test = splits["test"]
+    scored = [i for label in (0, 1) for i in [j for j, y in enumerate(test["label"]) if y == label][:20]]
+    unscored = [i for i in range(len(test)) if i not in scored]
+    picked = [scored[k] for k in (0, 3, 8, 15, 22, 31, 39)] + unscored[:5]
+    copied = [(test["label"][i], test["text"][i]) for i in picked]
+    rows = copied + [(0, f"新的差评{i}") for i in range(30)] + [(1, f"新的好评{i}") for i in range(12)]
+    train_file = tmp_path / "floor_train.csv"
+    with train_file.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([("label", "review"), *rows])
+    positives = sum(label for label, _ in rows)
+    report = load_script("run_evaluation.py").main([
+        "--model_name_or_path", str(tmp_path / "cls"), "--chnsenticorp_file", str(senti), "--tasks", "sentiment",
+        "--max_eval_samples", "40", "--tfidf_baseline", "--tfidf_train_files", str(train_file),
+        "--cache_dir", str(tmp_path / "cache"),
+    ])
+    sentiment = report["sentiment"]
+    assert sentiment["model"]["n"] == 40 and sentiment["tfidf_logreg"]["n"] == 40
+    assert sentiment["test_rows_in_tfidf_train_files"] == 7
+    assert sentiment["tfidf_logreg"]["train_files"] == [str(train_file)]
+    assert sentiment["tfidf_logreg"]["train_rows"] == 2 * min(positives, len(rows) - positives)  # balanced
+    assert sentiment["tfidf_logreg"]["balanced_train"] is True
+
+
 def test_evaluate_script_scores_a_causal_lm_on_perplexity_and_replies(tmp_path):
     lccc = write_dialogues(tmp_path / "lccc.json", 2100)  # 1000 test + 1000 validation dialogues are held out
     model, _ = tiny_model_dir(tmp_path / "lm", CharGPTForCausalLM, ["帖子回复再说0123456789"])

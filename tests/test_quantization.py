@@ -309,6 +309,18 @@ def test_int8_generate_sampling_is_seeded_and_returns_every_sequence(trained):
     assert torch.equal(a, b) and a.shape[0] == 3 and a.shape[1] <= 10 and torch.equal(a[:, :4], ids.repeat(3, 1))
 
 
+def test_int8_generate_blocks_repeated_ngrams_like_generate(trained):
+    """no_repeat_ngram_size (which a tuned generation config may hold) is applied as generate() applies it."""
+    int8_model = load_int8(trained["int8"])
+    tokenizer, model = trained["tokenizer"], trained["model"]
+    ids = torch.tensor([[tokenizer.bos_token_id] + tokenizer.convert_tokens_to_ids(list("今天天气"))])
+    kwargs = dict(do_sample=False, max_new_tokens=12, min_new_tokens=12, pad_token_id=0, no_repeat_ngram_size=2)
+    out = int8_model.generate(ids, **kwargs)
+    assert torch.equal(out, model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs))
+    bigrams = list(zip(out[0, :-1].tolist(), out[0, 1:].tolist()))
+    assert len(bigrams) == len(set(bigrams))
+
+
 def test_int8_generate_streams_and_stops_at_stop_tokens(trained):
     int8_model = load_int8(trained["int8"])
     ids = torch.tensor([[3, 10, 11]])

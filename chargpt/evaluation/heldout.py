@@ -3,12 +3,13 @@ the balanced ChnSentiCorp test and the cross-domain test, a causal LM on LCCC-ba
 sampled replies to the held-out posts (with the model's own generation config). `EvaluationArguments` holds the
 options (each with its `--help`), `evaluate_model` returns the report."""
 
+import itertools
 import os
 from dataclasses import asdict, dataclass, field
 
 from transformers.utils import logging
 
-from ..data import balance_classes
+from ..data import CleaningConfig, balance_classes, load_labelled
 from ..loading import detect_task, load_config, load_model_and_tokenizer
 from .baselines import tfidf_baseline
 from .dialogue import LCCC_BASE_FILES, lccc_base_splits
@@ -74,6 +75,14 @@ class EvaluationArguments:
             "--balance train trains); false: on all of it."
         },
     )
+    tfidf_train_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Labelled files (CSV/TSV/JSONL with text and label columns) to fit the floor on instead of the "
+            "test's own training split: the classifier's --train_files, so that both learn from the same data. "
+            "The report also counts test reviews whose text occurs in them."
+        },
+    )
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Score only this many rows of each test (quick runs; not comparable)."}
     )
@@ -95,7 +104,17 @@ class EvaluationArguments:
 
 
 def _limit(dataset, n):
-    return dataset.select(range(min(n, len(dataset)))) if n is not None else dataset
+    """The first `n` rows; of a labelled test, the first rows of each class in turn (the files list one class
+    after the other, so the first `n` rows alone would test one class)."""
+    if n is None or n >= len(dataset):
+        return dataset
+    if "label" not in dataset.column_names:
+        return dataset.select(range(n))
+    by_class = {}
+    for index, label in enumerate(dataset["label"]):
+        by_class.setdefault(label, []).append(index)
+    interleaved = [i for group in itertools.zip_longest(*by_class.values()) for i in group if i is not None]
+    return dataset.select(sorted(interleaved[:n]))
 
 
 def _sentiment(args: EvaluationArguments, model, tokenizer, task: str) -> dict:
@@ -112,11 +131,22 @@ def _sentiment(args: EvaluationArguments, model, tokenizer, task: str) -> dict:
         # On an unbalanced training split (ChnSentiCorp's) an unbalanced fit leans to the majority class, which costs
         # accuracy on the balanced test: the balanced fit is the stronger floor, and the one the recipe's classifier
         # (--balance train) is trained like.
-        train = balance_classes(splits["train"], seed=args.seed) if args.tfidf_balance_train else splits["train"]
+        train = splits["train"]
+        if args.tfidf_train_files:
+            train, _ = load_labelled(
+                list(args.tfidf_train_files),
+                label_names=test.features["label"].names,
+                cleaning=CleaningConfig(min_turns=1),
+                cache_dir=args.cache_dir,
+            )
+            seen = set(train["text"])
+            result["test_rows_in_tfidf_train_files"] = sum(text in seen for text in test["text"])
+        train = balance_classes(train, seed=args.seed) if args.tfidf_balance_train else train
         pairs = list(zip(train["text"], train["label"]))
         result["tfidf_logreg"] = {
             **tfidf_baseline(pairs, list(zip(test["text"], test["label"]))),
             "train_rows": len(train),
+            "train_files": list(args.tfidf_train_files) or "the split's training part",
             "balanced_train": args.tfidf_balance_train,
         }
     logger.info(f"{task}: {result['model']}")

@@ -14,6 +14,7 @@ from transformers import GenerationConfig
 from transformers.generation.logits_process import (
     LogitsProcessorList,
     MinNewTokensLengthLogitsProcessor,
+    NoRepeatNGramLogitsProcessor,
     RepetitionPenaltyLogitsProcessor,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
@@ -33,7 +34,7 @@ _GENERATION_DEFAULTS = {"do_sample": False, "temperature": 1.0, "top_k": 50, "to
 # Settings this loop does not implement, with the value that means "off"; anything else is refused, not ignored.
 _UNSUPPORTED_GENERATION = {
     "num_beams": 1, "num_beam_groups": 1, "penalty_alpha": None, "typical_p": 1.0, "min_p": None, "top_h": None,
-    "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "no_repeat_ngram_size": 0, "bad_words_ids": None,
+    "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "bad_words_ids": None,
     "suppress_tokens": None, "begin_suppress_tokens": None, "sequence_bias": None, "guidance_scale": None,
     "force_words_ids": None, "constraints": None, "stop_strings": None, "dola_layers": None,
     "return_dict_in_generate": False, "output_scores": False, "output_logits": False,
@@ -121,9 +122,9 @@ class Int8CharGPT:
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, generation_config=None, streamer=None, **kwargs):
         """Greedy or sampled continuation with the key/value cache, with `model.generate()`'s semantics for the
-        settings CharGPT uses (do_sample, temperature, top_k, top_p, repetition_penalty, max_new_tokens /
-        max_length, min_new_tokens, eos_token_id (one or several), pad_token_id, num_return_sequences) and the same
-        streamer protocol (`put(prompt)`, `put(token)` per step, `end()`). Returns (B * n, prompt + new) token ids;
+        settings CharGPT uses (do_sample, temperature, top_k, top_p, repetition_penalty, no_repeat_ngram_size,
+        max_new_tokens / max_length, min_new_tokens, eos_token_id (one or several), pad_token_id,
+        num_return_sequences) and the same streamer protocol (`put(prompt)`, `put(token)` per step, `end()`). Returns (B * n, prompt + new) token ids;
         rows that stopped early are padded with pad_token_id. Other settings (beam search, ...) raise ValueError."""
         if self.task != "causal-lm":
             raise ValueError("This int8 export is a classifier; generate() needs a causal LM export.")
@@ -192,6 +193,8 @@ def _logits_processors(gen: GenerationConfig, prompt_len: int, eos: torch.Tensor
     processors = LogitsProcessorList()
     if _setting(gen, "repetition_penalty") != 1.0:
         processors.append(RepetitionPenaltyLogitsProcessor(penalty=_setting(gen, "repetition_penalty")))
+    if gen.no_repeat_ngram_size:
+        processors.append(NoRepeatNGramLogitsProcessor(gen.no_repeat_ngram_size))
     if gen.min_new_tokens and len(eos):
         processors.append(MinNewTokensLengthLogitsProcessor(prompt_len, gen.min_new_tokens, eos))
     if _setting(gen, "do_sample"):

@@ -1,0 +1,146 @@
+"""The recipe on the held-out splits (`--only recipe`): train_scripts/run_recipe.py's chat model and sentiment
+classifier (or an existing recipe output, `--recipe_dir`), and beside them, in the same run, transformers' GPT-2
+trained on the recipe's own training sequences for the chat model's training wall time, measured on the same
+held-out dialogues and posts. The TF-IDF floor comes with the recipe's evaluation (fit on the classifier's training
+files).
+
+GPT-2 gets the dimensions, tokenizer, batches, schedule shape (warm-up, stable, decay) and weight decay of the recipe's
+chat model and AdamW at its best time-to-quality learning rate (--ttq_lr_gpt2); its step count is the chat model's
+training seconds over GPT-2's measured seconds per step. Its replies are sampled with the recipe's tuned settings.
+"""
+
+import copy
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+from transformers import DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel, TrainerCallback
+
+from chargpt import CharGPTConfig
+from chargpt.data import CleaningConfig
+from chargpt.evaluation import LCCC_BASE_FILES, corpus_perplexity, lccc_base_splits, reply_metrics, sample_replies
+from chargpt.loading import load_model_and_tokenizer
+from chargpt.training import CharGPTTrainer, CharGPTTrainingArguments, DialogueDataArguments
+from chargpt.training.inputs import lm_datasets
+from chargpt.training.recipe import RecipeArguments, chat_files, run_recipe
+
+
+logger = logging.getLogger(__name__)
+
+
+def _recipe(args, work_dir: str) -> tuple[Path, dict]:
+    """The recipe's output directory and report: the given one, or a fresh run (quick: a few hundred rows)."""
+    if args.recipe_dir:
+        directory = Path(args.recipe_dir)
+        path = directory / "recipe_report.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"--recipe_dir {directory} has no recipe_report.json; run run_recipe.py first.")
+        return directory, json.loads(path.read_text(encoding="utf-8"))
+    directory = Path(work_dir) / "recipe"
+    recipe_args = RecipeArguments(output_dir=str(directory), data_dir=args.data_dir, seed=args.seed, publish=False)
+    if args.quick:
+        recipe_args.max_train_samples, recipe_args.generation_posts = 400, 20
+    return directory, run_recipe(recipe_args)
+
+
+def _gpt2_like(chat_config: CharGPTConfig) -> GPT2LMHeadModel:
+    """GPT-2 at its defaults with the chat model's width, depth, heads, context and special tokens."""
+    config = GPT2Config(
+        vocab_size=chat_config.vocab_size, n_positions=chat_config.n_positions, n_embd=chat_config.n_embd,
+        n_layer=chat_config.n_layer, n_head=chat_config.n_head, bos_token_id=chat_config.bos_token_id,
+        eos_token_id=chat_config.eos_token_id, pad_token_id=chat_config.pad_token_id,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def _training_args(recipe: dict, args, out_dir: str, max_steps: int) -> CharGPTTrainingArguments:
+    chat = recipe["chat_training_arguments"]
+    return CharGPTTrainingArguments(
+        output_dir=out_dir, max_steps=max_steps, per_device_train_batch_size=chat["per_device_train_batch_size"],
+        optimizer="adamw", learning_rate=args.ttq_lr_gpt2, lr_scheduler_type="warmup_stable_decay",
+        warmup_steps=chat["warmup_steps"], decay_fraction=chat["decay_fraction"], weight_decay=chat["weight_decay"],
+        eval_strategy="no", save_strategy="no", logging_strategy="no", logging_first_step=False, report_to="none",
+        load_best_model_at_end=False, use_cpu=not torch.cuda.is_available(), seed=args.seed, disable_tqdm=True,
+    )
+
+
+class _StepTimes(TrainerCallback):
+    def __init__(self):
+        self.marks = []
+
+    def on_step_end(self, *args, **kwargs):
+        self.marks.append(time.perf_counter())
+
+
+def train_gpt2_baseline(directory: Path, recipe: dict, args, work_dir: str) -> dict:
+    """GPT-2 on the recipe's training sequences for the chat model's training time; its held-out figures."""
+    model_dir = directory / "chat"
+    chat, tokenizer = load_model_and_tokenizer(model_dir, task="causal-lm")
+    recipe_args = RecipeArguments(**recipe["arguments"])
+    files = {"dialogue": {s: directory / "splits" / f"lccc_base_{s}.jsonl" for s in ("train", "validation")}}
+    data_args = DialogueDataArguments(
+        train_files=chat_files(recipe_args, files), validation_files=[str(files["dialogue"]["validation"])],
+        packing=True, block_size=chat.config.n_positions, max_train_samples=recipe_args.max_train_samples,
+    )
+    datasets_, _ = lm_datasets(data_args, CleaningConfig(), tokenizer, chat.config.n_positions, args.seed)
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
+    torch.manual_seed(args.seed)
+    model = _gpt2_like(chat.config)
+    # Seconds per step from ten steps of a copy (the first three, which warm caches, not counted).
+    timer = _StepTimes()
+    CharGPTTrainer(model=copy.deepcopy(model), args=_training_args(recipe, args, work_dir, 10),
+                   train_dataset=datasets_["train"], data_collator=collator, callbacks=[timer]).train()
+    rate = (timer.marks[-1] - timer.marks[2]) / (len(timer.marks) - 3)
+    budget = recipe["chat_training"]["train"]["train_runtime"]
+    max_steps = max(10, int(budget / rate))
+    logger.info("GPT-2 baseline: %.3f s/step -> %d steps for the chat model's %.0f s", rate, max_steps, budget)
+    trainer = CharGPTTrainer(model=model, args=_training_args(recipe, args, work_dir, max_steps),
+                             train_dataset=datasets_["train"], data_collator=collator)
+    train = trainer.train().metrics
+    model.eval()
+    model.generation_config = copy.deepcopy(chat.generation_config)  # the recipe's tuned sampling settings
+    splits, _ = lccc_base_splits([Path(args.data_dir) / f for f in LCCC_BASE_FILES], recipe_args.seed)
+    replies = sample_replies(model, tokenizer, splits["posts"]["post"], 32, recipe_args.seed)
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps": max_steps,
+        "train_seconds": train["train_runtime"],
+        "seconds_per_step": rate,
+        "learning_rate": args.ttq_lr_gpt2,
+        "perplexity": corpus_perplexity(model, tokenizer, splits["test"])["perplexity"],
+        "replies": reply_metrics(replies),
+        "samples": [{"post": p, "reply": r} for p, r in zip(splits["posts"]["post"][:5], replies[:5])],
+    }
+
+
+def run_recipe_section(args, work_dir: str, save=lambda partial: None) -> dict:
+    directory, recipe = _recipe(args, work_dir)
+    state = json.loads((directory / "chat" / "training_args.json").read_text(encoding="utf-8"))
+    recipe["chat_training_arguments"] = state
+    chat_eval = recipe["evaluation"]["chat"]
+    result = {
+        "recipe_dir": str(directory),
+        "arguments": recipe["arguments"],
+        "timings_seconds": recipe["timings_seconds"],
+        "figures": recipe["figures"],
+        "sampling": recipe.get("sampling_search", {}),
+        "sentiment": recipe["evaluation"]["sentiment"],
+        "chat": {
+            "parameters": None,
+            "train_seconds": recipe["chat_training"]["train"]["train_runtime"],
+            "perplexity": chat_eval["perplexity"]["model"]["perplexity"],
+            "replies": chat_eval["replies"]["model"],
+            "references": chat_eval["replies"]["references"],
+            "samples": chat_eval["replies"]["samples"][:5],
+        },
+    }
+    save(result)
+    result["gpt2"] = train_gpt2_baseline(directory, recipe, args, work_dir)
+    result["perplexity_ratio_vs_gpt2"] = result["chat"]["perplexity"] / result["gpt2"]["perplexity"]
+    return result
+
+
+__all__ = ["run_recipe_section", "train_gpt2_baseline"]

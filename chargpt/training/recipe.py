@@ -1,0 +1,363 @@
+"""The full recipe on the shared Chinese data (`train_scripts/run_recipe.py`): the fixed evaluation splits, one
+vocabulary, a chat model on every dialogue corpus, its sampling defaults chosen on validation posts, a sentiment
+classifier fine-tuned from it on the hotel reviews and eight online-shopping categories, both measured on the
+held-out tests (with the TF-IDF floor fit on the classifier's own training files) and published as hub-style
+directories with model cards. Every step trains only on training parts; validation parts choose checkpoints and
+sampling settings; the test parts are read once, by the evaluation at the end.
+"""
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..data import CleaningConfig
+from ..evaluation import (
+    CHNSENTICORP_FILE,
+    DEFAULT_HOLDOUT_CATEGORY,
+    LCCC_BASE_FILES,
+    ONLINE_SHOPPING_CATEGORIES,
+    ONLINE_SHOPPING_FILE,
+    EvaluationArguments,
+    chnsenticorp_splits,
+    cross_domain_splits,
+    evaluate_model,
+    lccc_base_splits,
+    write_split_files,
+)
+from ..evaluation.generation_search import DEFAULT_GRID, posts_and_replies, search_generation_config
+from ..files import atomic_write_text, write_json_atomic
+from ..loading import load_model_and_tokenizer
+from .arguments import (
+    ClassifierModelArguments,
+    ClassifierTrainingArguments,
+    DialogueDataArguments,
+    LabelledDataArguments,
+    LMModelArguments,
+    LMTrainingArguments,
+    VocabArguments,
+)
+from .pipelines import train_causal_lm, train_classifier
+from .vocabulary import build_vocabulary
+
+
+# The dialogue corpora of the shared data (../shared/data) besides LCCC-base, whose training part comes from the split.
+DIALOGUE_FILES = [
+    "lccc/lccc_toy_train_pairs.txt",
+    "lccc/lccc_toy_train_dialogs.json",
+    "kdconv/kdconv_film_dev.json",
+    "kdconv/kdconv_film_test.json",
+    "kdconv/kdconv_music_dev.json",
+    "kdconv/kdconv_music_test.json",
+    "kdconv/kdconv_travel_dev.json",
+    "kdconv/kdconv_travel_test.json",
+    "cped/cped_dialogues.json",
+]
+
+
+@dataclass
+class RecipeArguments:
+    """The full recipe on the shared data: chat model and sentiment classifier, evaluated and published."""
+
+    output_dir: str = field(default="chargpt-recipe", metadata={"help": "Where every split, model and report goes."})
+    data_dir: str = field(default="../shared/data", metadata={"help": "Folder of the shared data (see its README)."})
+    seed: int = field(default=42, metadata={"help": "Seed of the splits, initialisation and sampling."})
+    holdout_category: str = field(
+        default=DEFAULT_HOLDOUT_CATEGORY,
+        metadata={"help": "Online-shopping category kept out of all training (the cross-domain test)."},
+    )
+    chat_epochs: float = field(default=1.0, metadata={"help": "Epochs over the dialogue corpora."})
+    chat_context: int = field(default=256, metadata={"help": "Context length of the model (tokens)."})
+    chat_batch_size: int = field(default=16, metadata={"help": "Packed blocks of chat_context tokens a step."})
+    generation_posts: int = field(
+        default=300, metadata={"help": "Validation posts each sampling setting answers (0: keep the defaults)."}
+    )
+    review_lm_epochs: float = field(
+        default=0.0,
+        metadata={"help": "Epochs of language modelling on the training reviews' texts before the classifier (0: none)."},
+    )
+    extra_labelled: bool = field(
+        default=True,
+        metadata={"help": "Train the classifier on the online-shopping reviews too (all but the held-out category)."},
+    )
+    classifier_epochs: float = field(default=1.0, metadata={"help": "Epochs over the labelled reviews."})
+    classifier_learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate of the classifier."})
+    classifier_max_length: int = field(default=256, metadata={"help": "Reviews are cut to this many characters."})
+    classifier_pooling: str = field(default="last", metadata={"help": "'last' or 'mean' (see CharGPTConfig)."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use at most this many training dialogues and reviews (quick runs)."}
+    )
+    publish: bool = field(default=True, metadata={"help": "Write hub-style directories with model cards."})
+
+    def __post_init__(self):
+        if self.classifier_pooling not in ("last", "mean"):
+            raise ValueError(f"--classifier_pooling must be 'last' or 'mean', got {self.classifier_pooling!r}.")
+        for name in ("chat_epochs", "classifier_epochs"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name} must be above 0, got {getattr(self, name)}.")
+
+
+@contextmanager
+def _timed(timings: dict, name: str):
+    start = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - start, 1)
+
+
+def _common_training(args: RecipeArguments) -> dict:
+    return dict(
+        seed=args.seed,
+        overwrite_output_dir=True,
+        use_cpu=not torch.cuda.is_available(),
+        report_to="none",
+        disable_tqdm=True,
+        save_total_limit=1,
+    )
+
+
+def write_splits(args: RecipeArguments, directory: Path) -> dict:
+    """The fixed evaluation splits as files (as make_eval_splits.py writes them); returns their paths by name."""
+    data = Path(args.data_dir)
+    missing = [p for p in [CHNSENTICORP_FILE, ONLINE_SHOPPING_FILE, *LCCC_BASE_FILES, *DIALOGUE_FILES]
+               if not (data / p).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"The recipe needs the shared data; missing under {data}: {', '.join(missing)}. Pass --data_dir."
+        )
+    splits, info = chnsenticorp_splits(data / CHNSENTICORP_FILE, args.seed)
+    write_split_files(splits, directory, "chnsenticorp", info)
+    splits, info = cross_domain_splits(data / ONLINE_SHOPPING_FILE, args.holdout_category, args.seed)
+    english = {v: k for k, v in ONLINE_SHOPPING_CATEGORIES.items()}.get(info["holdout_category"], "category")
+    shop = f"online_shopping_holdout_{english}"
+    write_split_files(splits, directory, shop, info)
+    splits, info = lccc_base_splits([data / f for f in LCCC_BASE_FILES], args.seed)
+    write_split_files(splits, directory, "lccc_base", info)
+    return {
+        "hotel": {s: directory / f"chnsenticorp_{s}.csv" for s in ("train", "validation", "test")},
+        "shop": {s: directory / f"{shop}_{s}.csv" for s in ("train", "validation", "test")},
+        "dialogue": {s: directory / f"lccc_base_{s}.jsonl" for s in ("train", "validation", "test")},
+    }
+
+
+def chat_files(args: RecipeArguments, files: dict) -> list[str]:
+    """The chat model's training corpora: the shared dialogue files and LCCC-base's training part."""
+    return [str(Path(args.data_dir) / f) for f in DIALOGUE_FILES] + [str(files["dialogue"]["train"])]
+
+
+def review_files(args: RecipeArguments, files: dict) -> list[str]:
+    """The classifier's training files: the hotel reviews' training part, and the other shopping categories'."""
+    return [str(files["hotel"]["train"])] + ([str(files["shop"]["train"])] if args.extra_labelled else [])
+
+
+def train_chat_model(args: RecipeArguments, out: Path, files: dict, cleaning: CleaningConfig) -> dict:
+    """The chat model (the modern preset with Muon, train_lm.py's defaults) on every dialogue corpus, packed into
+    full blocks; LCCC-base's validation part picks the best checkpoint."""
+    return train_causal_lm(
+        LMModelArguments(tokenizer_name_or_path=str(out / "tokenizer"), n_positions=args.chat_context),
+        DialogueDataArguments(
+            train_files=chat_files(args, files),
+            validation_files=[str(files["dialogue"]["validation"])],
+            test_files=[str(files["dialogue"]["test"])],
+            packing=True,
+            block_size=args.chat_context,
+            max_train_samples=args.max_train_samples,
+        ),
+        cleaning,
+        LMTrainingArguments(
+            output_dir=str(out / "chat"),
+            num_train_epochs=args.chat_epochs,
+            per_device_train_batch_size=args.chat_batch_size,
+            eval_strategy="steps",
+            eval_steps=0.1,
+            save_strategy="best",
+            load_best_model_at_end=True,
+            **_common_training(args),
+        ),
+    )
+
+
+def tune_sampling(args: RecipeArguments, model_dir: Path, files: dict, cleaning: CleaningConfig) -> dict:
+    """Sampling defaults chosen on validation posts (chargpt.evaluation.generation_search), saved in the model's
+    generation_config.json; the search's table goes to generation_search.json beside it."""
+    from ..data import load_dialogues
+
+    model, tokenizer = load_model_and_tokenizer(model_dir, task="causal-lm")
+    dialogues, _ = load_dialogues([str(files["dialogue"]["validation"])], cleaning=cleaning)
+    posts, references = posts_and_replies(dialogues["turns"], args.generation_posts)
+    result = search_generation_config(model, tokenizer, posts, references, DEFAULT_GRID, seed=args.seed)
+    write_json_atomic(model_dir / "generation_search.json", result)
+    config = model.generation_config
+    config.update(do_sample=True, top_k=0, **result["chosen"])
+    config.validate()
+    atomic_write_text(model_dir / "generation_config.json", config.to_json_string(use_diff=True))
+    return {k: v for k, v in result.items() if k != "candidates"}
+
+
+def train_review_lm(args: RecipeArguments, out: Path, files: dict, cleaning: CleaningConfig) -> dict:
+    """Domain-adaptive pretraining: the chat model continued as a language model on the training reviews' texts."""
+    return train_causal_lm(
+        LMModelArguments(tokenizer_name_or_path=str(out / "tokenizer"), model_name_or_path=str(out / "chat")),
+        DialogueDataArguments(
+            train_files=[],
+            text_files=review_files(args, files),
+            validation_files=[],
+            validation_split_size=0.02,
+            test_split_size=0,
+            packing=True,
+            block_size=args.chat_context,
+            max_train_samples=args.max_train_samples,
+        ),
+        cleaning,
+        LMTrainingArguments(
+            output_dir=str(out / "review-lm"),
+            num_train_epochs=args.review_lm_epochs,
+            per_device_train_batch_size=args.chat_batch_size,
+            eval_strategy="epoch",
+            save_strategy="best",
+            load_best_model_at_end=True,
+            **_common_training(args),
+        ),
+    )
+
+
+def train_sentiment_classifier(args: RecipeArguments, out: Path, body: Path, files: dict,
+                               cleaning: CleaningConfig) -> dict:
+    """The classifier, fine-tuned in full from `body` on the training reviews; the balanced hotel validation split
+    picks the best checkpoint (evaluated five times an epoch)."""
+    return train_classifier(
+        ClassifierModelArguments(model_name_or_path=str(body), freeze="none", pooling=args.classifier_pooling),
+        LabelledDataArguments(
+            train_files=review_files(args, files),
+            validation_files=[str(files["hotel"]["validation"])],
+            test_files=[],
+            test_split_size=0,
+            class_names=["negative", "positive"],
+            max_length=args.classifier_max_length,
+            max_train_samples=args.max_train_samples,
+        ),
+        cleaning,
+        ClassifierTrainingArguments(
+            output_dir=str(out / "sentiment"),
+            num_train_epochs=args.classifier_epochs,
+            learning_rate=args.classifier_learning_rate,
+            per_device_train_batch_size=32,
+            eval_strategy="steps",
+            eval_steps=min(1.0, 0.2 / args.classifier_epochs),
+            save_strategy="best",
+            load_best_model_at_end=True,
+            train_sampling_strategy="group_by_length",
+            **_common_training(args),
+        ),
+    )
+
+
+def evaluate(args: RecipeArguments, model_dir: Path, tfidf_train_files: list[str] | None = None) -> dict:
+    """run_evaluation.py's held-out report, written into the model directory."""
+    report = evaluate_model(
+        EvaluationArguments(
+            model_name_or_path=str(model_dir),
+            data_dir=args.data_dir,
+            holdout_category=args.holdout_category,
+            seed=args.seed,
+            tfidf_baseline=tfidf_train_files is not None,
+            tfidf_train_files=list(tfidf_train_files or []),
+        )
+    )
+    write_json_atomic(model_dir / "heldout_evaluation.json", report)
+    return report
+
+
+def publish_models(args: RecipeArguments, out: Path, vocab_size: int) -> dict:
+    """Hub-style directories with model cards (three ten-turn sample chats for the chat model)."""
+    from ..publish import PublishArguments, publish
+
+    corpora = "LCCC (toy sample and LCCC-base training part), KdConv and CPED conversations"
+    published = {}
+    for name, directory, data in (
+        ("chat", out / "chat", f"{corpora}; a {vocab_size}-character vocabulary."),
+        ("sentiment", out / "sentiment", f"Fine-tuned from the chat model on ChnSentiCorp hotel reviews"
+         f"{' and eight online-shopping categories' if args.extra_labelled else ''} (training parts)."),
+    ):
+        target = out / "published" / f"chargpt-recipe-{name}"
+        publish(str(directory), PublishArguments(
+            output_dir=str(target), model_name=f"chargpt-recipe-{name}", training_data=data, overwrite=True,
+            description=f"The {name} model of CharGPT's full recipe (train_scripts/run_recipe.py).",
+            license="other", tags=["chargpt-recipe"],
+        ))
+        published[name] = str(target)
+    return published
+
+
+def _figures(chat_report: dict, sentiment_report: dict) -> dict:
+    figures = {}
+    for task in ("sentiment", "cross_domain"):
+        if task in sentiment_report:
+            figures[f"{task}_accuracy"] = sentiment_report[task]["model"]["accuracy"]
+            if "tfidf_logreg" in sentiment_report[task]:
+                figures[f"{task}_tfidf_accuracy"] = sentiment_report[task]["tfidf_logreg"]["accuracy"]
+    if "perplexity" in chat_report:
+        figures["chat_heldout_perplexity"] = chat_report["perplexity"]["model"]["perplexity"]
+    if "replies" in chat_report:
+        replies = chat_report["replies"]["model"]
+        figures.update(distinct_1=replies["distinct_1"], distinct_2=replies["distinct_2"],
+                       repetition_share=replies["repetition_share"])
+    return figures
+
+
+def run_recipe(args: RecipeArguments) -> dict:
+    """Every step in order; returns (and writes to OUTPUT_DIR/recipe_report.json) the timings, the figures and
+    the reports."""
+    out = Path(args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--output_dir {out} is a file; give a directory.")
+    start, timings, report = time.perf_counter(), {}, {"arguments": asdict(args)}
+    cleaning = CleaningConfig()
+    with _timed(timings, "splits"):
+        files = write_splits(args, out / "splits")
+    with _timed(timings, "vocabulary"):
+        _, vocab = build_vocabulary(
+            VocabArguments(output_dir=str(out / "tokenizer"), dialogue_files=chat_files(args, files),
+                           labelled_files=review_files(args, files), min_frequency=2, overwrite_output_dir=True),
+            cleaning,
+        )
+    report["vocab_size"] = vocab["vocab_size"]
+    with _timed(timings, "chat_model"):
+        report["chat_training"] = train_chat_model(args, out, files, cleaning)
+    if args.generation_posts:
+        with _timed(timings, "sampling_search"):
+            report["sampling_search"] = tune_sampling(args, out / "chat", files, cleaning)
+    body = out / "chat"
+    if args.review_lm_epochs > 0:
+        with _timed(timings, "review_lm"):
+            report["review_lm_training"] = train_review_lm(args, out, files, CleaningConfig(min_turns=1))
+        body = out / "review-lm"
+    with _timed(timings, "classifier"):
+        report["classifier_training"] = train_sentiment_classifier(
+            args, out, body, files, CleaningConfig(min_turns=1)
+        )
+    with _timed(timings, "evaluation"):
+        chat_report = evaluate(args, out / "chat")
+        sentiment_report = evaluate(args, out / "sentiment", tfidf_train_files=review_files(args, files))
+    report["figures"] = _figures(chat_report, sentiment_report)
+    report["evaluation"] = {"chat": chat_report, "sentiment": sentiment_report}
+    if args.publish:
+        with _timed(timings, "publish"):
+            report["published"] = publish_models(args, out, vocab["vocab_size"])
+    timings["total"] = round(time.perf_counter() - start, 1)
+    report["timings_seconds"] = timings
+    report["directories"] = {"splits": str(out / "splits"), "tokenizer": str(out / "tokenizer"),
+                             "chat": str(out / "chat"), "sentiment": str(out / "sentiment")}
+    write_json_atomic(out / "recipe_report.json", json.loads(json.dumps(report, default=str)))
+    return report
+
+
+__all__ = [
+    "DIALOGUE_FILES",
+    "RecipeArguments",
+    "chat_files",
+    "review_files",
+    "run_recipe",
+]

@@ -25,7 +25,7 @@ from chargpt.evaluation import LCCC_BASE_FILES, corpus_perplexity, lccc_base_spl
 from chargpt.loading import load_model_and_tokenizer
 from chargpt.training import CharGPTTrainer, CharGPTTrainingArguments, DialogueDataArguments
 from chargpt.training.inputs import lm_datasets
-from chargpt.training.recipe import RecipeArguments, chat_files, run_recipe
+from chargpt.training.recipe import RecipeArguments, chat_files, chat_training_arguments, run_recipe
 
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ def _recipe(args, work_dir: str) -> tuple[Path, dict]:
             raise FileNotFoundError(f"--recipe_dir {directory} has no recipe_report.json; run run_recipe.py first.")
         return directory, json.loads(path.read_text(encoding="utf-8"))
     directory = Path(work_dir) / "recipe"
-    recipe_args = RecipeArguments(output_dir=str(directory), data_dir=args.data_dir, seed=args.seed, publish=False)
+    # The recipe's own seed (42, the fixed splits'), not the benchmark's
+    recipe_args = RecipeArguments(output_dir=str(directory), data_dir=args.data_dir, publish=False)
     if args.quick:
         recipe_args.max_train_samples, recipe_args.generation_posts = 400, 20
     return directory, run_recipe(recipe_args)
@@ -56,12 +57,13 @@ def _gpt2_like(chat_config: CharGPTConfig) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(config)
 
 
-def _training_args(recipe: dict, args, out_dir: str, max_steps: int) -> CharGPTTrainingArguments:
-    chat = recipe["chat_training_arguments"]
+def _training_args(recipe_args: RecipeArguments, args, out_dir: str, max_steps: int) -> CharGPTTrainingArguments:
+    """GPT-2's Trainer settings: the chat model's batch, schedule shape and weight decay; AdamW at its own rate."""
+    chat = chat_training_arguments(recipe_args, Path(out_dir))
     return CharGPTTrainingArguments(
-        output_dir=out_dir, max_steps=max_steps, per_device_train_batch_size=chat["per_device_train_batch_size"],
+        output_dir=out_dir, max_steps=max_steps, per_device_train_batch_size=chat.per_device_train_batch_size,
         optimizer="adamw", learning_rate=args.ttq_lr_gpt2, lr_scheduler_type="warmup_stable_decay",
-        warmup_steps=chat["warmup_steps"], decay_fraction=chat["decay_fraction"], weight_decay=chat["weight_decay"],
+        warmup_steps=chat.warmup_steps, decay_fraction=chat.decay_fraction, weight_decay=chat.weight_decay,
         eval_strategy="no", save_strategy="no", logging_strategy="no", logging_first_step=False, report_to="none",
         load_best_model_at_end=False, use_cpu=not torch.cuda.is_available(), seed=args.seed, disable_tqdm=True,
     )
@@ -91,13 +93,13 @@ def train_gpt2_baseline(directory: Path, recipe: dict, args, work_dir: str) -> d
     model = _gpt2_like(chat.config)
     # Seconds per step from ten steps of a copy (the first three, which warm caches, not counted).
     timer = _StepTimes()
-    CharGPTTrainer(model=copy.deepcopy(model), args=_training_args(recipe, args, work_dir, 10),
+    CharGPTTrainer(model=copy.deepcopy(model), args=_training_args(recipe_args, args, work_dir, 10),
                    train_dataset=datasets_["train"], data_collator=collator, callbacks=[timer]).train()
     rate = (timer.marks[-1] - timer.marks[2]) / (len(timer.marks) - 3)
     budget = recipe["chat_training"]["train"]["train_runtime"]
     max_steps = max(10, int(budget / rate))
     logger.info("GPT-2 baseline: %.3f s/step -> %d steps for the chat model's %.0f s", rate, max_steps, budget)
-    trainer = CharGPTTrainer(model=model, args=_training_args(recipe, args, work_dir, max_steps),
+    trainer = CharGPTTrainer(model=model, args=_training_args(recipe_args, args, work_dir, max_steps),
                              train_dataset=datasets_["train"], data_collator=collator)
     train = trainer.train().metrics
     model.eval()
@@ -118,8 +120,6 @@ def train_gpt2_baseline(directory: Path, recipe: dict, args, work_dir: str) -> d
 
 def run_recipe_section(args, work_dir: str, save=lambda partial: None) -> dict:
     directory, recipe = _recipe(args, work_dir)
-    state = json.loads((directory / "chat" / "training_args.json").read_text(encoding="utf-8"))
-    recipe["chat_training_arguments"] = state
     chat_eval = recipe["evaluation"]["chat"]
     result = {
         "recipe_dir": str(directory),
@@ -129,7 +129,6 @@ def run_recipe_section(args, work_dir: str, save=lambda partial: None) -> dict:
         "sampling": recipe.get("sampling_search", {}),
         "sentiment": recipe["evaluation"]["sentiment"],
         "chat": {
-            "parameters": None,
             "train_seconds": recipe["chat_training"]["train"]["train_runtime"],
             "perplexity": chat_eval["perplexity"]["model"]["perplexity"],
             "replies": chat_eval["replies"]["model"],

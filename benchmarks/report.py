@@ -50,7 +50,29 @@ def targets(results: dict) -> list[dict]:
     for run in (quality.get("sentiment") or {}).get("runs", []):
         if run["model"] == "chargpt" and run["freeze"] == "none" and run["padding_masked"]:
             out.append(target("sentiment accuracy, CharGPT, freeze none", run["accuracy"], 0.93))
-    return out + _data_targets(results.get("data") or {}) + _ttq_targets(results.get("time_to_quality") or {})
+    return (out + _data_targets(results.get("data") or {}) + _ttq_targets(results.get("time_to_quality") or {})
+            + _recipe_targets(results.get("recipe") or {}))
+
+
+def _recipe_targets(recipe: dict) -> list[dict]:
+    figures = recipe.get("figures")
+    if not figures:
+        return []
+    out = [target("recipe: sentiment accuracy, balanced ChnSentiCorp test", figures.get("sentiment_accuracy"), 0.91),
+           target("recipe: sentiment accuracy - TF-IDF floor (same training data)",
+                  _difference(figures.get("sentiment_accuracy"), figures.get("sentiment_tfidf_accuracy")), 0.02),
+           target("recipe: cross-domain accuracy (held-out category)", figures.get("cross_domain_accuracy"), 0.80),
+           target("recipe: share of repetitive replies", figures.get("repetition_share"), 0.05,
+                  higher_is_better=False),
+           target("recipe: Distinct-2 of the replies", figures.get("distinct_2"), 0.30)]
+    if "perplexity_ratio_vs_gpt2" in recipe:
+        out.append(target("recipe: held-out perplexity, chat model / GPT-2 (same training time)",
+                          recipe["perplexity_ratio_vs_gpt2"], 1.0, higher_is_better=False))
+    return out
+
+
+def _difference(a, b):
+    return None if a is None or b is None else a - b
 
 
 def _ttq_targets(ttq: dict) -> list[dict]:
@@ -394,6 +416,52 @@ def _ttq_md(ttq: dict) -> list[str]:
     return lines + [""]
 
 
+def _recipe_md(recipe: dict) -> list[str]:
+    if not recipe or not recipe.get("figures"):
+        return []
+    a, t, f = recipe["arguments"], recipe["timings_seconds"], recipe["figures"]
+    lines = ["## 9. The recipe on the held-out splits", "",
+             f"`python train_scripts/run_recipe.py` (measured directory: {recipe['recipe_dir']}), "
+             f"{t['total'] / 60:.1f} min end to end: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()
+                                                                    if k != "total") + ". "
+             f"Chat model: {a['chat_epochs']:g} epoch(s) over every dialogue corpus; classifier: "
+             f"{a['classifier_epochs']:g} epoch(s) over the hotel reviews"
+             f"{' and eight online-shopping categories' if a['extra_labelled'] else ''}; held-out category "
+             f"{a['holdout_category']}. The tests are the fixed splits of chargpt.evaluation (seed {a['seed']}).", ""]
+    sentiment = recipe["sentiment"]
+    rows = []
+    for task, name in (("sentiment", "ChnSentiCorp balanced test (250 + 250)"),
+                       ("cross_domain", "cross-domain test (held-out category)")):
+        if task in sentiment:
+            floor = sentiment[task].get("tfidf_logreg", {})
+            rows.append([name, f"{sentiment[task]['model']['accuracy']:.4f}",
+                         f"{sentiment[task]['model']['macro_f1']:.4f}", _fmt(floor.get("accuracy"), 4),
+                         sentiment[task]["model"]["n"]])
+    lines += _table(["test", "CharGPT accuracy", "macro-F1", "TF-IDF + LR accuracy (same training files)", "rows"],
+                    rows)
+    chat, gpt2 = recipe["chat"], recipe.get("gpt2")
+    rows = [["CharGPT chat model (recipe)", f"{chat['train_seconds']:.0f}", f"{chat['perplexity']:.2f}",
+             f"{chat['replies']['distinct_1']:.3f}", f"{chat['replies']['distinct_2']:.3f}",
+             _pct(chat['replies']['repetition_share']), f"{chat['replies']['mean_length']:.1f}"]]
+    if gpt2:
+        rows.append([f"GPT-2, same data and training time (AdamW {gpt2['learning_rate']:g}, {gpt2['steps']} steps)",
+                     f"{gpt2['train_seconds']:.0f}", f"{gpt2['perplexity']:.2f}",
+                     f"{gpt2['replies']['distinct_1']:.3f}", f"{gpt2['replies']['distinct_2']:.3f}",
+                     _pct(gpt2['replies']['repetition_share']), f"{gpt2['replies']['mean_length']:.1f}"])
+    ref = chat["references"]
+    rows.append(["human replies", "", "", f"{ref['distinct_1']:.3f}", f"{ref['distinct_2']:.3f}",
+                 _pct(ref["repetition_share"]), f"{ref['mean_length']:.1f}"])
+    lines += _table(["dialogue model", "train s", "held-out perplexity", "Distinct-1", "Distinct-2", "repetitive",
+                     "mean length"], rows)
+    chosen = (recipe.get("sampling") or {}).get("chosen")
+    if chosen:
+        lines += [f"Replies to the {chat['replies']['n']} held-out posts are sampled with the settings chosen on "
+                  f"validation posts: " + ", ".join(f"{k} {v}" for k, v in chosen.items()) + ".", ""]
+    lines += ["Sample replies (held-out posts):", ""]
+    lines += [f"- {s['post']} -> {s['reply']} (human: {s['reference']})" for s in chat.get("samples", [])]
+    return lines + [""]
+
+
 def _profiles_md(speed: dict) -> list[str]:
     profiles = (speed or {}).get("profiles")
     if not profiles:
@@ -424,6 +492,7 @@ def render(results: dict) -> str:
                   f"- Tokenizer: {d['tokenizer']}, {d['vocab_size']} tokens.", ""]
     lines += _dialogue_md(quality) + _sentiment_md(quality) + _int8_md(quality) + _data_md(results.get("data") or {})
     lines += _ttq_md(results.get("time_to_quality") or {})
+    lines += _recipe_md(results.get("recipe") or {})
     lines += _profiles_md(results.get("speed"))
     if NOTES.exists():
         lines += [NOTES.read_text(encoding="utf-8").strip(), ""]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("speed", "memory", "quality", "data", "time_to_quality")
+SECTIONS = ("speed", "memory", "quality", "data", "time_to_quality", "recipe")
 
 
 def _csv_ints(text: str) -> list[int]:
@@ -23,7 +23,7 @@ def _csv_ints(text: str) -> list[int]:
 class BenchmarkArguments:
     # What to run and where results go
     quick: bool = field(default=False, metadata={"help": "Small workloads (a few minutes) instead of the full run."})
-    only: str = field(default="speed,memory,quality,data,time_to_quality",
+    only: str = field(default="speed,memory,quality,data,time_to_quality,recipe",
                       metadata={"help": "Comma-separated sections to run: speed, memory, quality, data, "
                                         "time_to_quality. Results of "
                                         "the others already in the results file are kept."})
@@ -130,6 +130,10 @@ class BenchmarkArguments:
     ttq_modern_optimizer: str = field(default="muon", metadata={"help": "Optimizer of the modern preset."})
     ttq_muon_ns_steps: int = field(default=5, metadata={"help": "Newton-Schulz iterations of Muon (train_lm.py's "
                                                                 "default)."})
+
+    # The recipe on the held-out splits (benchmarks/recipe.py)
+    recipe_dir: str | None = field(default=None, metadata={"help": "An existing run_recipe.py output to measure "
+                                                                    "(default: run the recipe in --work_dir)."})
 
     def __post_init__(self):
         unknown = set(self.sections()) - set(SECTIONS)

@@ -492,3 +492,76 @@ def test_a_section_measured_on_another_machine_says_so_in_the_report():
                                             "data": {**run, "machine": {**machine, "cpu_flags": ["avx512f"]}}}}
     lines = [line for line in report.render(results).splitlines() if line.startswith("- ")]
     assert "another machine" not in lines[0] and "on another machine: EPYC (2 logical CPUs, flags: avx512f)" in lines[1]
+
+
+# ------------------------------------------------------------------------------------------------ the recipe section
+
+
+def _replies(distinct_1, distinct_2, repetition_share, mean_length, n=500):
+    return {"distinct_1": distinct_1, "distinct_2": distinct_2, "repetition_share": repetition_share,
+            "mean_length": mean_length, "empty_share": 0.0, "n": n}
+
+
+def recipe_section(gpt2: bool = True) -> dict:
+    """A `recipe` results entry shaped like benchmarks.recipe.run_recipe_section's return value."""
+    figures = {"sentiment_accuracy": 0.92, "sentiment_tfidf_accuracy": 0.88, "cross_domain_accuracy": 0.75,
+               "cross_domain_tfidf_accuracy": 0.7, "chat_heldout_perplexity": 45.0, "distinct_1": 0.05,
+               "distinct_2": 0.2, "repetition_share": 0.03}
+    section = {
+        "recipe_dir": "runs/recipe",
+        "arguments": {"chat_epochs": 3.0, "classifier_epochs": 2.0, "extra_labelled": True, "holdout_category": "books",
+                      "seed": 42},
+        "timings_seconds": {"splits": 12.0, "chat_model": 3000.0, "classifier": 600.0, "total": 3720.0},
+        "figures": figures,
+        "sampling": {"chosen": {"temperature": 0.9, "top_p": 0.95, "repetition_penalty": 1.2,
+                                "no_repeat_ngram_size": 3}},
+        "sentiment": {
+            "sentiment": {"model": {"accuracy": 0.92, "macro_f1": 0.9199, "n": 500},
+                          "tfidf_logreg": {"accuracy": 0.88}},
+            "cross_domain": {"model": {"accuracy": 0.75, "macro_f1": 0.74, "n": 3850},
+                             "tfidf_logreg": {"accuracy": 0.7}},
+        },
+        "chat": {"train_seconds": 3000.0, "perplexity": 45.0, "replies": _replies(0.05, 0.2, 0.03, 12.5),
+                 "references": _replies(0.08, 0.45, 0.0, 9.8),
+                 "samples": [{"post": "你好", "reply": "你好呀", "reference": "嗨"}]},
+    }
+    if gpt2:
+        section["gpt2"] = {"learning_rate": 1e-3, "steps": 120, "train_seconds": 2990.0, "perplexity": 50.0,
+                           "replies": _replies(0.04, 0.15, 0.08, 14.0)}
+        section["perplexity_ratio_vs_gpt2"] = 0.9
+    return section
+
+
+def test_recipe_section_renders_accuracy_tfidf_floor_gpt2_and_human_rows():
+    text = report.render({"recipe": recipe_section()})
+    assert "## 9. The recipe on the held-out splits" in text
+    assert "62.0 min end to end: splits 12 s, chat_model 3000 s, classifier 600 s." in text
+    assert "| ChnSentiCorp balanced test (250 + 250) | 0.9200 | 0.9199 | 0.8800 | 500 |" in text
+    assert "| cross-domain test (held-out category) | 0.7500 | 0.7400 | 0.7000 | 3850 |" in text
+    assert "| CharGPT chat model (recipe) | 3000 | 45.00 | 0.050 | 0.200 | 3.0% | 12.5 |" in text
+    gpt2_row = "| GPT-2, same data and training time (AdamW 0.001, 120 steps) | 2990 | 50.00 | 0.040 | 0.150 | 8.0% |"
+    assert gpt2_row + " 14.0 |" in text
+    assert "| human replies |  |  | 0.080 | 0.450 | 0.0% | 9.8 |" in text
+    assert "temperature 0.9, top_p 0.95, repetition_penalty 1.2, no_repeat_ngram_size 3." in text
+    assert "- 你好 -> 你好呀 (human: 嗨)" in text
+    without = report.render({"recipe": recipe_section(gpt2=False)})
+    assert "## 9. The recipe" in without and "GPT-2, same data" not in without and "| human replies |" in without
+    assert "## 9. The recipe" not in report.render({"recipe": {**recipe_section(), "figures": {}}})
+
+
+def test_recipe_targets_judge_each_figure_in_its_direction():
+    verdicts = {t["name"]: (t["value"], t["met"]) for t in report.targets({"recipe": recipe_section()})}
+    assert verdicts["recipe: sentiment accuracy, balanced ChnSentiCorp test"] == (0.92, True)
+    value, met = verdicts["recipe: sentiment accuracy - TF-IDF floor (same training data)"]
+    assert value == pytest.approx(0.04) and met is True  # 0.92 - 0.88 >= 0.02
+    assert verdicts["recipe: cross-domain accuracy (held-out category)"] == (0.75, False)
+    assert verdicts["recipe: share of repetitive replies"] == (0.03, True)  # at most 0.05
+    assert verdicts["recipe: Distinct-2 of the replies"] == (0.2, False)
+    assert verdicts["recipe: held-out perplexity, chat model / GPT-2 (same training time)"] == (0.9, True)
+    assert len(verdicts) == 6
+    # Without GPT-2 there is no perplexity target; without the floor, the difference is not measured (not missed).
+    section = recipe_section(gpt2=False)
+    del section["figures"]["sentiment_tfidf_accuracy"]
+    verdicts = {t["name"]: t["met"] for t in report.targets({"recipe": section})}
+    assert len(verdicts) == 5 and verdicts["recipe: sentiment accuracy - TF-IDF floor (same training data)"] is None
+    assert "recipe: sentiment accuracy, balanced ChnSentiCorp test" in report.summary_table({"recipe": section})

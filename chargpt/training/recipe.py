@@ -71,6 +71,9 @@ class RecipeArguments:
     )
     chat_epochs: float = field(default=1.0, metadata={"help": "Epochs over the dialogue corpora."})
     chat_context: int = field(default=256, metadata={"help": "Context length of the model (tokens)."})
+    n_embd: int | None = field(default=None, metadata={"help": "Hidden size (default: train_lm.py's, 256)."})
+    n_layer: int | None = field(default=None, metadata={"help": "Decoder blocks (default: train_lm.py's, 6)."})
+    n_head: int | None = field(default=None, metadata={"help": "Attention heads (default: train_lm.py's, 8)."})
     chat_batch_size: int = field(default=16, metadata={"help": "Packed blocks of chat_context tokens a step."})
     generation_posts: int = field(
         default=300, metadata={"help": "Validation posts each sampling setting answers (0: keep the defaults)."}
@@ -156,7 +159,8 @@ def train_chat_model(args: RecipeArguments, out: Path, files: dict, cleaning: Cl
     """The chat model (the modern preset with Muon, train_lm.py's defaults) on every dialogue corpus, packed into
     full blocks; LCCC-base's validation part picks the best checkpoint."""
     return train_causal_lm(
-        LMModelArguments(tokenizer_name_or_path=str(out / "tokenizer"), n_positions=args.chat_context),
+        LMModelArguments(tokenizer_name_or_path=str(out / "tokenizer"), n_positions=args.chat_context,
+                         n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head),
         DialogueDataArguments(
             train_files=chat_files(args, files),
             validation_files=[str(files["dialogue"]["validation"])],
@@ -166,16 +170,22 @@ def train_chat_model(args: RecipeArguments, out: Path, files: dict, cleaning: Cl
             max_train_samples=args.max_train_samples,
         ),
         cleaning,
-        LMTrainingArguments(
-            output_dir=str(out / "chat"),
-            num_train_epochs=args.chat_epochs,
-            per_device_train_batch_size=args.chat_batch_size,
-            eval_strategy="steps",
-            eval_steps=0.1,
-            save_strategy="best",
-            load_best_model_at_end=True,
-            **_common_training(args),
-        ),
+        chat_training_arguments(args, out),
+    )
+
+
+def chat_training_arguments(args: RecipeArguments, out: Path) -> LMTrainingArguments:
+    """The chat model's Trainer settings: train_lm.py's defaults (Muon + AdamW at 2e-3, warmup-stable-decay),
+    evaluated ten times, the best validation loss kept."""
+    return LMTrainingArguments(
+        output_dir=str(out / "chat"),
+        num_train_epochs=args.chat_epochs,
+        per_device_train_batch_size=args.chat_batch_size,
+        eval_strategy="steps",
+        eval_steps=0.1,
+        save_strategy="best",
+        load_best_model_at_end=True,
+        **_common_training(args),
     )
 
 
@@ -271,21 +281,25 @@ def evaluate(args: RecipeArguments, model_dir: Path, tfidf_train_files: list[str
 
 
 def publish_models(args: RecipeArguments, out: Path, vocab_size: int) -> dict:
-    """Hub-style directories with model cards (three ten-turn sample chats for the chat model)."""
+    """Hub-style directories with model cards (three ten-turn sample chats for the chat model, the held-out figures
+    for both)."""
     from ..publish import PublishArguments, publish
 
     corpora = "LCCC (toy sample and LCCC-base training part), KdConv and CPED conversations"
+    reviews = "ChnSentiCorp hotel reviews" + (" and eight online-shopping categories" if args.extra_labelled else "")
+    models = {
+        # LCCC is MIT-licensed, KdConv and CPED Apache-2.0; the review corpora are for research use.
+        "chat": (f"Trained on {corpora} (training parts); a {vocab_size}-character vocabulary.", "apache-2.0"),
+        "sentiment": (f"Fine-tuned from the chat model on {reviews} (training parts; the corpora are for research "
+                      f"use).", "other"),
+    }
     published = {}
-    for name, directory, data in (
-        ("chat", out / "chat", f"{corpora}; a {vocab_size}-character vocabulary."),
-        ("sentiment", out / "sentiment", f"Fine-tuned from the chat model on ChnSentiCorp hotel reviews"
-         f"{' and eight online-shopping categories' if args.extra_labelled else ''} (training parts)."),
-    ):
+    for name, (data, licence) in models.items():
         target = out / "published" / f"chargpt-recipe-{name}"
-        publish(str(directory), PublishArguments(
+        publish(str(out / name), PublishArguments(
             output_dir=str(target), model_name=f"chargpt-recipe-{name}", training_data=data, overwrite=True,
             description=f"The {name} model of CharGPT's full recipe (train_scripts/run_recipe.py).",
-            license="other", tags=["chargpt-recipe"],
+            license=licence, tags=["chargpt-recipe"], seed=args.seed,
         ))
         published[name] = str(target)
     return published
@@ -358,6 +372,7 @@ __all__ = [
     "DIALOGUE_FILES",
     "RecipeArguments",
     "chat_files",
+    "chat_training_arguments",
     "review_files",
     "run_recipe",
 ]

@@ -42,6 +42,9 @@ class DemoArguments:
     )
     classifier_epochs: float = field(default=3.0, metadata={"help": "Epochs over the (balanced) reviews."})
     classifier_max_length: int = field(default=96, metadata={"help": "Reviews are cut to this many characters."})
+    classifier_pooling: str = field(
+        default="last", metadata={"help": "What the classifier reads: 'last' (the last character's state) or 'mean'."}
+    )
     max_reviews: int | None = field(
         default=None,
         metadata={
@@ -93,7 +96,7 @@ def run_demo(args: DemoArguments) -> dict:
         _train_review_lm(args, out, reviews, review_cleaning, common)
         body = out / "review-lm"
     classifier = train_classifier(
-        ClassifierModelArguments(model_name_or_path=str(body), freeze="none"),
+        ClassifierModelArguments(model_name_or_path=str(body), freeze="none", pooling=args.classifier_pooling),
         LabelledDataArguments(
             train_files=[str(reviews["train"])],
             validation_files=[str(reviews["validation"])],

@@ -79,7 +79,7 @@ class RecipeArguments:
         default=300, metadata={"help": "Validation posts each sampling setting answers (0: keep the defaults)."}
     )
     review_lm_epochs: float = field(
-        default=0.0,
+        default=1.0,
         metadata={"help": "Epochs of language modelling on the training reviews' texts before the classifier (0: none)."},
     )
     extra_labelled: bool = field(
@@ -89,7 +89,9 @@ class RecipeArguments:
     classifier_epochs: float = field(default=1.0, metadata={"help": "Epochs over the labelled reviews."})
     classifier_learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate of the classifier."})
     classifier_max_length: int = field(default=256, metadata={"help": "Reviews are cut to this many characters."})
-    classifier_pooling: str = field(default="last", metadata={"help": "'last' or 'mean' (see CharGPTConfig)."})
+    classifier_pooling: str = field(
+        default="mean", metadata={"help": "What the classifier reads: 'mean' (of all characters' states) or 'last'."}
+    )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Use at most this many training dialogues and reviews (quick runs)."}
     )

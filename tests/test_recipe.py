@@ -29,7 +29,7 @@ TINY_RECIPE_FLAGS = [
     "--classifier_epochs", "1", "--classifier_max_length", "64", "--max_train_samples", "200",
     "--generation_posts", "4",
 ]
-STEPS = ["splits", "vocabulary", "chat_model", "sampling_search", "classifier", "evaluation", "publish"]
+STEPS = ["splits", "vocabulary", "chat_model", "sampling_search", "review_lm", "classifier", "evaluation", "publish"]
 
 
 def _spaced(text: str) -> str:

@@ -29,7 +29,13 @@ class TuneArguments:
     dialogue_files: list[str] = field(
         metadata={"help": "Validation dialogues whose first turns are the posts (not the posts you test on)."}
     )
-    n_posts: int = field(default=300, metadata={"help": "Posts (distinct first turns) each setting answers."})
+    n_posts: int = field(
+        default=500,
+        metadata={
+            "help": "Posts (distinct first turns) each setting answers: as many as the replies you will measure "
+            "(Distinct-n falls as replies are added, so limits met on fewer posts may be missed on more)."
+        },
+    )
     temperature: list[float] = field(
         default_factory=lambda: list(DEFAULT_GRID["temperature"]), metadata={"help": "Temperatures tried (> 0)."}
     )

@@ -7,7 +7,9 @@ reply to the same post (how much of the reference's wording it shares, a rough m
 than saying anything). The rule (`choose`): among the settings whose replies meet both limits (repetitive share at
 most `max_repetition`, Distinct-2 at least `min_distinct_2`), the one with the highest mean F1; if none meets both,
 the one with the fewest repetitive replies (then the highest F1). The posts must not be the ones the model is
-finally tested on: `posts_and_replies` draws them from validation dialogues.
+finally tested on: `posts_and_replies` draws them from validation dialogues. Use as many posts as the test has:
+Distinct-n counts distinct n-grams over all replies, so it falls as replies are added (in the recipe's first run the
+chosen setting had Distinct-2 0.357 on 300 validation posts and 0.282 on the 500 test posts).
 """
 
 import itertools

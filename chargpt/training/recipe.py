@@ -76,7 +76,11 @@ class RecipeArguments:
     n_head: int | None = field(default=None, metadata={"help": "Attention heads (default: train_lm.py's, 8)."})
     chat_batch_size: int = field(default=16, metadata={"help": "Packed blocks of chat_context tokens a step."})
     generation_posts: int = field(
-        default=300, metadata={"help": "Validation posts each sampling setting answers (0: keep the defaults)."}
+        default=500,
+        metadata={
+            "help": "Validation posts each sampling setting answers (0: keep the defaults); as many as the held-out "
+            "test has, since Distinct-n falls as replies are added."
+        },
     )
     review_lm_epochs: float = field(
         default=1.0,

@@ -17,8 +17,13 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from chargpt.data import CleaningConfig, load_dialogues
-from chargpt.evaluation.generation_search import DEFAULT_GRID, posts_and_replies, search_generation_config
-from chargpt.files import atomic_write_text, write_json_atomic
+from chargpt.evaluation.generation_search import (
+    DEFAULT_GRID,
+    posts_and_replies,
+    save_sampling_settings,
+    search_generation_config,
+)
+from chargpt.files import write_json_atomic
 from chargpt.loading import load_model_and_tokenizer
 from chargpt.training import parse_arguments, run_script
 
@@ -92,10 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
     print(f"chosen ({'meets' if result['met_limits'] else 'MISSES'} the limits): {result['chosen']}")
     if args.save:
-        config = model.generation_config
-        config.update(do_sample=True, top_k=0, **result["chosen"])
-        config.validate()
-        atomic_write_text(os.path.join(directory, "generation_config.json"), config.to_json_string(use_diff=True))
+        save_sampling_settings(model, directory, result["chosen"])
         print(f"saved in {directory}/generation_config.json")
     return result
 

@@ -13,7 +13,10 @@ chosen setting had Distinct-2 0.357 on 300 validation posts and 0.282 on the 500
 """
 
 import itertools
+import os
 from collections import Counter
+
+from ..files import atomic_write_text
 
 from .replies import reply_metrics
 from .scoring import sample_replies
@@ -116,8 +119,18 @@ def search_generation_config(
     }
 
 
+def save_sampling_settings(model, directory, settings: dict) -> None:
+    """Sample with `settings` from now on: they update the model's generation config (sampling on, top-k off, as the
+    search sampled) and replace DIRECTORY/generation_config.json, written atomically."""
+    config = model.generation_config
+    config.update(do_sample=True, top_k=0, **settings)
+    config.validate()
+    atomic_write_text(os.path.join(directory, "generation_config.json"), config.to_json_string(use_diff=True))
+
+
 __all__ = [
     "DEFAULT_GRID",
+    "save_sampling_settings",
     "char_f1",
     "posts_and_replies",
     "grid_settings",

@@ -28,8 +28,13 @@ from ..evaluation import (
     lccc_base_splits,
     write_split_files,
 )
-from ..evaluation.generation_search import DEFAULT_GRID, posts_and_replies, search_generation_config
-from ..files import atomic_write_text, write_json_atomic
+from ..evaluation.generation_search import (
+    DEFAULT_GRID,
+    posts_and_replies,
+    save_sampling_settings,
+    search_generation_config,
+)
+from ..files import write_json_atomic
 from ..loading import load_model_and_tokenizer
 from .arguments import (
     ClassifierModelArguments,
@@ -205,10 +210,7 @@ def tune_sampling(args: RecipeArguments, model_dir: Path, files: dict, cleaning:
     posts, references = posts_and_replies(dialogues["turns"], args.generation_posts)
     result = search_generation_config(model, tokenizer, posts, references, DEFAULT_GRID, seed=args.seed)
     write_json_atomic(model_dir / "generation_search.json", result)
-    config = model.generation_config
-    config.update(do_sample=True, top_k=0, **result["chosen"])
-    config.validate()
-    atomic_write_text(model_dir / "generation_config.json", config.to_json_string(use_diff=True))
+    save_sampling_settings(model, model_dir, result["chosen"])
     return {k: v for k, v in result.items() if k != "candidates"}
 
 

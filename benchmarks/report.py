@@ -424,7 +424,8 @@ def _recipe_md(recipe: dict) -> list[str]:
              f"`python train_scripts/run_recipe.py` (measured directory: {recipe['recipe_dir']}), "
              f"{t['total'] / 60:.1f} min end to end: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()
                                                                     if k != "total") + ". "
-             f"Chat model: {a['chat_epochs']:g} epoch(s) over every dialogue corpus; classifier: "
+             f"Chat model: {a['chat_epochs']:g} epoch(s) over every dialogue corpus; review language model: "
+             f"{a.get('review_lm_epochs', 1.0):g} epoch(s) over the training reviews' text; classifier: "
              f"{a['classifier_epochs']:g} epoch(s) over the hotel reviews"
              f"{' and eight online-shopping categories' if a['extra_labelled'] else ''}; held-out category "
              f"{a['holdout_category']}. The tests are the fixed splits of chargpt.evaluation (seed {a['seed']}).", ""]

@@ -410,6 +410,27 @@ def test_run_script_turns_user_errors_into_one_line_and_status_2_ctrl_c_into_130
         run_script(fails(RuntimeError("a bug")))
 
 
+def test_run_script_shuts_the_process_group_down_after_success_and_after_an_error(tmp_path):
+    """A process group left to the interpreter's exit can abort a finished gloo run (seen in CI: exit -6 after the
+    model was written); run_script destroys it either way."""
+    import torch.distributed as dist
+
+    def main_ok(argv):
+        assert dist.is_initialized()
+
+    def main_bad(argv):
+        raise ValueError("bad flag")
+
+    for main in (main_ok, main_bad):
+        store = dist.FileStore(str(tmp_path / f"store-{main.__name__}"), 1)
+        dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+        try:
+            run_script(main)
+        except SystemExit as exit_info:
+            assert exit_info.code == 2
+        assert not dist.is_initialized(), main.__name__
+
+
 def script_cases(root, tokenizer_dir) -> dict:
     """For each script, the arguments of a user's mistake (as a reviewer made them) and what its error line says."""
     model = tiny_tokenizer(root / "model", ["你好"])

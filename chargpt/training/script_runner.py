@@ -1,5 +1,6 @@
 """How the training scripts end: `run_script(main)` turns a user's mistake into one line on stderr and exit status 2
-(the status argparse uses for bad flags), Ctrl-C into status 130, and leaves the traceback to real bugs."""
+(the status argparse uses for bad flags), Ctrl-C into status 130, and leaves the traceback to real bugs. Under a
+distributed launcher it also shuts the process group down before the interpreter exits."""
 
 import re
 import sys
@@ -21,6 +22,18 @@ def run_script(main, argv: list[str] | None = None) -> None:
         message = re.sub(r"\s*\n\s*", " ", str(error)).strip() or type(error).__name__
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        _destroy_process_group()
+
+
+def _destroy_process_group() -> None:
+    """Destroy the process group the Trainer set up (accelerate launch, torchrun), if any. Left to the interpreter's
+    exit, gloo's worker threads can be torn down in the wrong order and abort a process whose work is done
+    ("terminate called without an active exception", exit -6), which the launcher reports as a failed run."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 __all__ = [

@@ -651,7 +651,8 @@ class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
 
 def default_generation_config(config: CharGPTConfig) -> GenerationConfig:
     """Sampling defaults for chat (temperature 0.7, top-p 0.9, as CDial-GPT's evaluation samples); a reply stops at
-    `<sep>` (end of turn) or `<eos>` (end of dialogue)."""
+    `<sep>` (end of turn) or `<eos>` (end of dialogue), after at least one character (an empty reply is never what a
+    chat user wants; a small model's first choice after a greeting is often the end of the turn)."""
     eos = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
     stop_ids = [i for i in [config.sep_token_id, *eos] if i is not None]
     return GenerationConfig(
@@ -661,6 +662,7 @@ def default_generation_config(config: CharGPTConfig) -> GenerationConfig:
         top_p=0.9,
         repetition_penalty=1.0,
         max_new_tokens=64,
+        min_new_tokens=1,
         bos_token_id=config.bos_token_id,
         eos_token_id=stop_ids or None,
         pad_token_id=config.pad_token_id,

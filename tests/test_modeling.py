@@ -269,10 +269,11 @@ def test_left_padded_batch_generates_the_same_tokens_as_each_prompt_alone(tester
 def test_generation_stops_at_any_of_several_stop_ids(tester):
     model = tester.lm(seed=1)
     prompt = tester.batch(("今天",))
-    free = model.generate(**prompt, do_sample=False, max_new_tokens=15, eos_token_id=None)
+    common = dict(do_sample=False, max_new_tokens=15, min_new_tokens=0)  # a stop id may end the reply at once here
+    free = model.generate(**prompt, eos_token_id=None, **common)
     new = free[0, prompt["input_ids"].shape[1] :].tolist()
     stop_a, stop_b = new[3], new[6]
-    stopped = model.generate(**prompt, do_sample=False, max_new_tokens=15, eos_token_id=[stop_b, stop_a])
+    stopped = model.generate(**prompt, eos_token_id=[stop_b, stop_a], **common)
     generated = stopped[0, prompt["input_ids"].shape[1] :].tolist()
     assert generated[-1] in (stop_a, stop_b)
     assert generated == new[: new.index(stop_a) + 1] or generated == new[: new.index(stop_b) + 1]
@@ -317,6 +318,7 @@ def test_no_repeat_ngram_size_and_repetition_penalty_take_effect(tester):
 def test_default_generation_config_samples_and_stops_at_sep_and_eos(tester):
     gen = tester.lm().generation_config
     assert gen.do_sample and gen.temperature == 0.7 and gen.top_p == 0.9
+    assert gen.min_new_tokens == 1  # no empty replies
     assert set(gen.eos_token_id) == {tester.tokenizer.sep_token_id, tester.tokenizer.eos_token_id}
     assert gen.pad_token_id == tester.tokenizer.pad_token_id
 

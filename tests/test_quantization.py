@@ -326,8 +326,12 @@ def test_int8_generate_streams_and_stops_at_stop_tokens(trained):
     ids = torch.tensor([[3, 10, 11]])
     greedy = int8_model.generate(ids, do_sample=False, max_new_tokens=5, eos_token_id=None)
     first = int(greedy[0, 3])
-    stopped = int8_model.generate(ids, do_sample=False, max_new_tokens=5, eos_token_id=[first, 4])
+    stopped = int8_model.generate(ids, do_sample=False, max_new_tokens=5, eos_token_id=[first, 4], min_new_tokens=0)
     assert stopped.tolist() == [[3, 10, 11, first]]
+    # the chat default (at least one new token) keeps a stop id from ending the reply at once
+    assert int8_model.generation_config.min_new_tokens == 1
+    longer = int8_model.generate(ids, do_sample=False, max_new_tokens=5, eos_token_id=[first, 4])
+    assert longer.shape[1] > 4 and int(longer[0, 3]) not in (first, 4)
 
     class Recorder:
         def __init__(self):

@@ -523,6 +523,16 @@ def test_every_script_has_a_main_with_help(name, capsys):
     assert "--output_dir" in capsys.readouterr().out
 
 
+def test_build_vocab_script_reads_plain_text_documents(tmp_path, capsys):
+    articles = tmp_path / "articles.txt"
+    articles.write_text("春眠不觉晓\n处处闻啼鸟\n\n春眠不觉晓\n", encoding="utf-8")  # a blank line and a duplicate
+    report = load_script("build_vocab.py").main(["--output_dir", str(tmp_path / "tok"), "--text_files", str(articles)])
+    assert set("春眠不觉晓处处闻啼鸟") <= set(CharGPTTokenizer.from_pretrained(tmp_path / "tok").get_vocab())
+    documents = report["text_documents"]
+    assert documents["kept"] == 2 and documents["dropped"].get("duplicate") == 1
+    assert "text_documents: read" in capsys.readouterr().out
+
+
 def test_build_vocab_script_reads_dialogues_and_labelled_files(tmp_path, capsys):
     pairs = write_pairs(tmp_path / "pairs.txt", n=20)
     reviews = write_labelled_csv(tmp_path / "reviews.csv", n=10, extra_chars="酒店")

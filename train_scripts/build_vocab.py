@@ -3,7 +3,8 @@
 
     python train_scripts/build_vocab.py --output_dir runs/tokenizer \
         --dialogue_files ../shared/data/lccc/lccc_toy_train_pairs.txt \
-        --labelled_files ../shared/data/chnsenticorp/ChnSentiCorp_htl_train.csv
+        --labelled_files ../shared/data/chnsenticorp/ChnSentiCorp_htl_train.csv \
+        --text_files articles.txt   # plain text, one document a line (as train_lm.py --text_files reads it)
 
 Texts are cleaned as for training (LCCC spacing undone, NFKC, ...; see `--help`), and the tokenizer records the
 normalisation so that inference text is treated the same way. Also accepts a JSON file of arguments. Under
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     tokenizer, report = build_vocabulary(vocab_args, cleaning)
     print(f"Vocabulary: {len(tokenizer)} tokens (normalization={tokenizer.normalization}) -> {vocab_args.output_dir}")
-    for name in ("dialogues", "labelled"):
+    for name in ("dialogues", "labelled", "text_documents"):
         if name in report:
             r = report[name]
             print(f"  {name}: read {r['read']}, kept {r['kept']}, dropped {r['dropped_total']} {r['dropped']}")

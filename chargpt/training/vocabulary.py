@@ -8,7 +8,7 @@ from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
-from ..data import CleaningConfig, CorpusSummary, iterate_texts, write_json_atomic
+from ..data import CleaningConfig, CorpusSummary, iter_texts, iterate_texts, write_json_atomic
 from ..tokenization_chargpt_fast import CharGPTTokenizerFast
 from .arguments import VocabArguments
 from .run_directory import (
@@ -27,8 +27,8 @@ def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[Ch
     """Build a `CharGPTTokenizerFast` from the cleaned texts of the given corpora and save it to `args.output_dir`
     (`vocab.json` and `tokenizer.json`, which both tokenizer classes load). The tokenizer keeps the cleaning's
     normalisation, so inference text is normalised the same way."""
-    if not args.dialogue_files and not args.labelled_files:
-        raise ValueError("Give at least one corpus: --dialogue_files and/or --labelled_files.")
+    if not args.dialogue_files and not args.labelled_files and not args.text_files:
+        raise ValueError("Give at least one corpus: --dialogue_files, --labelled_files and/or --text_files.")
     _check_vocabulary_output_dir(args)
     summaries = {}
 
@@ -55,6 +55,15 @@ def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[Ch
                 text_column=args.text_column,
                 label_column=args.label_column,
             )
+        if args.text_files:
+            summaries["text_documents"] = CorpusSummary(on_error=args.on_error)
+            documents = iter_texts(
+                args.text_files,
+                text_column=args.text_column,
+                cleaning=CleaningConfig(**{**asdict(cleaning), "min_turns": 1}),
+                summary=summaries["text_documents"],
+            )
+            yield from (document["text"] for document in documents)
 
     tokenizer = CharGPTTokenizerFast.from_texts(
         texts(),
@@ -67,7 +76,7 @@ def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[Ch
     for name, summary in summaries.items():
         summary.log(name)
     if not any(summary.kept for summary in summaries.values()):
-        files = [*args.dialogue_files, *args.labelled_files]
+        files = [*args.dialogue_files, *args.labelled_files, *args.text_files]
         counts = "; ".join(
             f"{name}: read {c['read']}, dropped {c['dropped_total']} {c['dropped']}"
             for name, c in ((name, summary.as_dict()) for name, summary in summaries.items())

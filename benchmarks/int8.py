@@ -17,7 +17,15 @@ import torch
 from transformers import HfArgumentParser
 
 from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTTokenizer
-from chargpt.int8 import Int8CharGPT, build_onnx_model, export_int8, greedy_settings, load_int8, weights_bytes
+from chargpt.int8 import (
+    Int8CharGPT,
+    build_onnx_model,
+    export_int8,
+    greedy_settings,
+    load_int8,
+    session_model,
+    weights_bytes,
+)
 from chargpt.int8.export import library_versions
 from chargpt.loading import load_model, load_tokenizer
 
@@ -50,7 +58,7 @@ def export_and_load(model, tokenizer, directory: str, threads: int | None = None
     info = export_int8(model, tokenizer, int8_dir, source=fp32_dir, num_threads=threads)
     sizes = {"fp32_weights_bytes": weights_bytes(fp32_dir), "int8_weights_bytes": weights_bytes(int8_dir)}
     sizes["size_ratio"] = sizes["int8_weights_bytes"] / sizes["fp32_weights_bytes"]
-    sizes["probe_check"] = info.get("probe_check")
+    sizes["checks"] = info.get("checks")
     return load_int8(int8_dir, num_threads=threads), sizes
 
 
@@ -119,13 +127,8 @@ def _torch_dynamic(model):
 
 
 def _onnx_session_model(model, threads: int) -> Int8CharGPT:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    graph = build_onnx_model(model, int8=False).SerializeToString()
-    session = ort.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"])
-    return Int8CharGPT("<memory>", session, model.config, model.generation_config, {"task": "causal-lm"})
+    return session_model(build_onnx_model(model, int8=False), model.config, "causal-lm", model.generation_config,
+                         threads)
 
 
 @torch.no_grad()

@@ -305,8 +305,8 @@ def run_export(model_args: ModelArguments, export_args: ExportArguments) -> int:
                        eval_texts=texts, eval_labels=labels)
     _write(f"Wrote {export_args.output_dir} ({task}): int8 weights {info['int8_weights_bytes'] / 1e6:.2f} MB, "
            f"{info['size_ratio']:.3f} of the float32 weights ({info['source_weights_bytes'] / 1e6:.2f} MB).\n"
-           f"Probe check against the float model: {info['probe_check']}\n")
-    if info["probe_check"]["top1_agreement"] < 0.9:
+           f"Check against the float model (int8): {info['checks']['int8']}\n")
+    if info["checks"]["int8"]["top1_agreement"] < 0.9:
         _warn("Warning: the int8 model's top-1 predictions differ from the float model's on more than 10% of the "
               "probe positions; check the export with --eval_file on real text before using it.")
     if "evaluation" in info:

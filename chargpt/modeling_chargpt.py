@@ -48,6 +48,35 @@ def mean_pool(hidden_states, attention_mask=None):
     return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
+def real_tokens(input_ids, attention_mask, pad_token_id, batch_size: int, length: int, device):
+    """(B, T) bool mask of the real (non-padding) tokens a classifier pools over: the 2D `attention_mask` where one is
+    given, else the tokens that are not `pad_token_id`, else None (every position is real)."""
+    if attention_mask is not None and attention_mask.dim() == 2:
+        return attention_mask[:, -length:].to(device).bool()
+    if input_ids is not None and pad_token_id is not None:
+        return input_ids.to(device) != pad_token_id
+    if batch_size > 1 and input_ids is None:
+        logger.warning_once("No attention_mask with inputs_embeds: every position counts as a real token.")
+    return None
+
+
+def pool_sequence(states, real, pooling: str):
+    """What a classifier reads of each sequence: (B, T, ...) -> (B, ...), the state of the last real token
+    (`pooling="last"`) or the mean over the real tokens (`"mean"`); `real` is (B, T) bool or None (all real). The one
+    implementation of `config.classifier_pooling`: the int8 runtime applies it to per-position logits, which is the
+    same thing because the head is linear (the mean, or the pick, of W h + b is W applied to the mean, or the pick)."""
+    if pooling == "mean":
+        return mean_pool(states, real)
+    if pooling != "last":
+        raise ValueError(f"classifier_pooling must be 'last' or 'mean', got {pooling!r}.")
+    B, T = states.shape[:2]
+    if real is None:
+        last = torch.full((B,), T - 1, dtype=torch.long, device=states.device)
+    else:
+        last = (torch.arange(T, device=states.device) * real).argmax(dim=-1)  # rightmost real token
+    return states[torch.arange(B, device=states.device), last]
+
+
 def _merge_cache_names(cache, past_key_values):
     """The cache given under either name (`cache`, or `past_key_values` as transformers < 5.24 calls it)."""
     if cache is not None and past_key_values is not None and cache is not past_key_values:
@@ -588,15 +617,8 @@ class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
         )
         hidden_states = outputs.last_hidden_state  # (B, T, C)
         B, T = hidden_states.shape[:2]
-        real = self._real_tokens(input_ids, attention_mask, B, T, hidden_states.device)  # (B, T) bool or None
-        if self.config.classifier_pooling == "mean":
-            pooled = mean_pool(hidden_states, real)  # (B, C)
-        else:
-            if real is None:
-                last = torch.full((B,), T - 1, dtype=torch.long, device=hidden_states.device)
-            else:
-                last = (torch.arange(T, device=hidden_states.device) * real).argmax(dim=-1)  # rightmost real token
-            pooled = hidden_states[torch.arange(B, device=hidden_states.device), last]  # (B, C)
+        real = real_tokens(input_ids, attention_mask, self.config.pad_token_id, B, T, hidden_states.device)
+        pooled = pool_sequence(hidden_states, real, self.config.classifier_pooling)  # (B, C)
         pooled_logits = self.score(pooled)  # (B, num_labels)
 
         loss = None
@@ -609,16 +631,6 @@ class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
             attentions=outputs.attentions,
             **{CACHE_NAME: outputs[CACHE_NAME] if CACHE_NAME in outputs else None},
         )
-
-    def _real_tokens(self, input_ids, attention_mask, B, T, device):
-        """(B, T) bool mask of the real (non-padding) tokens, or None when nothing tells them apart."""
-        if attention_mask is not None and attention_mask.dim() == 2:
-            return attention_mask[:, -T:].to(device).bool()
-        if input_ids is not None and self.config.pad_token_id is not None:
-            return input_ids.to(device) != self.config.pad_token_id
-        if B > 1 and input_ids is None:
-            logger.warning_once("No attention_mask with inputs_embeds: every position counts as a real token.")
-        return None
 
     def _loss(self, logits, labels):
         """transformers' sequence-classification loss (`self.loss_function`, which infers `config.problem_type`
@@ -675,4 +687,6 @@ __all__ = [
     "CharGPTForCausalLM",
     "CharGPTForSequenceClassification",
     "mean_pool",
+    "pool_sequence",
+    "real_tokens",
 ]

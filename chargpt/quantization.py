@@ -10,7 +10,7 @@ from .int8 import (
     export_int8,
     is_int8_export,
     load_int8,
-    probe_agreement,
+    check_export,
     quantize_rows,
     weights_bytes,
 )
@@ -25,7 +25,7 @@ __all__ = [
     "export_int8",
     "is_int8_export",
     "load_int8",
-    "probe_agreement",
+    "check_export",
     "quantize_rows",
     "weights_bytes",
 ]

@@ -59,3 +59,44 @@ class CharGPTTester:
     def batch(self, texts=("今天天气很好", "你好"), padding_side="right"):
         self.tokenizer.padding_side = padding_side
         return self.tokenizer(list(texts), padding=True, return_tensors="pt")
+
+
+# ---------------------------------------------------------------------------------------------- the model matrix
+
+# CharGPTTester arguments: both presets, and each architecture option alone on the course design.
+ARCHITECTURES = {
+    "course": {"preset": "course"},
+    "modern": {"preset": "modern"},
+    "rope": {"position_embedding_type": "rope"},
+    "rmsnorm": {"normalization": "rmsnorm"},
+    "gated_mlp": {"gated_mlp": True},
+    "relu2": {"activation_function": "relu2"},
+    "qk_norm": {"qk_norm": True},
+}
+# The heads a model can carry: a causal LM, or a classifier with either pooling.
+HEADS = {"lm": None, "cls-last": "last", "cls-mean": "mean"}
+
+
+def move_norm_weights(model, seed: int = 0):
+    """Norm weights start at one (and biases at zero); move them so that a form which dropped or misplaced one (a
+    block norm, ln_f, a per-head q_norm/k_norm) no longer matches PyTorch."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.LayerNorm, torch.nn.RMSNorm)):
+                for parameter in module.parameters():
+                    parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    return model
+
+
+def matrix_model(architecture: str, head: str, seed: int = 1):
+    """The tiny model of one matrix cell and its tester. initializer_range 0.3: attention logits large enough that a
+    wrong rotary turn or a missing QK-norm shows, and next-token distributions peaked enough that greedy decoding is
+    not decided by near-ties (seed 1: no cell's greedy continuation collapses to one token); norm weights moved off
+    one."""
+    tester = CharGPTTester(initializer_range=0.3, **ARCHITECTURES[architecture])
+    if HEADS[head] is None:
+        model = tester.lm(seed)
+    else:
+        model = tester.classifier(seed, num_labels=3, classifier_pooling=HEADS[head])
+    return tester, move_norm_weights(model, seed).eval()

@@ -1,36 +1,21 @@
 """The architecture options (rotary positions, RMSNorm, gated MLP, squared ReLU, QK-norm) and the presets `course` and
-`modern`: the checks the course design has in test_modeling.py, run for both presets and for each option alone, plus
-configuration errors, old config files, freezing and the model card."""
+`modern`: configuration errors, old config files, the modules each option builds, initialisation, freezing and the
+model card. The model's contract checks for every preset and option are in test_model_matrix.py."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, DynamicCache
+from transformers import AutoModelForCausalLM
 
 from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTForSequenceClassification
 from chargpt.configuration_chargpt import PRESETS, default_inner_size
-from chargpt.modeling_chargpt import CACHE_NAME
 from chargpt.publish import architecture_summary
 from chargpt.training.models import apply_freezing
 
-from .chargpt_tester import CharGPTTester
+from .chargpt_tester import ARCHITECTURES, CharGPTTester
 
 
-# CharGPTTester arguments: both presets, and each option alone on the course design.
-ARCHITECTURES = {
-    "course": {"preset": "course"},
-    "modern": {"preset": "modern"},
-    "rope": {"position_embedding_type": "rope"},
-    "rmsnorm": {"normalization": "rmsnorm"},
-    "gated_mlp": {"gated_mlp": True},
-    "relu2": {"activation_function": "relu2"},
-    "qk_norm": {"qk_norm": True},
-}
 # The architecture fields a preset sets (its dropout the tester overrides with 0).
 ARCHITECTURE_FIELDS = (
     "position_embedding_type", "normalization", "activation_function", "gated_mlp", "qk_norm", "bias",
@@ -137,154 +122,6 @@ def test_norm_weights_missing_from_a_checkpoint_load_as_one(tmp_path):
     norms = _norms(loaded)
     assert len(weights) - len(kept) == len(norms) == 4 * loaded.config.n_layer + 1
     assert all(norm.weight.eq(1).all() for norm in norms.values())
-
-
-# ---------------------------------------------------------------- forward, losses, save/load
-
-
-def test_forward_shapes_scalar_loss_and_backward_reach_every_parameter(tester):
-    model = tester.lm().train()
-    batch = tester.batch()
-    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-    out = model(**batch, labels=labels)
-    assert out.logits.shape == (*batch["input_ids"].shape, tester.config.vocab_size)
-    assert out.loss.dim() == 0 and torch.isfinite(out.loss)
-    out.loss.backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert not missing, missing
-
-
-def test_save_load_round_trip_through_auto_model_within_1e_5(tester, tmp_path):
-    model = tester.lm(seed=7)
-    model.save_pretrained(tmp_path)
-    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
-    assert isinstance(loaded, CharGPTForCausalLM)
-    fields = (*ARCHITECTURE_FIELDS, "rope_theta", "n_inner")
-    assert {f: getattr(loaded.config, f) for f in fields} == {f: getattr(model.config, f) for f in fields}
-    assert loaded.lm_head.weight.data_ptr() == loaded.transformer.wte.weight.data_ptr()
-    batch = tester.batch()
-    torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, atol=1e-5, rtol=1e-5)
-
-
-REMOTE_SCRIPT = textwrap.dedent(
-    """
-    import sys
-    sys.modules["chargpt"] = None  # only the directory's own code can be used
-    import json, torch
-    from transformers import AutoModelForCausalLM
-    lm = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
-    ids = torch.tensor([[3, 10, 11, 12]])
-    out = lm.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=6, eos_token_id=None)
-    print(json.dumps({"module": type(lm).__module__, "wpe": lm.transformer.wpe is None, "generated": out[0].tolist(),
-                      "logits": lm(ids).logits[0, -1].tolist()}))
-    """
-)
-
-
-@pytest.mark.slow
-def test_modern_directory_loads_with_trust_remote_code_in_a_fresh_process_without_chargpt(tmp_path):
-    tester = CharGPTTester(preset="modern")
-    model = tester.lm(seed=11)
-    model.save_pretrained(tmp_path / "model")
-    script = tmp_path / "load.py"
-    script.write_text(REMOTE_SCRIPT, encoding="utf-8")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run([sys.executable, str(script), str(tmp_path / "model")], capture_output=True, text=True,
-                            env=env, timeout=300, cwd="/")
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["module"].startswith("transformers_modules.") and report["wpe"] is True
-    ids = torch.tensor([[3, 10, 11, 12]])
-    with torch.no_grad():
-        expected = model(ids).logits[0, -1]
-    assert torch.allclose(torch.tensor(report["logits"]), expected, atol=1e-5)
-    greedy = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=6,
-                            eos_token_id=None)
-    assert report["generated"] == greedy[0].tolist()
-
-
-# ---------------------------------------------------------------- cache and generation
-
-
-def test_cached_incremental_forward_matches_full_forward(tester):
-    model = tester.lm()
-    ids = tester.batch(("今天天气很好，我们去公园",))["input_ids"]
-    full = model(input_ids=ids, use_cache=False).logits
-    cache = DynamicCache(config=model.config)
-    first = model(input_ids=ids[:, :5], cache=cache, use_cache=True)
-    steps = [first.logits]
-    for t in range(5, ids.shape[1]):
-        steps.append(model(input_ids=ids[:, t : t + 1], cache=first[CACHE_NAME], use_cache=True).logits)
-    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
-
-
-def test_greedy_generation_is_identical_with_and_without_cache(tester):
-    model = tester.lm(seed=3)
-    prompt = tester.batch(("今天天气",))
-    kwargs = dict(do_sample=False, max_new_tokens=20, eos_token_id=None)
-    with_cache = model.generate(**prompt, use_cache=True, **kwargs)
-    assert with_cache.shape[1] == prompt["input_ids"].shape[1] + 20
-    assert torch.equal(with_cache, model.generate(**prompt, use_cache=False, **kwargs))
-
-
-def test_static_cache_generation_equals_dynamic_on_a_left_padded_batch(tester):
-    model = tester.model(seed=2, initializer_range=0.5)
-    batch = tester.batch(["你好", "今天天气很好，我们", "我喜欢看"], padding_side="left")
-    kwargs = dict(do_sample=False, max_new_tokens=12, eos_token_id=None, pad_token_id=0)
-    dynamic = model.generate(**batch, **kwargs)
-    assert torch.equal(model.generate(**batch, cache_implementation="static", **kwargs), dynamic)
-
-
-def test_left_padded_batch_generates_the_same_tokens_as_each_prompt_alone(tester):
-    # initializer_range 0.5: peaked next-token distributions, so the check is not decided by near-ties
-    model = tester.model(seed=5, initializer_range=0.5)
-    prompts = ["你好", "今天天气很好，我们", "我喜欢看"]
-    kwargs = dict(do_sample=False, max_new_tokens=12, eos_token_id=None, pad_token_id=0)
-    batch = tester.batch(prompts, padding_side="left")
-    batched = model.generate(**batch, **kwargs)[:, batch["input_ids"].shape[1] :]
-    for i, prompt in enumerate(prompts):
-        alone = tester.batch((prompt,))
-        single = model.generate(**alone, **kwargs)[0, alone["input_ids"].shape[1] :]
-        assert torch.equal(batched[i], single), f"prompt {prompt!r} differs when batched"
-
-
-# ---------------------------------------------------------------- classification, embeddings, checkpointing
-
-
-@pytest.mark.parametrize("padding_side", ["left", "right"])
-def test_classifier_pools_the_last_real_token_whatever_the_padding_side(tester, padding_side):
-    model = tester.classifier(num_labels=3)
-    alone = model(**tester.batch(("你好",))).logits
-    padded = model(**tester.batch(("你好", "今天天气很好"), padding_side=padding_side))
-    torch.testing.assert_close(padded.logits[0], alone[0], atol=1e-5, rtol=1e-5)
-    labels = torch.tensor([0, 2])
-    torch.testing.assert_close(model(**tester.batch(("你好", "今天天气很好")), labels=labels).loss,
-                               torch.nn.functional.cross_entropy(padded.logits, labels), atol=1e-5, rtol=1e-5)
-
-
-def test_embed_gives_unit_vectors_that_do_not_depend_on_padding(tester):
-    model = tester.lm()
-    alone = model.embed(**tester.batch(("你好",)))
-    for side in ("left", "right"):
-        padded = model.embed(**tester.batch(("你好", "今天天气很好"), padding_side=side))
-        torch.testing.assert_close(padded[0], alone[0], atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(padded.norm(dim=-1), torch.ones(2))
-
-
-def test_gradient_checkpointing_gives_the_same_gradients(tester):
-    batch = tester.batch()
-    grads = []
-    for checkpointing in (False, True):
-        model = tester.lm(seed=9).train()
-        if checkpointing:
-            enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
-            enable()
-            assert model.transformer.gradient_checkpointing
-        model(**batch, labels=batch["input_ids"]).loss.backward()
-        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
-    assert grads[0].keys() == grads[1].keys()
-    for name in grads[0]:
-        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-5, msg=name)
 
 
 # ---------------------------------------------------------------- what sits around the model

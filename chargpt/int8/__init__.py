@@ -24,10 +24,20 @@ both. `load_int8(dir)` returns an `Int8CharGPT` with the calls the rest of the p
 `num_return_sequences`) and `model.embed(...)`.
 """
 
-from .export import compare_on_texts, directory_bytes, export_int8, greedy_settings, probe_agreement, weights_bytes
+from .export import (
+    CHECK_TOLERANCE,
+    ExportCheckError,
+    check_export,
+    compare_on_texts,
+    directory_bytes,
+    export_int8,
+    greedy_settings,
+    relative_difference,
+    weights_bytes,
+)
 from .format import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_INFO_FILE, ONNX_FILE, is_int8_export
 from .graph import LOOKUP_QMAX, MATMUL_QMAX, build_onnx_model, model_task, quantize_rows
-from .runtime import Int8CharGPT, load_int8
+from .runtime import Int8CharGPT, load_int8, session_model
 
 
 __all__ = [
@@ -37,6 +47,8 @@ __all__ = [
     "ONNX_FILE",
     "LOOKUP_QMAX",
     "MATMUL_QMAX",
+    "CHECK_TOLERANCE",
+    "ExportCheckError",
     "Int8CharGPT",
     "build_onnx_model",
     "compare_on_texts",
@@ -46,7 +58,9 @@ __all__ = [
     "is_int8_export",
     "load_int8",
     "model_task",
-    "probe_agreement",
+    "check_export",
     "quantize_rows",
+    "relative_difference",
+    "session_model",
     "weights_bytes",
 ]

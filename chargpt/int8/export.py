@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from ..files import atomic_output_dir, write_json_atomic
+from ..modeling_chargpt import CACHE_NAME
 from ..tasks import classify_texts
 from .format import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_INFO_FILE, ONNX_FILE, require
 from .graph import ONNX_OPSET, build_onnx_model, model_task
-from .runtime import Int8CharGPT, load_int8
+from .runtime import Int8CharGPT, load_int8, session_model
 
 
 logger = logging.getLogger(__name__)
@@ -48,9 +49,10 @@ def export_int8(model, tokenizer, output_dir, source: str | None = None, overwri
                 eval_labels: list[int] | None = None) -> dict:
     """Write an int8 ONNX Runtime export of `model` (a CharGPT causal LM or classifier) with its tokenizer to
     `output_dir`, atomically (built in a temporary sibling directory, then renamed). Returns the export description
-    that is also written to `chargpt_int8.json`: method, sizes, an agreement check against the float model on a fixed
-    probe (max |logit difference|, top-1 agreement, and for causal LMs the greedy continuation) and, given
-    `eval_texts` (and `eval_labels` for a classifier), `compare_on_texts` on them."""
+    that is also written to `chargpt_int8.json`: method, sizes, the checks of the float32 graph and of the int8 export
+    against the model (`check_export`: the task's own output on a fixed padded probe; a failed check raises
+    ExportCheckError and writes nothing) and, given `eval_texts` (and `eval_labels` for a classifier),
+    `compare_on_texts` on them."""
     onnx = require("onnx")
     require("onnxruntime")
 
@@ -69,6 +71,7 @@ def export_int8(model, tokenizer, output_dir, source: str | None = None, overwri
             "format": EXPORT_FORMAT,
             "format_version": EXPORT_FORMAT_VERSION,
             "task": task,
+            "classifier_pooling": model.config.classifier_pooling if task == "sequence-classification" else None,
             "onnx_file": ONNX_FILE,
             "method": method_description(model.config),
             "tied_embedding_stored_once": task == "causal-lm" and model.lm_head.weight is model.transformer.wte.weight,
@@ -81,8 +84,12 @@ def export_int8(model, tokenizer, output_dir, source: str | None = None, overwri
         }
         info["size_ratio"] = round(info["int8_weights_bytes"] / info["source_weights_bytes"], 4)
         write_json_atomic(os.path.join(staging, EXPORT_INFO_FILE), info)
+        # The float32 graph first: it differs from PyTorch by rounding only, so any real difference is the graph's
+        # (or the runtime's) and not quantization's; then the int8 graph as written, through the loader users call.
+        float_graph = session_model(build_onnx_model(model, int8=False), model.config, task, num_threads=num_threads)
+        info["checks"] = {"float32_graph": check_export(model, float_graph, "float32")}
         int8_model = load_int8(staging, num_threads=num_threads)
-        info["probe_check"] = probe_agreement(model, int8_model)
+        info["checks"]["int8"] = check_export(model, int8_model, "int8")
         if eval_texts:
             info["evaluation"] = compare_on_texts(model, int8_model, tokenizer, eval_texts, eval_labels)
         write_json_atomic(os.path.join(staging, EXPORT_INFO_FILE), info)
@@ -113,29 +120,90 @@ def library_versions() -> dict:
             "onnxruntime": onnxruntime.__version__}
 
 
-@torch.no_grad()
-def probe_agreement(model, int8_model: Int8CharGPT, n_tokens: int = 32, n_new: int = 16) -> dict:
-    """Compare the float and int8 models on fixed pseudo-random token ids (no text needed)."""
-    config = model.config
+# How far an export's task output may stray from the float model's: the root-mean-square of the difference as a
+# fraction of the root-mean-square of the float logits (`relative_difference`). The float32 graph runs through the
+# same runtime as the int8 one (its pooling, its cache loop) and differs from PyTorch by float rounding only, so its
+# strict bound catches any structural drift (another pooling, a dropped norm, a wrong rotary turn), which moves the
+# output by a large fraction of itself. The int8 bound only has to catch quantization gone wrong (saturating
+# kernels, a badly scaled matrix): int8 rounding moves logits by a few percent, up to about a tenth on the tiny
+# random test models with large weights.
+CHECK_TOLERANCE = {"float32": 1e-4, "int8": 0.25}
+
+
+def relative_difference(got: torch.Tensor, expected: torch.Tensor) -> float:
+    """RMS of (got - expected) over RMS of expected (0 when equal; about 1 or more when unrelated)."""
+    rms = expected.float().pow(2).mean().sqrt().clamp(min=1e-12)
+    return float((got.float() - expected.float()).pow(2).mean().sqrt() / rms)
+
+
+class ExportCheckError(ValueError):
+    """The export does not reproduce the model's output; nothing was written."""
+
+
+def probe_inputs(config, n_tokens: int = 32, seed: int = 0):
+    """Fixed pseudo-random token ids (4, T) without special tokens, right-padded to four different lengths, and
+    their attention mask: the batch every export check runs."""
     T = min(n_tokens, config.n_positions)
-    gen = torch.Generator().manual_seed(0)
     low = 5 if config.vocab_size > 5 else 0  # skip the special tokens where there are others
-    ids = torch.randint(low, config.vocab_size, (4, T), generator=gen)
-    ref, got = model(input_ids=ids).logits, int8_model(input_ids=ids).logits
+    ids = torch.randint(low, config.vocab_size, (4, T), generator=torch.Generator().manual_seed(seed))
+    lengths = torch.tensor([T, max(1, T - 5), max(1, T // 2), min(3, T)])
+    mask = (torch.arange(T)[None, :] < lengths[:, None]).long()
+    return ids.masked_fill(mask == 0, config.pad_token_id or 0), mask
+
+
+@torch.no_grad()
+def task_output(model, input_ids, attention_mask, task: str) -> torch.Tensor:
+    """What a user gets from the model for the probe: a classifier's pooled logits (B, num_labels); a causal LM's
+    next-token logits at every real position (N, V), once from the whole sequence and once fed through the key/value
+    cache (the first half at once, then a token at a time, as generation runs), concatenated."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    if task == "sequence-classification":
+        return logits
+    full = logits[attention_mask.bool()]
+    row = input_ids[:1]  # the unpadded row
+    split = max(1, row.shape[1] // 2)
+    if isinstance(model, Int8CharGPT):
+        cached = model.logits_through_cache(row, split)
+    else:
+        out = model(input_ids=row[:, :split], use_cache=True)
+        steps, cache = [out.logits], out[CACHE_NAME]
+        for t in range(split, row.shape[1]):
+            out = model(input_ids=row[:, t : t + 1], **{CACHE_NAME: cache}, use_cache=True)
+            steps.append(out.logits)
+            cache = out[CACHE_NAME]
+        cached = torch.cat(steps, dim=1)
+    return torch.cat([full, cached[0]], dim=0)
+
+
+@torch.no_grad()
+def check_export(model, exported: Int8CharGPT, precision: str, n_new: int = 16) -> dict:
+    """Compare an export's task output on the probe with the float model's and raise ExportCheckError when their
+    `relative_difference` exceeds CHECK_TOLERANCE[precision]. Returns the figures (and, for causal LMs, how many
+    greedy tokens of a 16-token continuation match before the first difference, for information)."""
+    task, config = exported.task, model.config
+    ids, mask = probe_inputs(config)
+    ref, got = task_output(model, ids, mask, task), task_output(exported, ids, mask, task)
+    relative = relative_difference(got, ref)
     result = {
-        "max_abs_logit_diff": round(float((ref - got).abs().max()), 5),
-        "logit_scale": round(float(ref.abs().max()), 5),
+        "compared": "pooled classifier logits" if task == "sequence-classification" else
+                    "next-token logits, whole sequence and through the cache",
+        "relative_difference": float(f"{relative:.4g}"), "tolerance": CHECK_TOLERANCE[precision],
+        "max_abs_logit_diff": round(float((ref - got).abs().max()), 6), "logit_scale": round(float(ref.abs().max()), 5),
         "top1_agreement": round(float((ref.argmax(-1) == got.argmax(-1)).float().mean()), 4),
     }
     n_new = min(n_new, config.n_positions - 8)
-    if int8_model.task == "causal-lm" and n_new > 0:
+    if task == "causal-lm" and n_new > 0:
         greedy = greedy_settings(n_new, config)
-        a = model.generate(ids[:1, :8], attention_mask=torch.ones(1, 8, dtype=torch.long), **greedy)
-        b = int8_model.generate(ids[:1, :8], **greedy)
-        a, b = a[0, 8:], b[0, 8:]
-        same = (a == b).long()
-        result["greedy_tokens_matching_before_first_difference"] = int(same.cumprod(0).sum())
+        a = model.generate(ids[:1, :8], attention_mask=torch.ones(1, 8, dtype=torch.long), **greedy)[0, 8:]
+        b = exported.generate(ids[:1, :8], **greedy)[0, 8:]
+        result["greedy_tokens_matching_before_first_difference"] = int((a == b).long().cumprod(0).sum())
         result["greedy_tokens_compared"] = int(len(a))
+    if not relative <= result["tolerance"]:
+        raise ExportCheckError(
+            f"The {precision} export does not reproduce the model: its {result['compared']} differ from PyTorch's on "
+            f"the probe by {relative:.3g} of their RMS (allowed: {result['tolerance']}). Nothing was written. This is a bug in chargpt's int8 export for "
+            f"{method_description(config)}; please report it with the model's config.json."
+        )
     return result
 
 

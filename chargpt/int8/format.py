@@ -7,7 +7,9 @@ import os
 EXPORT_INFO_FILE = "chargpt_int8.json"
 ONNX_FILE = "model_int8.onnx"
 EXPORT_FORMAT = "chargpt-int8-onnx"
-EXPORT_FORMAT_VERSION = 1
+# 2: the export records the classifier pooling it was checked with, and its checks compare the task's own output;
+# version 1 folders still load (their graph is the same).
+EXPORT_FORMAT_VERSION = 2
 _INSTALL_HINT = "pip install 'chargpt[int8]' (or: pip install onnx onnxruntime)"
 
 

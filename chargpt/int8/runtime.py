@@ -22,7 +22,7 @@ from transformers.generation.logits_process import (
 )
 
 from ..configuration_chargpt import CharGPTConfig
-from ..modeling_chargpt import default_generation_config, mean_pool
+from ..modeling_chargpt import default_generation_config, mean_pool, pool_sequence, real_tokens
 from .format import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_INFO_FILE, is_int8_export, require
 
 
@@ -39,6 +39,12 @@ _UNSUPPORTED_GENERATION = {
     "force_words_ids": None, "constraints": None, "stop_strings": None, "dola_layers": None,
     "return_dict_in_generate": False, "output_scores": False, "output_logits": False,
 }
+
+
+# What the runtime adds to the graph: the tasks it serves, and the poolings it applies to a classifier's per-position
+# logits (the graph computes no pooling of its own).
+RUNTIME_TASKS = ("causal-lm", "sequence-classification")
+RUNTIME_POOLINGS = ("last", "mean")
 
 
 class Int8CharGPT:
@@ -98,18 +104,32 @@ class Int8CharGPT:
 
     def __call__(self, input_ids=None, attention_mask=None, **kwargs):
         """Like the PyTorch forward: `.logits` is (B, T, V) for a causal LM, (B, num_labels) for a classifier,
-        pooled at each row's last real token. `.hidden_states` holds the last hidden states (B, T, C)."""
+        pooled as `config.classifier_pooling` says by the model's own `pool_sequence` (the graph gives the head's
+        logits at every position). `.hidden_states` holds the last hidden states (B, T, C)."""
         unknown = {k for k, v in kwargs.items() if v is not None} - {"use_cache", "return_dict"}
         if unknown:
             raise TypeError(f"Int8CharGPT does not support the arguments {sorted(unknown)}.")
-        ids, lengths = self._check_ids(input_ids, attention_mask)
+        ids, _ = self._check_ids(input_ids, attention_mask)
         logits, hidden, _ = self._run(ids, None, 0)
         logits = torch.from_numpy(logits)
-        if self.task == "sequence-classification":
-            logits = logits[torch.arange(ids.shape[0]), lengths - 1]  # (B, T, L) -> (B, L)
+        if self.task == "sequence-classification":  # (B, T, L) -> (B, L), real tokens as the PyTorch model sees them
+            mask = None if attention_mask is None else torch.as_tensor(attention_mask)
+            real = real_tokens(torch.from_numpy(ids), mask, self.config.pad_token_id, *ids.shape, logits.device)
+            logits = pool_sequence(logits, real, self.config.classifier_pooling)
         return SimpleNamespace(logits=logits, hidden_states=torch.from_numpy(hidden))
 
     forward = __call__
+
+    def logits_through_cache(self, input_ids, prefix: int) -> torch.Tensor:
+        """Logits (B, T, V) of unpadded `input_ids` computed as generation does: the first `prefix` tokens at once,
+        then one token a step through the key/value cache."""
+        ids, _ = self._check_ids(input_ids, None)
+        logits, _, past = self._run(ids[:, :prefix], None, 0)
+        steps = [logits]
+        for t in range(prefix, ids.shape[1]):
+            logits, _, past = self._run(ids[:, t : t + 1], past, 0)
+            steps.append(logits)
+        return torch.from_numpy(np.concatenate(steps, axis=1))
 
     @torch.no_grad()
     def embed(self, input_ids, attention_mask=None, normalize=True):
@@ -207,6 +227,48 @@ def _logits_processors(gen: GenerationConfig, prompt_len: int, eos: torch.Tensor
     return processors
 
 
+def _load_config(path: str, info: dict) -> CharGPTConfig:
+    """The export's config, refused when it asks for something this runtime does not implement (a task, or a
+    pooling or other option a newer chargpt wrote), rather than run as a different model."""
+    if info.get("task") not in RUNTIME_TASKS:
+        raise ValueError(f"{path} is an int8 export for the task {info.get('task')!r}; this chargpt runs "
+                         f"{RUNTIME_TASKS}. Upgrade chargpt or re-export.")
+    try:
+        config = CharGPTConfig.from_pretrained(path)
+    except ValueError as err:
+        raise ValueError(f"{path}: its config.json describes a model this chargpt's int8 runtime does not implement "
+                         f"({err}). Upgrade chargpt, or export the model again with this one.") from err
+    pooling = config.classifier_pooling if info["task"] == "sequence-classification" else None
+    if pooling is not None and pooling not in RUNTIME_POOLINGS:
+        raise ValueError(f"{path}: classifier_pooling={pooling!r} is not implemented by this int8 runtime "
+                         f"({RUNTIME_POOLINGS}). Upgrade chargpt or re-export.")
+    if pooling == "mean" and info.get("format_version", 0) < 2:
+        logger.warning(
+            "%s was exported by a chargpt whose int8 runtime pooled every classifier by its last token: it now pools by "
+            "the mean, as the model does, but the checks recorded in %s were measured the old way. Export it again to "
+            "record the real agreement.", path, EXPORT_INFO_FILE,
+        )
+    return config
+
+
+def _session_options(ort, num_threads: int | None):
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if num_threads:
+        options.intra_op_num_threads = num_threads
+    return options
+
+
+def session_model(onnx_model, config: CharGPTConfig, task: str, generation_config=None,
+                  num_threads: int | None = None) -> Int8CharGPT:
+    """An `Int8CharGPT` over an in-memory ONNX model (`build_onnx_model(model, int8=...)`), for the export's own
+    checks, tests and benchmarks; exported directories load with `load_int8`."""
+    ort = require("onnxruntime")
+    session = ort.InferenceSession(onnx_model.SerializeToString(), sess_options=_session_options(ort, num_threads),
+                                   providers=["CPUExecutionProvider"])
+    return Int8CharGPT("<memory>", session, config, generation_config, {"task": task})
+
+
 def load_int8(path, num_threads: int | None = None) -> Int8CharGPT:
     """Load a directory written by `export_int8` (the only loader for it). `num_threads`: ONNX Runtime intra-op
     threads (default: its own choice, one per physical core)."""
@@ -221,17 +283,14 @@ def load_int8(path, num_threads: int | None = None) -> Int8CharGPT:
             f"{path} holds export format {info.get('format')!r} version {info.get('format_version')}; this chargpt "
             f"reads {EXPORT_FORMAT!r} up to version {EXPORT_FORMAT_VERSION}. Upgrade chargpt or re-export."
         )
-    config = CharGPTConfig.from_pretrained(path)
+    config = _load_config(path, info)
     generation_config = None
     if os.path.isfile(os.path.join(path, "generation_config.json")):
         generation_config = GenerationConfig.from_pretrained(path)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if num_threads:
-        options.intra_op_num_threads = num_threads
     graph = os.path.join(path, info["onnx_file"])
     try:
-        session = ort.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(graph, sess_options=_session_options(ort, num_threads),
+                                       providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own types (InvalidProtobuf, Fail, NoSuchFile)
         raise ValueError(
             f"Could not load the int8 graph {graph}: {type(err).__name__}: {err}. The file may be truncated or "

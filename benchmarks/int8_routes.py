@@ -3,8 +3,9 @@
 * `hand`: today's graph, written node by node from the weights (`chargpt.int8.build_onnx_model(model, int8=True)`);
 * `standard`: the ecosystem's route, `torch.onnx.export(..., dynamo=True)` of the PyTorch model with its KV cache,
   then `onnxruntime.quantization.quantize_dynamic` (int8 weights per output channel, 7-bit `reduce_range`);
-* `standard_head`: the same with the tied LM head given its own copy of the table in the export wrapper, because
-  the quantizer leaves a tied head (Transpose of the embedding -> MatMul) in float32.
+* variants of it (`STANDARD_VARIANTS`): the tied LM head given its own copy of the table in the export wrapper
+  (the quantizer leaves a tied head, Transpose of the embedding -> MatMul, in float32), and opset 23, where
+  RMSNorm and attention export as single ONNX ops (RMSNormalization, Attention) instead of a dozen nodes each.
 
 The standard graph is exported through a wrapper that takes and gives exactly the hand graph's inputs and outputs
 (`input_ids`, `logits_from`, `past_key.{i}`/`past_value.{i}` -> `logits`, `hidden_states`, `present_*`), so the same
@@ -84,10 +85,12 @@ def _cache_names(n_layer: int, prefix: str) -> list[str]:
     return [f"{prefix}_{kind}.{i}" for i in range(n_layer) for kind in ("key", "value")]
 
 
-def export_standard_lm(model, path: str, past_min: int = 0, separate_head: bool = False) -> float:
+def export_standard_lm(model, path: str, past_min: int = 0, separate_head: bool = False,
+                       opset: int | None = None) -> float:
     """torch.onnx.export(dynamo=True) of the causal LM with dynamic batch, sequence and past length into `path`;
     returns the seconds it took. `past_min`: the smallest past length the exported shapes admit; 0 exports
-    (torch 2.13), and check_float_lm runs the graph at past length 0 (its first call) and above."""
+    (torch 2.13), and check_float_lm runs the graph at past length 0 (its first call) and above. `opset`: None
+    is the exporter's default (20 in torch 2.13)."""
     c = model.config
     B, T, P, H, D = 2, 3, 4, c.n_head, c.n_embd // c.n_head
     batch = torch.export.Dim("batch", min=1, max=1024)
@@ -98,14 +101,15 @@ def export_standard_lm(model, path: str, past_min: int = 0, separate_head: bool 
     shapes = {"input_ids": {0: batch, 1: seq}, "logits_from": None, "past": [{0: batch, 2: past_len}] * len(past)}
     start = time.perf_counter()
     torch.onnx.export(
-        FlatCacheCausalLM(model.eval(), separate_head).eval(), args, path, dynamo=True, dynamic_shapes=shapes, external_data=False,
+        FlatCacheCausalLM(model.eval(), separate_head).eval(), args, path, dynamo=True, dynamic_shapes=shapes,
+        external_data=False,
         input_names=["input_ids", "logits_from", *_cache_names(c.n_layer, "past")],
-        output_names=["logits", "hidden_states", *_cache_names(c.n_layer, "present")],
+        output_names=["logits", "hidden_states", *_cache_names(c.n_layer, "present")], opset_version=opset,
     )
     return time.perf_counter() - start
 
 
-def export_standard_classifier(model, path: str) -> float:
+def export_standard_classifier(model, path: str, opset: int | None = None) -> float:
     """torch.onnx.export(dynamo=True) of a CharGPTForSequenceClassification: input_ids, attention_mask -> logits."""
     c = model.config
     batch, seq = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("sequence", min=1, max=c.n_positions)
@@ -115,19 +119,32 @@ def export_standard_classifier(model, path: str) -> float:
     torch.onnx.export(
         PooledClassifier(model.eval()).eval(), (ids, mask), path, dynamo=True, external_data=False,
         dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
-        input_names=["input_ids", "attention_mask"], output_names=["logits"],
+        input_names=["input_ids", "attention_mask"], output_names=["logits"], opset_version=opset,
     )
     return time.perf_counter() - start
 
 
-def quantize_standard(fp32_path: str, int8_path: str) -> float:
+def quantize_standard(fp32_path: str, int8_path: str, op_types: tuple[str, ...] | None = None) -> float:
     """ONNX Runtime's dynamic int8 quantizer with the settings that match the hand graph's arithmetic: symmetric
-    int8 weights, one scale per output channel, 7-bit range (the AVX2 overflow described in chargpt/int8/graph.py)."""
+    int8 weights, one scale per output channel, 7-bit range (the AVX2 overflow described in chargpt/int8/graph.py).
+    `op_types`: the op types to quantize (None: the quantizer's default, all it knows)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     start = time.perf_counter()
-    quantize_dynamic(fp32_path, int8_path, per_channel=True, reduce_range=True, weight_type=QuantType.QInt8)
+    quantize_dynamic(fp32_path, int8_path, per_channel=True, reduce_range=True, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=list(op_types) if op_types else None)
     return time.perf_counter() - start
+
+
+# How each standard graph is made. At opset 23 the exporter writes ONNX's own `Attention` op, which quantize_dynamic
+# (onnxruntime 1.32) mistakes for com.microsoft's Attention and turns into a QAttention that ONNX Runtime then
+# refuses ("Unrecognized attribute: is_causal"), so those variants quantize MatMul and Gather only.
+STANDARD_VARIANTS = {
+    "standard": {"separate_head": False, "opset": None, "op_types": None},
+    "standard_head": {"separate_head": True, "opset": None, "op_types": None},
+    "standard_op23": {"separate_head": False, "opset": 23, "op_types": ("MatMul", "Gather")},
+    "standard_op23_head": {"separate_head": True, "opset": 23, "op_types": ("MatMul", "Gather")},
+}
 
 
 def session(path_or_model, config, task: str, generation_config=None, threads: int | None = None) -> Int8CharGPT:
@@ -143,21 +160,19 @@ def session(path_or_model, config, task: str, generation_config=None, threads: i
 
 
 def build_routes(model, directory: str, threads: int) -> dict:
-    """Both int8 graphs of `model` as files in `directory`, with their export times and the float32 standard graph
-    (kept for the correctness check: it differs from PyTorch by rounding only, so any real difference is the
-    exporter's, not quantization's)."""
+    """The hand int8 graph and every STANDARD_VARIANTS graph of `model` as files in `directory`, with their export
+    times; each standard variant keeps its float32 graph for the correctness check (it differs from PyTorch by
+    rounding only, so any real difference is the exporter's, not quantization's)."""
     import onnx
 
     paths = {"hand_int8": os.path.join(directory, "hand_int8.onnx")}
     start = time.perf_counter()
     onnx.save_model(build_onnx_model(model, int8=True), paths["hand_int8"])
     seconds = {"hand_int8": time.perf_counter() - start}
-    # `standard`: the model as it is; `standard_head`: the same with the LM head untied in the wrapper (see
-    # FlatCacheCausalLM), to measure what the float32 head of the plain route costs.
-    for name, separate_head in (("standard", False), ("standard_head", True)):
+    for name, variant in STANDARD_VARIANTS.items():
         fp32, int8 = (os.path.join(directory, f"{name}_{kind}.onnx") for kind in ("fp32", "int8"))
-        export_s = export_standard_lm(model, fp32, separate_head=separate_head)
-        quantize_s = quantize_standard(fp32, int8)
+        export_s = export_standard_lm(model, fp32, separate_head=variant["separate_head"], opset=variant["opset"])
+        quantize_s = quantize_standard(fp32, int8, variant["op_types"])
         paths.update({f"{name}_fp32": fp32, f"{name}_int8": int8})
         seconds.update({f"{name}_int8": export_s + quantize_s, f"{name}_torch_onnx_export": export_s,
                         f"{name}_quantize_dynamic": quantize_s})
@@ -223,7 +238,8 @@ def _move_norm_weights(model, seed: int = 0):
 
 
 @torch.no_grad()
-def check_classifier(preset: str, pooling: str, directory: str, atol: float = 1e-4) -> dict:
+def check_classifier(preset: str, pooling: str, directory: str, opset: int | None = None,
+                     atol: float = 1e-4) -> dict:
     """Export a small CharGPTForSequenceClassification of `preset` (moved norm weights, 3 labels) by the standard
     route and compare its pooled logits with PyTorch's on a right-padded batch of four different lengths (float32:
     this checks the exported graph itself; the pooling runs inside it)."""
@@ -233,8 +249,8 @@ def check_classifier(preset: str, pooling: str, directory: str, atol: float = 1e
     config = CharGPTConfig.from_preset(preset, vocab_size=300, n_positions=64, n_embd=64, n_head=4, n_layer=2,
                                        num_labels=3, classifier_pooling=pooling, initializer_range=0.2)
     model = _move_norm_weights(CharGPTForSequenceClassification(config).eval())
-    path = os.path.join(directory, f"classifier_{preset}_{pooling}.onnx")
-    seconds = export_standard_classifier(model, path)
+    path = os.path.join(directory, f"classifier_{preset}_{pooling}_{opset}.onnx")
+    seconds = export_standard_classifier(model, path, opset)
     lengths = torch.tensor([20, 13, 6, 1])
     mask = (torch.arange(20)[None, :] < lengths[:, None]).long()
     ids = torch.randint(5, 300, (4, 20), generator=torch.Generator().manual_seed(2)).masked_fill(mask == 0, 0)
@@ -242,7 +258,7 @@ def check_classifier(preset: str, pooling: str, directory: str, atol: float = 1e
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     got = sess.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
     diff = float(np.abs(got - expected).max())
-    return {"preset": preset, "pooling": pooling, "batch": "4 rows, right-padded to lengths 20/13/6/1",
+    return {"preset": preset, "pooling": pooling, "opset": opset, "batch": "4 rows, right-padded to lengths 20/13/6/1",
             "output_shape": list(got.shape), "max_abs_diff": diff, "atol": atol,
             "matches": got.shape == expected.shape and diff <= atol, "export_seconds": round(seconds, 2)}
 
@@ -304,19 +320,19 @@ def make_random_preset_model(output_dir: str, preset: str, vocab_size: int = 500
 
 
 def measure_model(args) -> dict:
-    """Export both routes, check the float graph, then time and compare; every figure of one model."""
+    """Export every route, check the float graphs, then time and compare; every figure of one model."""
     torch.set_num_threads(args.num_threads)
     model = load_model(args.model_dir, task="causal-lm").to(torch.float32).eval()
     c = model.config
     with tempfile.TemporaryDirectory() as tmp:
         routes = build_routes(model, tmp, args.num_threads)
         sessions = routes["sessions"]
-        result = {"float32_graph_check": check_float_lm(model, sessions["standard_fp32"]),
-                  "float32_graph_check_standard_head": check_float_lm(model, sessions["standard_head_fp32"]),
+        result = {"float32_graph_checks": {name: check_float_lm(model, sessions[f"{name}_fp32"])
+                                           for name in STANDARD_VARIANTS},
                   "export_seconds": routes["export_seconds"],
                   "graphs": {k: graph_summary(p) for k, p in routes["paths"].items()}}
         fp32_bytes = weights_bytes(args.model_dir)
-        int8_names = ("hand_int8", "standard_int8", "standard_head_int8")
+        int8_names = ("hand_int8", *(f"{name}_int8" for name in STANDARD_VARIANTS))
         result["sizes"] = {"fp32_safetensors_bytes": fp32_bytes}
         for name in int8_names:
             size = os.path.getsize(routes["paths"][name])
@@ -330,7 +346,7 @@ def measure_model(args) -> dict:
             texts = heldout_texts(args.heldout_file, args.heldout_texts, tokenizer.sep_token)
             result["heldout"] = {"file": args.heldout_file,
                                  **{k: compare_on_texts(model, arms[k], tokenizer, texts) for k in int8_arms}}
-    result["decision"] = {name: decision(result, name) for name in ("standard_int8", "standard_head_int8")}
+    result["decision"] = {f"{name}_int8": decision(result, f"{name}_int8") for name in STANDARD_VARIANTS}
     result["model"] = {"dir": args.model_dir, "preset_fields": {k: getattr(c, k) for k in (
         "position_embedding_type", "normalization", "activation_function", "gated_mlp", "qk_norm", "bias")},
         "n_embd": c.n_embd, "n_head": c.n_head, "n_layer": c.n_layer, "n_inner": c.n_inner,
@@ -368,7 +384,8 @@ def main(argv=None):
     if args.check_classifiers:
         preset = "modern" if result["model"]["preset_fields"]["position_embedding_type"] == "rope" else "course"
         with tempfile.TemporaryDirectory() as tmp:
-            result["classifier_checks"] = [check_classifier(preset, p, tmp) for p in ("last", "mean")]
+            result["classifier_checks"] = [check_classifier(preset, p, tmp, opset)
+                                           for p in ("last", "mean") for opset in (None, 23)]
     print(json.dumps({k: v for k, v in result.items() if k not in ("machine", "graphs")}, indent=1))
     if args.output_json:
         write_json_atomic(args.output_json, result)

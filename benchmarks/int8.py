@@ -19,7 +19,7 @@ from transformers import HfArgumentParser
 from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTTokenizer
 from chargpt.int8 import (
     Int8CharGPT,
-    build_onnx_model,
+    export_float_graph,
     export_int8,
     greedy_settings,
     load_int8,
@@ -95,7 +95,7 @@ def benchmark_int8(model_dir, int8_dir=None, new_tokens: int = 128, prompt_token
             if compare_torch_dynamic:
                 arms["torch_dynamic_int8"], extra_sizes["torch_dynamic_int8_state_dict_bytes"] = _torch_dynamic(model)
             if compare_onnx_fp32:
-                arms["onnx_fp32"] = _onnx_session_model(model, threads)
+                arms["onnx_fp32"] = _onnx_session_model(model, threads, tmp)
             result = _time_arms(arms, model.config, new_tokens, prompt_tokens, repeats)
             int8_bytes = weights_bytes(int8_dir)
     finally:
@@ -126,9 +126,10 @@ def _torch_dynamic(model):
     return quantized, buffer.tell()
 
 
-def _onnx_session_model(model, threads: int) -> Int8CharGPT:
-    return session_model(build_onnx_model(model, int8=False), model.config, "causal-lm", model.generation_config,
-                         threads)
+def _onnx_session_model(model, threads: int, directory: str) -> Int8CharGPT:
+    """The export's float32 graph (before quantization), for reference."""
+    path = export_float_graph(model, os.path.join(directory, "model_fp32.onnx"))
+    return session_model(path, model.config, "causal-lm", model.generation_config, threads)
 
 
 @torch.no_grad()

@@ -1,6 +1,6 @@
 """Two routes to CharGPT's int8 ONNX export, measured side by side:
 
-* `hand`: today's graph, written node by node from the weights (`chargpt.int8.build_onnx_model(model, int8=True)`);
+* `hand`: the first route, a graph written node by node from the weights (`benchmarks/int8_hand_graph.py`);
 * `standard`: the ecosystem's route, `torch.onnx.export(..., dynamo=True)` of the PyTorch model with its KV cache,
   then `onnxruntime.quantization.quantize_dynamic` (int8 weights per output channel, 7-bit `reduce_range`);
 * variants of it (`STANDARD_VARIANTS`): the tied LM head given its own copy of the table in the export wrapper
@@ -28,13 +28,14 @@ from transformers import HfArgumentParser
 from transformers.cache_utils import DynamicCache
 
 from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTForSequenceClassification
-from chargpt.int8 import Int8CharGPT, build_onnx_model, compare_on_texts, greedy_settings, weights_bytes
+from chargpt.int8 import Int8CharGPT, compare_on_texts, greedy_settings, weights_bytes
 from chargpt.int8.export import library_versions
 from chargpt.int8.runtime import _session_options
 from chargpt.loading import load_model, load_tokenizer
 
 from .common import interleaved_times, machine_info, median, write_json_atomic
 from .int8 import _time_arms, make_random_model, placeholder_tokenizer
+from .int8_hand_graph import build_onnx_model
 
 
 # ------------------------------------------------------------------------------------------------ the standard route

@@ -615,11 +615,7 @@ class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
             use_cache=use_cache,
             **kwargs,
         )
-        hidden_states = outputs.last_hidden_state  # (B, T, C)
-        B, T = hidden_states.shape[:2]
-        real = real_tokens(input_ids, attention_mask, self.config.pad_token_id, B, T, hidden_states.device)
-        pooled = pool_sequence(hidden_states, real, self.config.classifier_pooling)  # (B, C)
-        pooled_logits = self.score(pooled)  # (B, num_labels)
+        pooled_logits = self.pooled_logits(outputs.last_hidden_state, input_ids, attention_mask)
 
         loss = None
         if labels is not None:
@@ -631,6 +627,13 @@ class CharGPTForSequenceClassification(CharGPTPreTrainedModel):
             attentions=outputs.attentions,
             **{CACHE_NAME: outputs[CACHE_NAME] if CACHE_NAME in outputs else None},
         )
+
+    def pooled_logits(self, hidden_states, input_ids=None, attention_mask=None):
+        """The head on the configured pooling of the last hidden states: (B, T, C) -> (B, num_labels). Real tokens
+        are those of `attention_mask`, else the ones that are not `pad_token_id`."""
+        B, T = hidden_states.shape[:2]
+        real = real_tokens(input_ids, attention_mask, self.config.pad_token_id, B, T, hidden_states.device)
+        return self.score(pool_sequence(hidden_states, real, self.config.classifier_pooling))  # (B, C) -> (B, L)
 
     def _loss(self, logits, labels):
         """transformers' sequence-classification loss (`self.loss_function`, which infers `config.problem_type`

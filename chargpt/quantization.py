@@ -4,14 +4,12 @@
 from .int8 import (
     EXPORT_INFO_FILE,
     Int8CharGPT,
-    build_onnx_model,
     compare_on_texts,
     directory_bytes,
     export_int8,
     is_int8_export,
     load_int8,
     check_export,
-    quantize_rows,
     weights_bytes,
 )
 
@@ -19,13 +17,11 @@ from .int8 import (
 __all__ = [
     "EXPORT_INFO_FILE",
     "Int8CharGPT",
-    "build_onnx_model",
     "compare_on_texts",
     "directory_bytes",
     "export_int8",
     "is_int8_export",
     "load_int8",
     "check_export",
-    "quantize_rows",
     "weights_bytes",
 ]

@@ -1,5 +1,5 @@
-"""Writing an int8 export (`export_int8`): the graph, config, tokenizer and a description with an agreement check
-against the float model, into a directory that appears whole or not at all."""
+"""Writing an int8 export (`export_int8`): the graph traced from the model and quantized, config, tokenizer and a
+description with the checks against the float model, into a directory that appears whole or not at all."""
 
 import datetime
 import logging
@@ -14,7 +14,7 @@ from ..files import atomic_output_dir, write_json_atomic
 from ..modeling_chargpt import CACHE_NAME
 from ..tasks import classify_texts
 from .format import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_INFO_FILE, ONNX_FILE, require
-from .graph import ONNX_OPSET, build_onnx_model, model_task
+from .onnx_export import ONNX_OPSET, float_graph_file, model_task, quantize_graph
 from .runtime import Int8CharGPT, load_int8, session_model
 
 
@@ -53,14 +53,16 @@ def export_int8(model, tokenizer, output_dir, source: str | None = None, overwri
     against the model (`check_export`: the task's own output on a fixed padded probe; a failed check raises
     ExportCheckError and writes nothing) and, given `eval_texts` (and `eval_labels` for a classifier),
     `compare_on_texts` on them."""
-    onnx = require("onnx")
+    require("onnx")
     require("onnxruntime")
 
     task = model_task(model)
     model = model.to(device="cpu", dtype=torch.float32).eval()
     source_bytes = weights_bytes(source) if source and os.path.isdir(source) else _unique_parameter_bytes(model)
-    with atomic_output_dir(output_dir, overwrite=overwrite, source=source) as staging:
-        onnx.save_model(build_onnx_model(model, int8=True), os.path.join(staging, ONNX_FILE))
+    tied = task == "causal-lm" and model.lm_head.weight is model.transformer.wte.weight
+    with atomic_output_dir(output_dir, overwrite=overwrite, source=source) as staging, \
+            float_graph_file(model) as float_path:
+        quantize_graph(float_path, os.path.join(staging, ONNX_FILE))
         config = model.config.to_dict()
         config.pop("auto_map", None)  # the export holds no modeling code; only chargpt.int8.load_int8 reads it
         write_json_atomic(os.path.join(staging, "config.json"), config)
@@ -74,7 +76,7 @@ def export_int8(model, tokenizer, output_dir, source: str | None = None, overwri
             "classifier_pooling": model.config.classifier_pooling if task == "sequence-classification" else None,
             "onnx_file": ONNX_FILE,
             "method": method_description(model.config),
-            "tied_embedding_stored_once": task == "causal-lm" and model.lm_head.weight is model.transformer.wte.weight,
+            "tied_embedding_stored_twice": tied,  # the lookup's table and the head's matrix, each int8
             "source": str(source) if source else None,
             "source_weights_bytes": int(source_bytes),
             "int8_weights_bytes": os.path.getsize(os.path.join(staging, ONNX_FILE)),
@@ -86,7 +88,7 @@ def export_int8(model, tokenizer, output_dir, source: str | None = None, overwri
         write_json_atomic(os.path.join(staging, EXPORT_INFO_FILE), info)
         # The float32 graph first: it differs from PyTorch by rounding only, so any real difference is the graph's
         # (or the runtime's) and not quantization's; then the int8 graph as written, through the loader users call.
-        float_graph = session_model(build_onnx_model(model, int8=False), model.config, task, num_threads=num_threads)
+        float_graph = session_model(float_path, model.config, task, num_threads=num_threads)
         reference = task_output(model, *probe_inputs(model.config), task)
         info["checks"] = {"float32_graph": check_export(model, float_graph, "float32", 0, reference)}
         int8_model = load_int8(staging, num_threads=num_threads)
@@ -99,15 +101,14 @@ def export_int8(model, tokenizer, output_dir, source: str | None = None, overwri
 
 
 def method_description(config) -> str:
-    """One line saying how each kind of weight is stored, for the export's description."""
-    rotary = config.position_embedding_type == "rope"
-    embeddings = "token embeddings int8 per row" if rotary else "token/position embeddings int8 per row"
+    """One line saying how the export was made and how each kind of weight is stored, for its description."""
     norms = "RMSNorms" if config.normalization == "rmsnorm" else "LayerNorms"
-    rest = f"{norms}{', QK-norms' if config.qk_norm else ''}{', rotary cos/sin tables' if rotary else ''}"
+    rotary = ", rotary angles" if config.position_embedding_type == "rope" else ""
     return (
-        "ONNX Runtime dynamic int8: Linear weights int8 per output channel (symmetric), activations quantized per "
-        f"call (com.microsoft.DynamicQuantizeMatMul); {embeddings}; {rest}, biases and the classification head "
-        "float32"
+        f"torch.onnx.export (dynamo, opset {ONNX_OPSET}) of the PyTorch model, then ONNX Runtime quantize_dynamic: "
+        "matrix-product weights int8 per output channel (symmetric, 7-bit), activations quantized per call, the "
+        f"embedding table int8 (a tied LM head keeps an int8 copy of its own); {norms}{rotary}, biases and pooling "
+        "float32 as traced"
     )
 
 
@@ -133,8 +134,9 @@ CHECK_TOLERANCE = {"float32": 1e-4, "int8": 0.25}
 
 def relative_difference(got: torch.Tensor, expected: torch.Tensor) -> float:
     """RMS of (got - expected) over RMS of expected (0 when equal; about 1 or more when unrelated)."""
-    rms = expected.float().pow(2).mean().sqrt().clamp(min=1e-12)
-    return float((got.float() - expected.float()).pow(2).mean().sqrt() / rms)
+    got, expected = got.detach().float(), expected.detach().float()
+    rms = expected.pow(2).mean().sqrt().clamp(min=1e-12)
+    return float((got - expected).pow(2).mean().sqrt() / rms)
 
 
 class ExportCheckError(ValueError):

@@ -7,10 +7,11 @@ import os
 EXPORT_INFO_FILE = "chargpt_int8.json"
 ONNX_FILE = "model_int8.onnx"
 EXPORT_FORMAT = "chargpt-int8-onnx"
-# 2: the export records the classifier pooling it was checked with, and its checks compare the task's own output;
-# version 1 folders still load (their graph is the same).
+# 2: the graph is traced from the model (torch.onnx.export); a classifier's graph takes the padding mask and pools
+# itself; the export records its checks of the task's own output. Version 1 folders (a graph written node by node,
+# whose classifier gives per-position logits that the runtime pools) still load.
 EXPORT_FORMAT_VERSION = 2
-_INSTALL_HINT = "pip install 'chargpt[int8]' (or: pip install onnx onnxruntime)"
+_INSTALL_HINT = "pip install 'chargpt[int8]' (or: pip install onnx onnxruntime onnxscript)"
 
 
 def is_int8_export(path) -> bool:

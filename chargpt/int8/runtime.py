@@ -60,6 +60,10 @@ class Int8CharGPT:
         self.task = export_info["task"]
         self.device, self.dtype = torch.device("cpu"), torch.float32
         self._head_dim = config.n_embd // config.n_head
+        # A classifier graph traced from the model takes the padding mask and pools itself; a causal LM graph (and a
+        # classifier exported by format 1) sees no mask, so only right padding leaves its real tokens untouched.
+        self._masked = "attention_mask" in {i.name for i in session.get_inputs()}
+        self.padding_sides = ("left", "right") if self._masked else ("right",)
 
     def eval(self):
         return self  # inference only; mirrors nn.Module.eval() so callers need no special case
@@ -84,37 +88,49 @@ class Int8CharGPT:
         return logits, hidden, presents
 
     def _check_ids(self, input_ids, attention_mask):
-        """Token ids as numpy plus each row's length, refusing padding the graph cannot mask (only right padding)."""
+        """Token ids as numpy plus the mask (B, T) as numpy (ones when none is given), refusing padding the graph
+        cannot mask: every padding side for a masked graph, only right padding otherwise."""
         ids = torch.as_tensor(input_ids)
         if ids.dim() != 2 or ids.numel() == 0 or ids.is_floating_point():
             raise ValueError(f"input_ids must be a non-empty (batch, sequence) integer tensor, got {tuple(ids.shape)}.")
         if int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab_size:
             raise ValueError(f"input_ids holds ids outside the vocabulary [0, {self.config.vocab_size}).")
         if attention_mask is None:
-            return ids.numpy(), torch.full((ids.shape[0],), ids.shape[1])
+            return ids.numpy(), np.ones(ids.shape, dtype=np.int64)
         mask = torch.as_tensor(attention_mask).bool()
+        if mask.shape != ids.shape:
+            raise ValueError(f"attention_mask has shape {tuple(mask.shape)} but input_ids {tuple(ids.shape)}.")
         lengths = mask.sum(dim=1)
         right_padded = mask == (torch.arange(ids.shape[1])[None, :] < lengths[:, None])
-        if mask.shape != ids.shape or not bool(right_padded.all()) or int(lengths.min()) == 0:
+        if int(lengths.min()) == 0 or not (self._masked or bool(right_padded.all())):
             raise ValueError(
                 "The int8 model handles right padding only (and no empty rows): tokenize with "
                 "tokenizer.padding_side = 'right', or pass no attention_mask for unpadded input."
             )
-        return ids.numpy(), lengths
+        return ids.numpy(), mask.long().numpy()
+
+    def _run_masked(self, ids: np.ndarray, mask: np.ndarray):
+        """A masked classifier graph: pooled logits (B, L) and last hidden states (B, T, C)."""
+        logits, hidden = self.session.run(None, {"input_ids": ids.astype(np.int64, copy=False), "attention_mask": mask})
+        return torch.from_numpy(logits), torch.from_numpy(hidden)
 
     def __call__(self, input_ids=None, attention_mask=None, **kwargs):
-        """Like the PyTorch forward: `.logits` is (B, T, V) for a causal LM, (B, num_labels) for a classifier,
-        pooled as `config.classifier_pooling` says by the model's own `pool_sequence` (the graph gives the head's
-        logits at every position). `.hidden_states` holds the last hidden states (B, T, C)."""
+        """Like the PyTorch forward: `.logits` is (B, T, V) for a causal LM, (B, num_labels) for a classifier, pooled
+        as `config.classifier_pooling` says (inside the graph traced from the model; for a format-1 classifier, whose
+        graph gives the head's logits at every position, by the model's own `pool_sequence`). `.hidden_states`
+        holds the last hidden states (B, T, C)."""
         unknown = {k for k, v in kwargs.items() if v is not None} - {"use_cache", "return_dict"}
         if unknown:
             raise TypeError(f"Int8CharGPT does not support the arguments {sorted(unknown)}.")
-        ids, _ = self._check_ids(input_ids, attention_mask)
+        ids, mask = self._check_ids(input_ids, attention_mask)
+        if self._masked:
+            logits, hidden = self._run_masked(ids, mask)
+            return SimpleNamespace(logits=logits, hidden_states=hidden)
         logits, hidden, _ = self._run(ids, None, 0)
         logits = torch.from_numpy(logits)
         if self.task == "sequence-classification":  # (B, T, L) -> (B, L), real tokens as the PyTorch model sees them
-            mask = None if attention_mask is None else torch.as_tensor(attention_mask)
-            real = real_tokens(torch.from_numpy(ids), mask, self.config.pad_token_id, *ids.shape, logits.device)
+            given = None if attention_mask is None else torch.from_numpy(mask)
+            real = real_tokens(torch.from_numpy(ids), given, self.config.pad_token_id, *ids.shape, logits.device)
             logits = pool_sequence(logits, real, self.config.classifier_pooling)
         return SimpleNamespace(logits=logits, hidden_states=torch.from_numpy(hidden))
 
@@ -134,8 +150,11 @@ class Int8CharGPT:
     @torch.no_grad()
     def embed(self, input_ids, attention_mask=None, normalize=True):
         """Masked-mean sentence embeddings (B, C), L2-normalised by default, as `CharGPTPreTrainedModel.embed`."""
-        ids, _ = self._check_ids(input_ids, attention_mask)
-        hidden = torch.from_numpy(self._run(ids, None, ids.shape[1] - 1)[1])
+        ids, mask = self._check_ids(input_ids, attention_mask)
+        if self._masked:
+            hidden = self._run_masked(ids, mask)[1]
+        else:
+            hidden = torch.from_numpy(self._run(ids, None, ids.shape[1] - 1)[1])
         pooled = mean_pool(hidden, None if attention_mask is None else torch.as_tensor(attention_mask))
         return F.normalize(pooled, dim=-1) if normalize else pooled
 
@@ -261,10 +280,11 @@ def _session_options(ort, num_threads: int | None):
 
 def session_model(onnx_model, config: CharGPTConfig, task: str, generation_config=None,
                   num_threads: int | None = None) -> Int8CharGPT:
-    """An `Int8CharGPT` over an in-memory ONNX model (`build_onnx_model(model, int8=...)`), for the export's own
-    checks, tests and benchmarks; exported directories load with `load_int8`."""
+    """An `Int8CharGPT` over an ONNX graph file or in-memory model (`onnx_export.export_float_graph` writes the float
+    one), for the export's own checks, tests and benchmarks; exported directories load with `load_int8`."""
     ort = require("onnxruntime")
-    session = ort.InferenceSession(onnx_model.SerializeToString(), sess_options=_session_options(ort, num_threads),
+    source = onnx_model if isinstance(onnx_model, (str, os.PathLike)) else onnx_model.SerializeToString()
+    session = ort.InferenceSession(source, sess_options=_session_options(ort, num_threads),
                                    providers=["CPUExecutionProvider"])
     return Int8CharGPT("<memory>", session, config, generation_config, {"task": task})
 

@@ -1,4 +1,7 @@
-"""The ONNX graph of a CharGPT model, written node by node from its weights: int8 matrix products with one scale
+"""The int8 export's first route, kept as the reference arm of benchmarks/int8_routes.py (the package now derives its
+graph from the model with torch.onnx.export; benchmarks/NOTES.md, "The int8 export route", has the comparison).
+
+The ONNX graph of a CharGPT model, written node by node from its weights: int8 matrix products with one scale
 per output channel (`com.microsoft.DynamicQuantizeMatMul`), int8 embedding rows, float32 norms, biases and rotary
 tables, and key/value cache inputs and outputs for one-token-a-step decoding. Every architecture option of
 `CharGPTConfig` has its graph form here: LayerNorm or RMSNorm, learned or rotary positions, plain or gated MLP,
@@ -10,9 +13,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..configuration_chargpt import ACTIVATIONS
-from ..modeling_chargpt import rotary_cos_sin
-from .format import require
+from chargpt.configuration_chargpt import ACTIVATIONS
+from chargpt.int8.format import require
+from chargpt.int8.onnx_export import model_task
+from chargpt.modeling_chargpt import rotary_cos_sin
 
 
 ONNX_OPSET = 17  # LayerNormalization is a standard op from opset 17
@@ -205,18 +209,6 @@ def _block(g: _Graph, block, x: str, i: int, future: str, config, int8: bool, ro
     x = g.op("Add", [x, _attention(g, h, block.attn, i, future, config, int8, rope)])
     h = _norm(g, x, block.ln_2, f"h.{i}.ln_2")
     return g.op("Add", [x, _mlp(g, h, block.mlp, i, config, int8)])
-
-
-def model_task(model) -> str:
-    """'causal-lm' or 'sequence-classification', from the head the model carries."""
-    if getattr(model, "lm_head", None) is not None:
-        return "causal-lm"
-    if getattr(model, "score", None) is not None:
-        return "sequence-classification"
-    raise ValueError(
-        f"{type(model).__name__} has neither an LM head (lm_head) nor a classification head (score); export a "
-        f"CharGPTForCausalLM or CharGPTForSequenceClassification."
-    )
 
 
 def _check_exportable(model):

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 from transformers import HfArgumentParser
-from transformers.cache_utils import DynamicCache
 
 from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTForSequenceClassification
 from chargpt.int8 import Int8CharGPT, compare_on_texts, greedy_settings, weights_bytes
 from chargpt.int8.export import library_versions
+from chargpt.int8.onnx_export import CausalLMGraph
 from chargpt.int8.runtime import _session_options
 from chargpt.loading import load_model, load_tokenizer
 
@@ -41,34 +41,17 @@ from .int8_hand_graph import build_onnx_model
 # ------------------------------------------------------------------------------------------------ the standard route
 
 
-class FlatCacheCausalLM(nn.Module):
-    """The causal LM with the hand graph's signature: the cache arrives as flat (B, H, P, D) tensors, is wrapped in
-    the DynamicCache the model expects, and leaves again as flat tensors, so no pytree of a transformers class has to
-    cross the export boundary."""
+class SharedHeadGraph(CausalLMGraph):
+    """The package's causal-LM export wrapper without its head copy: a tied head stays the embedding table's
+    Transpose feeding a MatMul, which quantize_dynamic leaves in float32 (the plain standard route)."""
 
-    def __init__(self, model, separate_head: bool = False):
-        super().__init__()
-        self.model = model
-        # The tied LM head exports as Transpose(embedding table) -> MatMul; quantize_dynamic only quantizes a MatMul
-        # whose weight is an initializer, so it leaves that head in float32, fed by DequantizeLinear of the int8
-        # embedding table at every call. `separate_head` gives the head its own (C, V) copy of the table, which the
-        # quantizer does turn into int8: the same model, the table stored twice.
-        if separate_head:
-            self.register_buffer("head_t", model.lm_head.weight.detach().t().contiguous())
-        self.separate_head = separate_head
+    def __init__(self, model):
+        super().__init__(model)
+        self.tied = False  # forward then applies model.lm_head, the shared table
 
-    def forward(self, input_ids, logits_from, past):
-        cache = DynamicCache(ddp_cache_data=list(zip(past[0::2], past[1::2])))
-        # The base model, then the head on the kept positions: the hand graph also returns the final hidden states,
-        # which CharGPTForCausalLM.forward does not (its `hidden_states` are the per-layer ones, on request).
-        hidden = self.model.transformer(input_ids, cache=cache, use_cache=True).last_hidden_state
-        start = logits_from[0].item()  # data-dependent slice start: tell the exporter its range
-        torch._check(start >= 0)
-        torch._check(start < hidden.shape[1])
-        kept = hidden[:, start:]
-        logits = kept @ self.head_t if self.separate_head else self.model.lm_head(kept)
-        presents = [t for layer in cache.layers for t in (layer.keys, layer.values)]
-        return (logits, hidden, *presents)
+
+def flat_cache_graph(model, separate_head: bool):
+    return CausalLMGraph(model) if separate_head else SharedHeadGraph(model)
 
 
 class PooledClassifier(nn.Module):
@@ -102,7 +85,7 @@ def export_standard_lm(model, path: str, past_min: int = 0, separate_head: bool 
     shapes = {"input_ids": {0: batch, 1: seq}, "logits_from": None, "past": [{0: batch, 2: past_len}] * len(past)}
     start = time.perf_counter()
     torch.onnx.export(
-        FlatCacheCausalLM(model.eval(), separate_head).eval(), args, path, dynamo=True, dynamic_shapes=shapes,
+        flat_cache_graph(model.eval(), separate_head).eval(), args, path, dynamo=True, dynamic_shapes=shapes,
         external_data=False,
         input_names=["input_ids", "logits_from", *_cache_names(c.n_layer, "past")],
         output_names=["logits", "hidden_states", *_cache_names(c.n_layer, "present")], opset_version=opset,

@@ -4,6 +4,7 @@
     chargpt generate MODEL_DIR "prompt" ... [--prompt_file FILE] [--num_return_sequences N]
     chargpt classify MODEL_DIR "text" ... [--input_file FILE --text_column COL] [--output FILE.csv|.jsonl]
     chargpt similarity MODEL_DIR "text a" "text b"  |  --query TEXT --candidates_file FILE [--top_k K]
+    chargpt export MODEL_DIR OUTPUT --format transformers|gguf|int8 [--type f32|f16|q8_0]
     chargpt export-int8 MODEL_DIR OUTPUT_DIR [--eval_file FILE]
     chargpt publish MODEL_DIR OUTPUT_DIR [--training_dir DIR] [--datasets ...]
 
@@ -117,6 +118,19 @@ class ExportArguments:
     label_column: str | None = field(default=None, metadata={"help": "Label column of --eval_file (classifiers)."})
     max_eval_texts: int = field(default=500, metadata={"help": "Use at most this many texts of --eval_file."})
     num_threads: int | None = field(default=None, metadata={"help": "ONNX Runtime threads for the checks."})
+
+
+EXPORT_FORMATS = ("transformers", "gguf", "int8")
+
+
+@dataclass
+class FormatArguments:
+    format: Literal[EXPORT_FORMATS] = field(metadata={
+        "help": "transformers: a native checkpoint (Qwen3 for modern models, GPT-2 for course models) that loads "
+                "without remote code in transformers, transformers serve, vLLM and SGLang; gguf: one file for "
+                "llama.cpp and ollama (OUTPUT ends in .gguf); int8: the ONNX Runtime int8 export (as export-int8)."})
+    type: Literal["f32", "f16", "q8_0"] = field(default="f32", metadata={
+        "help": "GGUF weight type: f32 (exact), f16 or q8_0 (8-bit blocks; smaller and faster in llama.cpp)."})
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -315,6 +329,42 @@ def run_export(model_args: ModelArguments, export_args: ExportArguments) -> int:
     return 0
 
 
+def run_export_format(model_args: ModelArguments, export_args: ExportArguments, format_args: FormatArguments) -> int:
+    """`chargpt export`: one door to every export format."""
+    if format_args.format == "int8":
+        return run_export(model_args, export_args)
+    if format_args.type != "f32" and format_args.format != "gguf":
+        raise ValueError(f"--type {format_args.type} applies to --format gguf only; a {format_args.format} export "
+                         f"keeps the model's float32 weights.")
+    if export_args.eval_file is not None:
+        raise ValueError("--eval_file is for --format int8; the transformers and gguf exports check themselves "
+                         "against the model as they are written.")
+    if model_args.device not in ("cpu", "auto") or model_args.dtype not in ("auto", "float32") or model_args.compile:
+        raise ValueError("export reads the model in float32 on CPU; drop --device, --dtype and --compile.")
+    output = export_args.output_dir
+    if format_args.format == "gguf" and not output.endswith(".gguf"):
+        raise ValueError(f"--format gguf writes one file: name it with .gguf (got {output!r}).")
+    if format_args.format == "transformers" and output.endswith(".gguf"):
+        raise ValueError(f"--format transformers writes a folder, not {output!r}; did you mean --format gguf?")
+    task = detect_task(load_config(model_args.model_dir, model_args.trust_remote_code))
+    model, tokenizer = _load(ModelArguments(model_args.model_dir, model_args.trust_remote_code), task)
+    if format_args.format == "transformers":
+        from .export import export_native
+
+        info = export_native(model, tokenizer, output, source=model_args.model_dir, overwrite=export_args.overwrite)
+        _write(f"Wrote {output}: {info['class']} (transformers' own {info['target']} class; no remote code).\n"
+               f"Check against the CharGPT model: {info['checks']}\n"
+               f"Load it with AutoModelFor{'CausalLM' if task == 'causal-lm' else 'SequenceClassification'}"
+               f".from_pretrained({output!r}) and AutoTokenizer; it runs in {', '.join(info['engines'])}.\n")
+        return 0
+    from .export.gguf import export_gguf
+
+    info = export_gguf(model, tokenizer, output, file_type=format_args.type, overwrite=export_args.overwrite)
+    _write(f"Wrote {output} ({format_args.type}).\nCheck against the CharGPT model: {info.get('checks', info)}\n"
+           f"Run it with llama.cpp (llama-cli -m {output}) or ollama (docs/export.md).\n")
+    return 0
+
+
 def _eval_data(export_args: ExportArguments, config, task: str):
     if export_args.eval_file is None:
         if export_args.label_column:
@@ -376,6 +426,9 @@ COMMANDS = {
     "similarity": Command(run_similarity, (ModelArguments, SimilarityArguments),
                           "Cosine similarity of sentence embeddings; nearest lines of a file.",
                           ("model_dir", "*text")),
+    "export": Command(run_export_format, (ModelArguments, ExportArguments, FormatArguments),
+                      "Export the model for other engines: a native transformers checkpoint, a GGUF file or int8.",
+                      ("model_dir", "output_dir")),
     "export-int8": Command(run_export, (ModelArguments, ExportArguments),
                            "Write a dynamic int8 ONNX Runtime export for fast CPU inference.",
                            ("model_dir", "output_dir")),

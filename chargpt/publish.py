@@ -23,12 +23,14 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import set_seed
 
 from .chat import ChatSession, chat_loop
+from .export.native import check_native, choose_target, write_native
 from .files import atomic_output_dir
 from .loading import detect_task, load_config, load_model_and_tokenizer
 
@@ -84,6 +86,11 @@ class PublishArguments:
                 f"three built-in scripts of six turns."})
     seed: int = field(default=0, metadata={"help": "Sampling seed of the sample conversations."})
     card_template: str | None = field(default=None, metadata={"help": "A Jinja model-card template of your own."})
+    format: Literal["remote-code", "transformers"] = field(default="remote-code", metadata={
+        "help": "remote-code (default): CharGPT's own classes, with their code, for every option (mean pooling, "
+                "embeddings); loads with trust_remote_code=True. transformers: the native export (Qwen3 or GPT-2), no "
+                "code, for transformers without remote code, transformers serve, vLLM and SGLang; refuses options "
+                "those classes cannot express."})
     overwrite: bool = field(default=False, metadata={"help": "Replace output_dir if it exists."})
     verify_load: bool = field(default=True, metadata={
         "help": "Load the result in a fresh Python without chargpt (trust_remote_code) and compare its logits."})
@@ -108,19 +115,27 @@ def publish(model_dir, args: PublishArguments, trust_remote_code: bool = False) 
         raise ValueError(f"Model card template {template!r} not found.")
     task = detect_task(load_config(model_dir, trust_remote_code))
     model, tokenizer = load_model_and_tokenizer(model_dir, task=task, trust_remote_code=trust_remote_code)
+    native = choose_target(model.config, task) if args.format == "transformers" else None  # refuse before writing
     notes = []
     training = collect_training_info(args.training_dir or model_dir, task, notes)
     with atomic_output_dir(args.output_dir, overwrite=args.overwrite, source=model_dir) as staging:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        _check_hub_files(staging, task)
+        if native is None:
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+            _check_hub_files(staging, task)
+        else:
+            write_native(model, tokenizer, native, task, staging)
+            native_checks = check_native(model, tokenizer, staging, task)
         curves = _copy_curves([args.training_dir, model_dir, training.get("state_dir")], staging, training, notes)
         conversations = _sample_conversations(model, tokenizer, scripts, args.seed) if task == "causal-lm" else []
         card_path = os.path.join(staging, "README.md")
-        card = build_card(model, tokenizer, task, args, training, curves, conversations, template)
+        card = build_card(model, tokenizer, task, args, training, curves, conversations, template, native)
         card.save(card_path)
         validate_card(card_path, task, len(training["eval_rows"]), args.validate_online)
-        verify = verify_load(staging, task, model, tokenizer) if args.verify_load else {}
+        if native is not None:
+            verify = native_checks  # loaded back by transformers' own classes and compared as it was written
+        else:
+            verify = verify_load(staging, task, model, tokenizer) if args.verify_load else {}
         files = sorted(os.listdir(staging))
     if not args.datasets:
         notes.append("No --datasets given: the card's metadata names no training dataset.")
@@ -453,7 +468,9 @@ def _architecture_rows(model, task: str, tokenizer) -> list[tuple]:
 
 
 def build_card(model, tokenizer, task: str, args: PublishArguments, training: dict, curves: list[str],
-               conversations: list[dict], template: str) -> ModelCard:
+               conversations: list[dict], template: str, native=None) -> ModelCard:
+    """The model card. `native`: the export target (chargpt.export.native.Target) when the folder is a native
+    checkpoint, None for CharGPT's own classes with their code."""
     name = args.model_name or os.path.basename(os.path.abspath(args.output_dir))
     pipeline_tag = _PIPELINE_TAGS[task]
     dataset_id = args.datasets[0] if args.datasets else "custom"
@@ -479,6 +496,9 @@ def build_card(model, tokenizer, task: str, args: PublishArguments, training: di
         intro=args.description,
         is_lm=task == "causal-lm",
         auto_class="AutoModelForCausalLM" if task == "causal-lm" else "AutoModelForSequenceClassification",
+        native_class=native.classes[task] if native is not None else None,
+        engines=list(native.engines) if native is not None else ["transformers (trust_remote_code=True)",
+                                                                  "chargpt"],
         repo=args.repo_id or name,
         architecture=architecture_summary(model.config),
         pooling=("the mean of its characters' hidden states" if getattr(model.config, "classifier_pooling", "last")

@@ -1,10 +1,13 @@
 """One test matrix for the model, written once: {each preset and architecture option} x {causal LM, classifier with
-last-token pooling, classifier with mean pooling} x {each form the model exists in: PyTorch, the int8 export}. Every
-form is held to the PyTorch model; each contract check is written here once.
+last-token pooling, classifier with mean pooling} x {each form the model exists in: PyTorch, the int8 export, the
+native transformers export}. Every form is held to the PyTorch model; each contract check is written here once.
 
-A form is a row of FORMS: how to build it from the PyTorch model and how far its logits may stray from PyTorch's (the
-export's own CHECK_TOLERANCE). A new form (the native transformers export) is one more row. The int8 export also
-checks its float32 graph against PyTorch at 1e-4 on every cell as it is written (`chargpt.int8.check_export`)."""
+A form is a row of FORMS: how to build it from the PyTorch model, how to load its directory, and how far its logits
+may stray from PyTorch's (the export's own CHECK_TOLERANCE). The int8 export also checks its float32 graph against
+PyTorch at 1e-4 on every cell as it is written (`chargpt.int8.check_export`). A form that cannot express a cell (the
+native export of a mean-pooled classifier, of an option outside Qwen3's or GPT-2's design) must refuse it by name:
+`test_a_form_refuses_exactly_the_cells_it_cannot_express` holds that, and the other checks run a form only on the
+cells it expresses (`cells_in_forms`)."""
 
 import json
 import os
@@ -17,8 +20,10 @@ from typing import Callable
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, StaticCache
 
+from chargpt.export import UnsupportedOptionError, choose_target, export_native
 from chargpt.modeling_chargpt import CACHE_NAME, mean_pool
 
 from .chargpt_tester import ARCHITECTURES, HEADS, SAMPLE_TEXTS, matrix_model
@@ -37,7 +42,7 @@ class Form:
     name: str
     build: Callable
     tolerance: float
-    directory: bool = False  # whether the form is a directory on disk (then it is copied and reloaded)
+    load: Callable | None = None  # how a copy of the form's directory is loaded; None: not a directory on disk
     # Whether a token's logits are the same fed alone through the cache or within the whole sequence. Not for dynamic
     # int8, whose activation scales are taken over each call's input.
     exact_steps: bool = True
@@ -52,9 +57,65 @@ def _int8_export(model, tokenizer, directory):
     return int8.load_int8(directory)
 
 
+def logits_through_cache(model, input_ids, split: int):
+    """Logits (B, T, V) of a PyTorch causal LM fed the first `split` tokens at once, then one token at a time
+    through its key/value cache."""
+    with torch.no_grad():
+        out = model(input_ids=input_ids[:, :split], use_cache=True)
+        steps, cache = [out.logits], out[CACHE_NAME]
+        for t in range(split, input_ids.shape[1]):
+            out = model(input_ids=input_ids[:, t : t + 1], **{CACHE_NAME: cache}, use_cache=True)
+            steps.append(out.logits)
+            cache = out[CACHE_NAME]
+    return torch.cat(steps, dim=1)
+
+
+class NativeRunnable:
+    """A native transformers model (Qwen3 / GPT-2) called the way the matrix calls every form. A bare forward of
+    the native classes counts positions from 0 even in padded rows, while CharGPT counts them from the attention mask;
+    given a mask, this passes the position ids generate() itself passes, as docs/export.md tells users to.
+    `embed` is CharGPT's definition (the masked mean of the last hidden states, L2-normalised) on the native body."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, input_ids, attention_mask=None, **kwargs):
+        if attention_mask is not None and "position_ids" not in kwargs:
+            kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+    def generate(self, *args, **kwargs):
+        return self.model.generate(*args, **kwargs)
+
+    def logits_through_cache(self, input_ids, split: int):
+        return logits_through_cache(self.model, input_ids, split)
+
+    def embed(self, input_ids, attention_mask=None):
+        positions = None if attention_mask is None else (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            hidden = self.model.base_model(input_ids=input_ids, attention_mask=attention_mask,
+                                           position_ids=positions).last_hidden_state
+        return F.normalize(mean_pool(hidden, attention_mask), dim=-1)
+
+
+def _load_native(directory):
+    with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
+        causal = json.load(f)["architectures"][0].endswith(("ForCausalLM", "LMHeadModel"))
+    auto = AutoModelForCausalLM if causal else AutoModelForSequenceClassification
+    return NativeRunnable(auto.from_pretrained(directory, trust_remote_code=False).eval())
+
+
+def _native_export(model, tokenizer, directory):
+    export_native(model, tokenizer, directory)
+    return _load_native(directory)
+
+
 FORMS = {
     "pytorch": Form("pytorch", _pytorch, tolerance=1e-5),
-    "int8": Form("int8", _int8_export, tolerance=int8.CHECK_TOLERANCE["int8"], directory=True, exact_steps=False),
+    "int8": Form("int8", _int8_export, tolerance=int8.CHECK_TOLERANCE["int8"], load=int8.load_int8,
+                 exact_steps=False),
+    "native": Form("native", _native_export, tolerance=1e-5, load=_load_native),
 }
 
 
@@ -116,12 +177,48 @@ def argmax_loop(model, input_ids, new_tokens):
 
 GREEDY = dict(do_sample=False, max_new_tokens=12, min_new_tokens=12, eos_token_id=None, pad_token_id=0)
 PROMPTS = ["你好", "今天天气很好，我们", "我喜欢看"]
-every_form = pytest.mark.parametrize("form", list(FORMS))
-exported_forms = pytest.mark.parametrize("form", [f for f in FORMS if f != "pytorch"])
-directory_forms = pytest.mark.parametrize("form", [f for f in FORMS if f == "pytorch" or FORMS[f].directory])
+# The cells the native export writes (GPT-2 for course, Qwen3 for modern, each as a causal LM or a last-token
+# classifier), and for every other cell the option its refusal must name.
+NATIVE_CELLS = {("course", "lm"), ("course", "cls-last"), ("modern", "lm"), ("modern", "cls-last")}
+NATIVE_REFUSAL = {"rope": "normalization", "rmsnorm": "normalization", "gated_mlp": "gated_mlp",
+                  "relu2": "activation_function", "qk_norm": "qk_norm"}
+
+
+def expresses(form: str, architecture: str, head: str) -> bool:
+    return form != "native" or (architecture, head) in NATIVE_CELLS
+
+
+def cells_in_forms(cells, forms):
+    """Parametrize (architecture, head, form) over the cells each form expresses."""
+    params = [pytest.param(a, h, f, id=f"{a}-{h}-{f}") for a, h in cells for f in forms if expresses(f, a, h)]
+    return pytest.mark.parametrize("architecture, head, form", params)
+
+
+ALL_FORMS = list(FORMS)
+EXPORTED_FORMS = [f for f in FORMS if f != "pytorch"]
+DIRECTORY_FORMS = [f for f in FORMS if f == "pytorch" or FORMS[f].load]
 lm_cells = pytest.mark.parametrize("architecture, head", LM_CELLS, ids=_ids(LM_CELLS))
 classifier_cells = pytest.mark.parametrize("architecture, head", CLASSIFIER_CELLS, ids=_ids(CLASSIFIER_CELLS))
 all_cells = pytest.mark.parametrize("architecture, head", CELLS, ids=_ids(CELLS))
+
+
+# ------------------------------------------------------------------------------------ what each form can express
+
+@all_cells
+def test_a_form_refuses_exactly_the_cells_it_cannot_express(zoo, architecture, head):
+    """int8 expresses every cell; the native export the presets' causal LMs and last-token classifiers, and refuses
+    the rest with one line naming the option, before writing anything."""
+    _, model = zoo.model(architecture, head)
+    task = "causal-lm" if head == "lm" else "sequence-classification"
+    if (architecture, head) in NATIVE_CELLS:
+        assert choose_target(model.config, task).name == {"course": "gpt2", "modern": "qwen3"}[architecture]
+        return
+    option = NATIVE_REFUSAL.get(architecture, "classifier_pooling")
+    with pytest.raises(UnsupportedOptionError, match=rf"^{option}=") as err:
+        FORMS["native"].build(model, zoo.model(architecture, head)[0].tokenizer,
+                              str(zoo.root / f"refused-{architecture}-{head}"))
+    assert "\n" not in str(err.value)
+    assert not (zoo.root / f"refused-{architecture}-{head}").exists()
 
 
 # ------------------------------------------------------------------------------------ forward, loss, task output
@@ -143,8 +240,7 @@ def test_forward_shapes_scalar_loss_and_backward_reach_every_parameter(zoo, arch
     assert not missing, missing
 
 
-@exported_forms
-@all_cells
+@cells_in_forms(CELLS, EXPORTED_FORMS)
 def test_task_output_matches_pytorch_on_a_right_padded_batch(zoo, architecture, head, form):
     """A classifier's pooled logits (and its predictions), a causal LM's logits at every real position."""
     tester, model = zoo.model(architecture, head)
@@ -162,8 +258,7 @@ def test_task_output_matches_pytorch_on_a_right_padded_batch(zoo, architecture, 
     assert_close_to_pytorch(got, expected, FORMS[form], "logits")
 
 
-@every_form
-@classifier_cells
+@cells_in_forms(CLASSIFIER_CELLS, ALL_FORMS)
 def test_classifier_pools_as_configured_whatever_the_padding_side(zoo, architecture, head, form):
     tester, model = zoo.model(architecture, head)
     runnable = zoo.form(architecture, head, form)
@@ -198,22 +293,14 @@ def test_classifier_loss_is_cross_entropy_of_the_pooled_logits(zoo, padding_side
 # ------------------------------------------------------------------------------------------- cache and generation
 
 
-@every_form
-@lm_cells
+@cells_in_forms(LM_CELLS, ALL_FORMS)
 def test_logits_through_the_cache_equal_the_full_forward(zoo, architecture, head, form):
     tester, model = zoo.model(architecture, head)
     ids = tester.batch(("今天天气很好，我们去公园",))["input_ids"]
     with torch.no_grad():
         full = model(input_ids=ids, use_cache=False).logits
     runnable = zoo.form(architecture, head, form)
-    if form == "pytorch":
-        out = model(input_ids=ids[:, :5], use_cache=True)
-        steps, cache = [out.logits], out[CACHE_NAME]
-        for t in range(5, ids.shape[1]):
-            steps.append(model(input_ids=ids[:, t : t + 1], cache=cache, use_cache=True).logits)
-        cached = torch.cat(steps, dim=1)
-    else:
-        cached = runnable.logits_through_cache(ids, 5)
+    cached = logits_through_cache(model, ids, 5) if form == "pytorch" else runnable.logits_through_cache(ids, 5)
     assert_close_to_pytorch(cached, full, FORMS[form], "cached logits")
 
 
@@ -234,8 +321,7 @@ def test_static_cache_steps_and_generation_equal_the_dynamic_cache(zoo, architec
     assert torch.equal(model.generate(**batch, cache_implementation="static", **GREEDY), dynamic)
 
 
-@every_form
-@lm_cells
+@cells_in_forms(LM_CELLS, ALL_FORMS)
 def test_greedy_generate_equals_an_argmax_loop_outside_generate(zoo, architecture, head, form):
     """generate() against a hand-written argmax loop over the form's own full forward at every step (no cache); for a
     form whose cached steps differ from its full forward (dynamic int8), over its own cached logits. int8 rounding may
@@ -256,8 +342,7 @@ def test_greedy_generate_equals_an_argmax_loop_outside_generate(zoo, architectur
         assert torch.equal(model.generate(ids, attention_mask=torch.ones_like(ids), use_cache=False, **GREEDY), output)
 
 
-@every_form
-@lm_cells
+@cells_in_forms(LM_CELLS, ALL_FORMS)
 def test_left_padded_batch_generates_what_each_prompt_generates_alone(zoo, architecture, head, form):
     tester, model = zoo.model(architecture, head)
     runnable = zoo.form(architecture, head, form)
@@ -273,8 +358,7 @@ def test_left_padded_batch_generates_what_each_prompt_generates_alone(zoo, archi
         assert torch.equal(batched[i], single), f"prompt {prompt!r} differs when batched"
 
 
-@every_form
-@lm_cells
+@cells_in_forms(LM_CELLS, ALL_FORMS)
 def test_sampling_is_seeded_and_top_k_1_is_greedy(zoo, architecture, head, form):
     tester, _ = zoo.model(architecture, head)
     runnable = zoo.form(architecture, head, form)
@@ -294,8 +378,7 @@ def test_sampling_is_seeded_and_top_k_1_is_greedy(zoo, architecture, head, form)
 # ------------------------------------------------------------------------------------------------- embeddings
 
 
-@every_form
-@all_cells
+@cells_in_forms(CELLS, ALL_FORMS)
 def test_embed_gives_unit_vectors_that_do_not_depend_on_padding(zoo, architecture, head, form):
     tester, model = zoo.model(architecture, head)
     runnable = zoo.form(architecture, head, form)
@@ -311,8 +394,7 @@ def test_embed_gives_unit_vectors_that_do_not_depend_on_padding(zoo, architectur
 # ------------------------------------------------------------------------------------------- save, load, train
 
 
-@directory_forms
-@all_cells
+@cells_in_forms(CELLS, DIRECTORY_FORMS)
 def test_save_load_round_trip_gives_the_same_outputs(zoo, architecture, head, form, tmp_path):
     """PyTorch: save_pretrained and the Auto class; a directory form: copied elsewhere and loaded from there."""
     tester, model = zoo.model(architecture, head)
@@ -329,7 +411,7 @@ def test_save_load_round_trip_gives_the_same_outputs(zoo, architecture, head, fo
     else:
         zoo.form(architecture, head, form)  # written once by the zoo
         shutil.copytree(zoo.root / f"{architecture}-{head}-{form}", tmp_path / "copy")
-        loaded = int8.load_int8(tmp_path / "copy")
+        loaded = FORMS[form].load(str(tmp_path / "copy"))
     with torch.no_grad():
         expected = zoo.form(architecture, head, form)(**batch).logits
     torch.testing.assert_close(loaded(**batch).logits, expected, atol=1e-5, rtol=1e-5)
@@ -359,21 +441,21 @@ def test_gradient_checkpointing_gives_the_same_gradients(zoo, architecture, head
 REMOTE_SCRIPT = textwrap.dedent(
     """
     import sys
-    sys.modules["chargpt"] = None  # only each directory's own code can be used
+    sys.modules["chargpt"] = None  # only each directory's own code (or transformers' own classes) can be used
     import json, torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
     ids = torch.tensor([[3, 10, 11, 12]])
     report = {}
-    for directory in sys.argv[1:]:
-        lm = directory.endswith("-lm")
+    for entry in json.loads(sys.argv[1]):
+        directory, lm, remote = entry["directory"], entry["lm"], entry["remote"]
         auto = AutoModelForCausalLM if lm else AutoModelForSequenceClassification
-        model = auto.from_pretrained(directory, trust_remote_code=True).eval()
-        entry = {"module": type(model).__module__, "logits": model(ids).logits[0, -1].tolist() if lm else
-                 model(ids).logits[0].tolist()}
+        model = auto.from_pretrained(directory, trust_remote_code=remote).eval()
+        result = {"module": type(model).__module__, "logits": model(ids).logits[0, -1].tolist() if lm else
+                  model(ids).logits[0].tolist()}
         if lm:
             out = model.generate(ids, attention_mask=torch.ones_like(ids), **json.loads(%r))
-            entry["generated"] = out[0].tolist()
-        report[directory] = entry
+            result["generated"] = out[0].tolist()
+        report[directory] = result
     print(json.dumps(report))
     """
 ) % json.dumps({k: v for k, v in GREEDY.items()})
@@ -381,22 +463,36 @@ REMOTE_SCRIPT = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def remote_report(zoo, tmp_path_factory):
-    """Every cell saved as a hub-style directory and loaded with trust_remote_code in ONE fresh process in which
-    chargpt cannot be imported."""
+    """Every cell saved as a hub-style directory and loaded with trust_remote_code, and every native export loaded
+    without it, in ONE fresh process in which chargpt cannot be imported."""
     root = tmp_path_factory.mktemp("remote")
-    directories = []
+    entries = []
     for architecture, head in CELLS:
         tester, model = zoo.model(architecture, head)
         directory = root / f"{architecture}-{head}"
         model.save_pretrained(directory)
-        directories.append(str(directory))
+        entries.append({"directory": str(directory), "lm": head == "lm", "remote": True})
+        if (architecture, head) in NATIVE_CELLS:
+            directory = root / f"{architecture}-{head}-native"
+            export_native(model, tester.tokenizer, directory)
+            entries.append({"directory": str(directory), "lm": head == "lm", "remote": False})
     script = root / "load.py"
     script.write_text(REMOTE_SCRIPT, encoding="utf-8")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(root / "modules")}
-    result = subprocess.run([sys.executable, str(script), *directories], capture_output=True, text=True, env=env,
-                            timeout=600, cwd="/")
+    result = subprocess.run([sys.executable, str(script), json.dumps(entries)], capture_output=True, text=True,
+                            env=env, timeout=600, cwd="/")
     assert result.returncode == 0, result.stderr[-3000:]
     return root, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _check_fresh_process_entry(zoo, entry, architecture, head):
+    _, model = zoo.model(architecture, head)
+    ids = torch.tensor([[3, 10, 11, 12]])
+    with torch.no_grad():
+        expected = model(ids).logits[0, -1] if head == "lm" else model(ids).logits[0]
+    torch.testing.assert_close(torch.tensor(entry["logits"]), expected, atol=1e-5, rtol=1e-5)
+    if head == "lm":
+        assert entry["generated"] == model.generate(ids, attention_mask=torch.ones_like(ids), **GREEDY)[0].tolist()
 
 
 @pytest.mark.slow
@@ -406,10 +502,15 @@ def test_directory_runs_with_trust_remote_code_in_a_fresh_process_without_chargp
     root, report = remote_report
     entry = report[str(root / f"{architecture}-{head}")]
     assert entry["module"].startswith("transformers_modules.")
-    _, model = zoo.model(architecture, head)
-    ids = torch.tensor([[3, 10, 11, 12]])
-    with torch.no_grad():
-        expected = model(ids).logits[0, -1] if head == "lm" else model(ids).logits[0]
-    torch.testing.assert_close(torch.tensor(entry["logits"]), expected, atol=1e-5, rtol=1e-5)
-    if head == "lm":
-        assert entry["generated"] == model.generate(ids, attention_mask=torch.ones_like(ids), **GREEDY)[0].tolist()
+    _check_fresh_process_entry(zoo, entry, architecture, head)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture, head", sorted(NATIVE_CELLS), ids=_ids(sorted(NATIVE_CELLS)))
+def test_native_export_runs_without_remote_code_in_a_fresh_process_without_chargpt(zoo, remote_report, architecture,
+                                                                                   head):
+    root, report = remote_report
+    entry = report[str(root / f"{architecture}-{head}-native")]
+    assert entry["module"].startswith("transformers.models.")  # transformers' own class, no code from the folder
+    assert not list((root / f"{architecture}-{head}-native").glob("*.py"))
+    _check_fresh_process_entry(zoo, entry, architecture, head)

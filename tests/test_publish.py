@@ -126,6 +126,26 @@ def test_published_classifier_is_verified_in_a_fresh_python_and_tagged_for_class
     assert "## Sample conversations" not in card.text and "| Labels | 0: negative, 1: positive |" in card.text
 
 
+def test_publish_format_transformers_writes_a_native_folder_whose_card_names_its_engines(saved, capsys):
+    out = saved["root"] / "published-native"
+    rc = main(["publish", str(saved["lm"]), str(out), "--format", "transformers", "--repo_id", "someone/chat"])
+    assert rc == 0, capsys.readouterr().err
+    files = set(os.listdir(out))
+    assert {"README.md", "config.json", "model.safetensors", "generation_config.json", "tokenizer.json"} <= files
+    assert not [f for f in files if f.endswith(".py")]
+    assert json.loads((out / "config.json").read_text(encoding="utf-8"))["architectures"] == ["GPT2LMHeadModel"]
+    text = ModelCard.load(out / "README.md").text
+    assert 'from_pretrained("someone/chat")' in text and "trust_remote_code=True)" not in text
+    assert "`GPT2LMHeadModel`" in text and "transformers serve" in text and "vLLM" in text
+
+    mean = saved["root"] / "mean-cls"
+    saved["tester"].classifier(num_labels=2, classifier_pooling="mean").save_pretrained(mean)
+    saved["tester"].tokenizer.save_pretrained(mean)
+    assert main(["publish", str(mean), str(saved["root"] / "published-mean"), "--format", "transformers"]) == 1
+    assert "classifier_pooling='mean' has no native equivalent" in capsys.readouterr().err
+    assert not os.path.exists(saved["root"] / "published-mean")
+
+
 def test_publish_uses_given_chat_scripts_and_refuses_short_ones(saved, tmp_path, capsys):
     script = tmp_path / "script.txt"
     script.write_text("你好\n今天天气很好\n我们去公园散步吧\n最近怎么样\n早餐太差了\n", encoding="utf-8")

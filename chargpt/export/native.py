@@ -90,7 +90,7 @@ QWEN3 = Target(
         ("lm_head.weight", ("lm_head.weight",), "copy"),
         ("score.weight", ("score.weight",), "copy"),
     ),
-    engines=("transformers", "transformers serve", "vLLM", "SGLang", "llama.cpp (convert_hf_to_gguf.py)"),
+    engines=("transformers", "transformers serve", "vLLM", "SGLang"),
 )
 
 GPT2 = Target(
@@ -291,7 +291,7 @@ def native_tokenizer(tokenizer) -> PreTrainedTokenizerFast:
     )
 
 
-def _write_native(model, tokenizer, target: Target, task: str, directory: str):
+def write_native(model, tokenizer, target: Target, task: str, directory: str):
     """The native model, its tokenizer and (causal LM) generation defaults as save_pretrained writes them, with
     `rope_theta` also at the top level of config.json, where some engines read it."""
     native_model(model).save_pretrained(directory)
@@ -299,8 +299,15 @@ def _write_native(model, tokenizer, target: Target, task: str, directory: str):
     if target is QWEN3:
         _update_json(os.path.join(directory, "config.json"), rope_theta=float(model.config.rope_theta))
     # The generic class under the name every transformers release and engine knows (5.x calls it TokenizersBackend
-    # and reads this name as that class).
-    _update_json(os.path.join(directory, "tokenizer_config.json"), tokenizer_class="PreTrainedTokenizerFast")
+    # and reads this name as that class), and how a reply is read from the generated tokens: what follows the
+    # prompt's last end-of-turn, up to the next end of turn or of text. Without it `transformers serve` parses a
+    # Qwen3 checkpoint's replies with Qwen's own <|im_start|> / <think> format and returns the prompt with the reply.
+    sep, eos = str(tokenizer.sep_token), str(tokenizer.eos_token)
+    response_template = {"defaults": {"role": "assistant"}, "start_anchor": sep,
+                         "fields": {"content": {"close_pattern": f"{re.escape(sep)}|{re.escape(eos)}",
+                                                "content": "text"}}}
+    _update_json(os.path.join(directory, "tokenizer_config.json"), tokenizer_class="PreTrainedTokenizerFast",
+                 response_template=response_template)
 
 
 def _update_json(path: str, **fields):
@@ -361,7 +368,7 @@ def export_native(model, tokenizer, output_dir, source: str | None = None, overw
     target = choose_target(model.config, task)
     model = model.to(device="cpu", dtype=torch.float32).eval()
     with atomic_output_dir(output_dir, overwrite=overwrite, source=source) as staging:
-        _write_native(model, tokenizer, target, task, staging)
+        write_native(model, tokenizer, target, task, staging)
         checks = check_native(model, tokenizer, staging, task)
         info = {"format": "transformers", "target": target.name, "class": target.classes[task], "task": task,
                 "source": str(source) if source else None, "engines": list(target.engines), "checks": checks}
@@ -372,6 +379,7 @@ def export_native(model, tokenizer, output_dir, source: str | None = None, overw
 __all__ = [
     "NATIVE_INFO_FILE",
     "check_native",
+    "write_native",
     "export_native",
     "Target",
     "TARGETS",

@@ -15,13 +15,34 @@ from dataclasses import dataclass, field
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from .tasks import effective_max_new_tokens, encode
+from .tasks import context_length, effective_max_new_tokens, encode
 
 
 logger = logging.getLogger(__name__)
 
 COMMANDS_HELP = "/reset starts a new conversation, /quit (or /exit, Ctrl-D) leaves, Ctrl-C stops a reply."
 _COMMAND = re.compile(r"^/[A-Za-z]+$")
+
+
+def chat_prompt_ids(tokenizer, history: list[dict]) -> list[int]:
+    """apply_chat_template(history, add_generation_prompt=True, tokenize=True), tokenized in two steps so that a
+    history longer than the context (about to be windowed) does not trigger transformers' length warning."""
+    text = tokenizer.apply_chat_template(history, add_generation_prompt=True, tokenize=False)
+    return encode(tokenizer, text, add_bos=False)  # the template writes <bos> itself
+
+
+def window_history(tokenizer, history: list[dict], budget: int) -> tuple[list[int], int]:
+    """Token ids of the chat prompt for `history` within `budget` tokens, dropping the oldest turns from `history`
+    (in place) as needed; returns the ids and how many turns were dropped. The last message must fit by itself
+    (`ChatSession.prepare` cuts a longer one)."""
+    ids, dropped = chat_prompt_ids(tokenizer, history), 0
+    while len(ids) > budget and len(history) > 1:
+        history.pop(0)
+        dropped += 1
+        ids = chat_prompt_ids(tokenizer, history)
+    if len(ids) > budget:
+        raise RuntimeError(f"A single message needs {len(ids)} tokens, over the budget of {budget}.")
+    return ids, dropped
 
 
 class ReplyStreamer(BaseStreamer):
@@ -87,12 +108,12 @@ class ChatSession:
         self.catch_interrupts = catch_interrupts
         kwargs = dict(generation_kwargs or {})
         self.max_new_tokens = effective_max_new_tokens(model, kwargs)
-        self.prompt_budget = model.config.n_positions - self.max_new_tokens
+        self.prompt_budget = context_length(model.config) - self.max_new_tokens
         if max_prompt_tokens is not None:
             self.prompt_budget = min(self.prompt_budget, max_prompt_tokens)
         if self.prompt_budget < 3:  # <bos>, one character, <sep>
             raise ValueError(
-                f"No room for a prompt: n_positions={model.config.n_positions}, max_new_tokens="
+                f"No room for a prompt: n_positions={context_length(model.config)}, max_new_tokens="
                 f"{self.max_new_tokens}. Lower --max_new_tokens."
             )
         stop_ids = [tokenizer.sep_token_id, tokenizer.eos_token_id]
@@ -137,6 +158,20 @@ class ChatSession:
         prepared.text = text
         return prepared
 
+    def prompt_for(self, messages: list[dict]) -> tuple[list[int], PreparedMessage, int]:
+        """The prompt ids for a whole conversation given at once (a server's request), replacing the session's
+        history: earlier turns cleaned of special-token text, the last (a user message) prepared as `prepare` does,
+        the oldest turns dropped to fit. Returns the ids, the prepared last message and how many turns were dropped.
+        Raises ValueError when the last message has nothing left to answer."""
+        *earlier, last = messages
+        self.history = [{"role": m["role"], "content": self._strip_special_tokens(m["content"])[0]} for m in earlier]
+        prepared = self.prepare(last["content"])
+        if not prepared.text:
+            raise ValueError("The last user message is empty once special-token text and blanks are removed.")
+        self.history.append({"role": "user", "content": prepared.text})
+        ids, dropped = self._window()
+        return ids, prepared, dropped
+
     def _strip_special_tokens(self, text: str) -> tuple[str, list[str]]:
         """Remove special-token text (until none is left: removing one can join the pieces of another)."""
         removed = []
@@ -148,22 +183,8 @@ class ChatSession:
                 text = text.replace(token, "")
                 removed += [token] if token not in removed else []
 
-    def _encode(self) -> list[int]:
-        """apply_chat_template(history, add_generation_prompt=True, tokenize=True), tokenized in two steps so that a
-        history longer than the context (about to be windowed) does not trigger transformers' length warning."""
-        text = self.tokenizer.apply_chat_template(self.history, add_generation_prompt=True, tokenize=False)
-        return encode(self.tokenizer, text, add_bos=False)  # the template writes <bos> itself
-
     def _window(self) -> tuple[list[int], int]:
-        """Token ids of the history that fit the prompt budget, dropping the oldest turns (for good) as needed."""
-        ids, dropped = self._encode(), 0
-        while len(ids) > self.prompt_budget and len(self.history) > 1:
-            self.history.pop(0)
-            dropped += 1
-            ids = self._encode()
-        if len(ids) > self.prompt_budget:  # prepare() keeps a single message within the budget
-            raise RuntimeError(f"A single message needs {len(ids)} tokens, over the budget of {self.prompt_budget}.")
-        return ids, dropped
+        return window_history(self.tokenizer, self.history, self.prompt_budget)
 
     @torch.no_grad()
     def respond(self, prepared: PreparedMessage, on_text: Callable[[str], None] | None = None) -> ChatReply:
@@ -273,4 +294,5 @@ def format_transcript(records: list[dict], fmt: str = "text") -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-__all__ = ["ChatSession", "ChatReply", "PreparedMessage", "ReplyStreamer", "chat_loop", "format_transcript"]
+__all__ = ["ChatSession", "ChatReply", "PreparedMessage", "ReplyStreamer", "chat_loop", "chat_prompt_ids",
+           "format_transcript", "window_history"]

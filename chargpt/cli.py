@@ -7,6 +7,7 @@
     chargpt export MODEL_DIR OUTPUT --format transformers|gguf|int8 [--type f32|f16|q8_0]
     chargpt export-int8 MODEL_DIR OUTPUT_DIR [--eval_file FILE]
     chargpt publish MODEL_DIR OUTPUT_DIR [--training_dir DIR] [--datasets ...]
+    chargpt serve MODEL_DIR [--host 127.0.0.1] [--port 8000]
 
 Every subcommand is an `HfArgumentParser` over dataclass argument groups (as transformers' example scripts), so
 `chargpt SUBCOMMAND args.json` reads the same arguments from a JSON file. Leading positional arguments are the model
@@ -131,6 +132,18 @@ class FormatArguments:
                 "llama.cpp and ollama (OUTPUT ends in .gguf); int8: the ONNX Runtime int8 export (as export-int8)."})
     type: Literal["f32", "f16", "q8_0"] = field(default="f32", metadata={
         "help": "GGUF weight type: f32 (exact), f16 or q8_0 (8-bit blocks; smaller and faster in llama.cpp)."})
+
+
+@dataclass
+class ServeArguments:
+    host: str = field(default="127.0.0.1", metadata={
+        "help": "Address to listen on. The default answers this machine only; 0.0.0.0 opens it to the network."})
+    port: int = field(default=8000, metadata={"help": "Port to listen on."})
+    model_name: str | None = field(default=None, metadata={
+        "help": "The model's name in the API (the `model` field; default: the folder's name)."})
+    max_queue: int = field(default=32, metadata={
+        "help": "Requests that may wait for the model; more are answered 503 with Retry-After."})
+    log_level: str = field(default="info", metadata={"help": "uvicorn's log level (warning, info, debug)."})
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -403,6 +416,20 @@ def run_publish(model_args: ModelArguments, publish_args: PublishArguments) -> i
     return 0
 
 
+def run_serve(model_args: ModelArguments, serve_args: ServeArguments) -> int:
+    from .serving import load_served_model
+    from .serving.app import serve
+
+    if model_args.compile:
+        raise ValueError("chargpt serve does not compile the model; drop --compile.")
+    served = load_served_model(model_args.model_dir, serve_args.model_name, model_args.trust_remote_code,
+                               model_args.device, model_args.dtype)
+    _write(f"Serving {served.name} ({type(served.model).__name__}, context {served.context_length}) on "
+           f"http://{serve_args.host}:{serve_args.port}/ : the chat page at /, the OpenAI API under /v1.\n")
+    serve(served, serve_args.host, serve_args.port, serve_args.max_queue, serve_args.log_level)
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Parsing
 # ----------------------------------------------------------------------------------------------------------------------
@@ -432,6 +459,8 @@ COMMANDS = {
     "export-int8": Command(run_export, (ModelArguments, ExportArguments),
                            "Write a dynamic int8 ONNX Runtime export for fast CPU inference.",
                            ("model_dir", "output_dir")),
+    "serve": Command(run_serve, (ModelArguments, ServeArguments),
+                     "Serve a chat model: an OpenAI-compatible API (/v1) and a chat page (/)."),
     "publish": Command(run_publish, (ModelArguments, PublishArguments),
                        "Write a hub-ready directory with code, weights, tokenizer and a model card.",
                        ("model_dir", "output_dir")),

@@ -12,6 +12,14 @@ from .modeling_chargpt import default_generation_config
 
 
 logger = logging.getLogger(__name__)
+
+
+def context_length(config) -> int:
+    """The longest sequence a model reads: CharGPT's and GPT-2's `n_positions`, or `max_position_embeddings` (the
+    native Qwen3 export)."""
+    return getattr(config, "n_positions", None) or config.max_position_embeddings
+
+
 def sampling_kwargs(temperature=None, top_k=None, top_p=None, repetition_penalty=None, max_new_tokens=None,
                     do_sample=None) -> dict:
     """generate() keyword arguments from the CLI's sampling flags; unset flags keep the model's generation_config.
@@ -51,7 +59,7 @@ def effective_max_new_tokens(model, kwargs: dict) -> int:
     does not fit (a model with a tiny context) is lowered to half the context; a value the caller asked for is an
     error."""
     generation_config = getattr(model, "generation_config", None)
-    n_positions = model.config.n_positions
+    n_positions = context_length(model.config)
     value = kwargs.get("max_new_tokens")
     if value is None:
         value = getattr(generation_config, "max_new_tokens", None)
@@ -87,7 +95,7 @@ def generate_texts(model, tokenizer, prompts: list[str], num_return_sequences: i
     if num_return_sequences < 1:
         raise ValueError(f"--num_return_sequences must be >= 1, got {num_return_sequences}.")
     max_new = effective_max_new_tokens(model, kwargs)
-    budget = model.config.n_positions - max_new
+    budget = context_length(model.config) - max_new
     results = []
     for prompt in prompts:
         ids = torch.tensor([encode(tokenizer, prompt)])  # (1, T), starts with <bos>
@@ -141,7 +149,7 @@ def classify_texts(model, tokenizer, texts: list[str], batch_size: int = 32) -> 
     names = label_names(model.config)
     problem = getattr(model.config, "problem_type", None)
     results = [None] * len(texts)
-    for idx, ids, mask, truncated in _batches(tokenizer, texts, batch_size, model.config.n_positions):
+    for idx, ids, mask, truncated in _batches(tokenizer, texts, batch_size, context_length(model.config)):
         logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float().cpu()
         for row, i in enumerate(idx):
             results[i] = _label_row(logits[row], names, problem, truncated[row])
@@ -180,7 +188,7 @@ def embed_texts(model, tokenizer, texts: list[str], batch_size: int = 32) -> tor
     if not hasattr(model, "embed"):
         raise ValueError(f"{type(model).__name__} has no embed() method; load a CharGPT model.")
     out = [None] * len(texts)
-    for idx, ids, mask, _ in _batches(tokenizer, texts, batch_size, model.config.n_positions):
+    for idx, ids, mask, _ in _batches(tokenizer, texts, batch_size, context_length(model.config)):
         vectors = model.embed(ids.to(model.device), attention_mask=mask.to(model.device)).float().cpu()
         for row, i in enumerate(idx):
             out[i] = vectors[row]
@@ -207,6 +215,7 @@ def most_similar(model, tokenizer, query: str, candidates: list[str], top_k: int
 
 __all__ = [
     "sampling_kwargs",
+    "context_length",
     "effective_max_new_tokens",
     "encode",
     "Generation",

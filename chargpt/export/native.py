@@ -305,7 +305,7 @@ def write_native(model, tokenizer, target: Target, task: str, directory: str):
     sep, eos = str(tokenizer.sep_token), str(tokenizer.eos_token)
     response_template = {"defaults": {"role": "assistant"}, "start_anchor": sep,
                          "fields": {"content": {"close_pattern": f"{re.escape(sep)}|{re.escape(eos)}",
-                                                "content": "text"}}}
+                                                "content": "text", "content_args": {"strip": False}}}}
     _update_json(os.path.join(directory, "tokenizer_config.json"), tokenizer_class="PreTrainedTokenizerFast",
                  response_template=response_template)
 

@@ -12,6 +12,7 @@ at the model's own settings (seeded); time to first token is measured at the fir
 second as all completion tokens of a round over the round's wall time. Each arm runs alone; servers bind 127.0.0.1.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -96,44 +97,55 @@ def _rounds(base_url: str, model: str, args: ServingArguments, min_tokens: bool)
 
 def _chargpt_arm(folder: str, args: ServingArguments) -> dict:
     from chargpt.serving import load_served_model
-    from tests._server import running_server
+    from chargpt.serving.app import running_server
 
     served = load_served_model(folder, name="bench")
     with running_server(served, max_queue=64) as url:
         return _rounds(url, "bench", args, min_tokens=True)
 
 
-def _transformers_serve_arm(folder: str, args: ServingArguments, batching: bool) -> dict:
+@contextlib.contextmanager
+def transformers_serve(folder: str, batching: bool = False, timeout: float = 180.0):
+    """`transformers serve FOLDER` (a native export) in a subprocess on a free 127.0.0.1 port; yields its base URL
+    once it answers, stops it afterwards. Raises RuntimeError (with its log) when it does not start."""
     import openai
 
-    from tests._server import free_port
+    from chargpt.serving.app import free_port
 
     cli = shutil.which("transformers", path=os.path.dirname(sys.executable))
     if cli is None:
-        return {"not_run": "the `transformers` command is not installed"}
+        raise RuntimeError("the `transformers` command is not installed beside this Python")
     port = free_port()
     command = [cli, "serve", folder, "--host", "127.0.0.1", "--port", str(port)]
     if batching:
         command.append("--continuous-batching")
-    log = tempfile.NamedTemporaryFile("w", suffix=".log", delete=False)
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        try:
+            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    client.models.list()
+                    break
+                except openai.APIConnectionError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        raise RuntimeError("transformers serve did not start:\n" + log.read()[-3000:]) from None
+                    time.sleep(0.5)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+
+
+def _transformers_serve_arm(folder: str, args: ServingArguments, batching: bool) -> dict:
     try:
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                client.models.list()
-                break
-            except openai.APIConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    return {"not_run": "transformers serve did not start; log: " + log.name}
-                time.sleep(0.5)
-        return _rounds(f"http://127.0.0.1:{port}", folder, args, min_tokens=False)
+        with transformers_serve(folder, batching) as url:
+            return _rounds(url, folder, args, min_tokens=False)
     except Exception as err:  # record why an arm failed; the others still run
         return {"not_run": f"{type(err).__name__}: {err}"}
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
 
 
 def main():

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, StaticCache
 
 from chargpt.export import UnsupportedOptionError, choose_target, export_native
+from chargpt.export.checks import logits_through_cache
 from chargpt.modeling_chargpt import CACHE_NAME, mean_pool
 
 from .chargpt_tester import ARCHITECTURES, HEADS, SAMPLE_TEXTS, matrix_model
@@ -55,19 +56,6 @@ def _pytorch(model, tokenizer, directory):
 def _int8_export(model, tokenizer, directory):
     int8.export_int8(model, tokenizer, directory)
     return int8.load_int8(directory)
-
-
-def logits_through_cache(model, input_ids, split: int):
-    """Logits (B, T, V) of a PyTorch causal LM fed the first `split` tokens at once, then one token at a time
-    through its key/value cache."""
-    with torch.no_grad():
-        out = model(input_ids=input_ids[:, :split], use_cache=True)
-        steps, cache = [out.logits], out[CACHE_NAME]
-        for t in range(split, input_ids.shape[1]):
-            out = model(input_ids=input_ids[:, t : t + 1], **{CACHE_NAME: cache}, use_cache=True)
-            steps.append(out.logits)
-            cache = out[CACHE_NAME]
-    return torch.cat(steps, dim=1)
 
 
 class NativeRunnable:

@@ -15,8 +15,8 @@ import torch
 from chargpt.chat import ChatSession
 from chargpt.export import export_native
 from chargpt.serving import load_served_model
+from chargpt.serving.app import running_server
 
-from ._server import running_server
 from .chargpt_tester import matrix_model
 
 
@@ -249,44 +249,18 @@ def test_bad_input_gets_a_4xx_openai_error_and_the_server_keeps_answering(folder
 
 
 @pytest.mark.slow
-def test_transformers_serve_serves_the_native_export_with_the_same_greedy_reply(folders, tmp_path):
+def test_transformers_serve_serves_the_native_export_with_the_same_greedy_reply(folders):
     """The ecosystem's own server on the native export: transformers' CLI, its own Qwen3 class, no chargpt code."""
-    import os
-    import shutil
-    import subprocess
-    import sys
-
-    from ._server import free_port
-
     pytest.importorskip("transformers.cli.serving", reason="this transformers has no `transformers serve`")
-    cli = shutil.which("transformers", path=os.path.dirname(sys.executable))
-    if cli is None:
-        pytest.skip("the `transformers` command is not installed beside this Python")
+    from benchmarks.serving import transformers_serve
+
     served = _served(folders, "native")
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    log = open(tmp_path / "serve.log", "w")
-    process = subprocess.Popen([cli, "serve", str(folders["native"]), "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
-    try:
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                client.models.list()
-                break
-            except openai.APIConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("transformers serve did not start:\n" + (tmp_path / "serve.log").read_text()[-3000:])
-                time.sleep(0.5)
+    with transformers_serve(str(folders["native"])) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
         reply = client.chat.completions.create(model=str(folders["native"]), messages=CONVERSATION, temperature=0,
                                                max_tokens=12)
-        # The reply alone, not the prompt with it (the export's response template). Unlike chargpt's own server,
-        # transformers' parser keeps special tokens other than the end markers in the text: a random model's <pad>
-        # shows (docs/export.md says so).
-        assert reply.choices[0].message.content == _reference(served, CONVERSATION, 12, do_sample=False,
-                                                              skip_special_tokens=False)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+    # The reply alone, not the prompt with it (the export's response template). Unlike chargpt's own server,
+    # transformers' parser keeps special tokens other than the end markers in the text: a random model's <pad>
+    # shows (docs/export.md says so).
+    assert reply.choices[0].message.content == _reference(served, CONVERSATION, 12, do_sample=False,
+                                                          skip_special_tokens=False)

@@ -28,6 +28,18 @@ def relative_difference(got: torch.Tensor, expected: torch.Tensor) -> float:
     return float((got - expected).pow(2).mean().sqrt() / rms)
 
 
+def model_task(model) -> str:
+    """'causal-lm' or 'sequence-classification', from the head the model carries."""
+    if getattr(model, "lm_head", None) is not None:
+        return "causal-lm"
+    if getattr(model, "score", None) is not None:
+        return "sequence-classification"
+    raise ValueError(
+        f"{type(model).__name__} has neither an LM head (lm_head) nor a classification head (score); export a "
+        f"CharGPTForCausalLM or CharGPTForSequenceClassification."
+    )
+
+
 def probe_inputs(config, n_tokens: int = 32, seed: int = 0):
     """Fixed pseudo-random token ids (4, T) without special tokens, right-padded to four different lengths, and
     their attention mask: the batch every export check runs."""
@@ -54,14 +66,22 @@ def task_output(model, input_ids, attention_mask, task: str) -> torch.Tensor:
     if hasattr(model, "logits_through_cache"):
         cached = model.logits_through_cache(row, split)
     else:
-        out = model(input_ids=row[:, :split], use_cache=True)
-        steps, cache = [out.logits], out[CACHE_NAME]
-        for t in range(split, row.shape[1]):
-            out = model(input_ids=row[:, t : t + 1], **{CACHE_NAME: cache}, use_cache=True)
-            steps.append(out.logits)
-            cache = out[CACHE_NAME]
-        cached = torch.cat(steps, dim=1)
+        cached = logits_through_cache(model, row, split)
     return torch.cat([full, cached[0]], dim=0)
 
 
-__all__ = ["CHECK_TOLERANCE", "ExportCheckError", "relative_difference", "probe_inputs", "task_output"]
+@torch.no_grad()
+def logits_through_cache(model, input_ids, split: int) -> torch.Tensor:
+    """Logits (B, T, V) of a PyTorch causal LM (CharGPT's or a native one) fed the first `split` tokens at once,
+    then one token at a time through its key/value cache, as generation runs."""
+    out = model(input_ids=input_ids[:, :split], use_cache=True)
+    steps, cache = [out.logits], out[CACHE_NAME]
+    for t in range(split, input_ids.shape[1]):
+        out = model(input_ids=input_ids[:, t : t + 1], **{CACHE_NAME: cache}, use_cache=True)
+        steps.append(out.logits)
+        cache = out[CACHE_NAME]
+    return torch.cat(steps, dim=1)
+
+
+__all__ = ["CHECK_TOLERANCE", "ExportCheckError", "logits_through_cache", "model_task", "probe_inputs",
+           "relative_difference", "task_output"]

@@ -24,7 +24,7 @@ from transformers import (
 from ..configuration_chargpt import CharGPTConfig
 from ..files import atomic_output_dir, write_json_atomic
 from ..tokenization_chargpt_fast import build_backend
-from .checks import CHECK_TOLERANCE, ExportCheckError, probe_inputs, relative_difference, task_output
+from .checks import CHECK_TOLERANCE, ExportCheckError, model_task, probe_inputs, relative_difference, task_output
 
 
 NATIVE_INFO_FILE = "chargpt_export.json"
@@ -125,18 +125,6 @@ GPT2 = Target(
 TARGETS = {"qwen3": QWEN3, "gpt2": GPT2}
 # Which target a model goes to is decided by how it encodes positions; every other option is then checked.
 TARGET_BY_POSITIONS = {"rope": QWEN3, "learned": GPT2}
-
-
-def model_task(model) -> str:
-    """'causal-lm' or 'sequence-classification', from the head the model carries."""
-    if getattr(model, "lm_head", None) is not None:
-        return "causal-lm"
-    if getattr(model, "score", None) is not None:
-        return "sequence-classification"
-    raise ValueError(
-        f"{type(model).__name__} has neither an LM head (lm_head) nor a classification head (score); export a "
-        f"CharGPTForCausalLM or CharGPTForSequenceClassification."
-    )
 
 
 def choose_target(config: CharGPTConfig, task: str) -> Target:
@@ -342,7 +330,8 @@ def check_native(model, tokenizer, directory: str, task: str, n_new: int = 16) -
     texts = [tokenizer.normalize(t) if hasattr(tokenizer, "normalize") else t for t in TOKENIZER_PROBE]
     chat = [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "你好！"}, {"role": "user",
                                                                                            "content": "天气"}]
-    same_ids = all(tokenizer(t)["input_ids"] == loaded_tokenizer(t)["input_ids"] for t in TOKENIZER_PROBE + tuple(texts))
+    same_ids = all(tokenizer(t)["input_ids"] == loaded_tokenizer(t)["input_ids"]
+                   for t in TOKENIZER_PROBE + tuple(texts))
     same_chat = (tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False)
                  == loaded_tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True,
                                                          return_dict=False))
@@ -387,7 +376,6 @@ __all__ = [
     "GPT2",
     "UnsupportedOptionError",
     "choose_target",
-    "model_task",
     "native_model",
     "native_state_dict",
     "native_tokenizer",

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
+from ..export.checks import model_task
 from .format import require
 
 
@@ -24,18 +25,6 @@ ONNX_OPSET = 23
 # `Attention` op, which quantize_dynamic mistakes for com.microsoft's and rewrites into a QAttention that ONNX
 # Runtime then refuses to load.
 QUANTIZED_OPS = ["MatMul", "Gather"]
-
-
-def model_task(model) -> str:
-    """'causal-lm' or 'sequence-classification', from the head the model carries."""
-    if getattr(model, "lm_head", None) is not None:
-        return "causal-lm"
-    if getattr(model, "score", None) is not None:
-        return "sequence-classification"
-    raise ValueError(
-        f"{type(model).__name__} has neither an LM head (lm_head) nor a classification head (score); export a "
-        f"CharGPTForCausalLM or CharGPTForSequenceClassification."
-    )
 
 
 class CausalLMGraph(nn.Module):

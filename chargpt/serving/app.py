@@ -5,8 +5,11 @@ Why not `transformers serve`: it finds model classes by name inside transformers
 (docs/export.md) but neither remote-code folders nor the int8 export. This app serves all three with the same
 prompt handling as `chargpt chat` (the chat template, the history windowed to the context)."""
 
+import contextlib
 import importlib.resources
 import json
+import socket
+import threading
 import time
 import uuid
 
@@ -153,6 +156,22 @@ def build_app(served: ServedModel, max_queue: int = 32, retry_after: int = 2):
         finally:
             job.cancelled.set()
 
+    async def respond(request: Request, job: Job, sampling, prompt_ids: list[int], obj: str, chunk, choice):
+        """The answer to a request: server-sent events of `chunk(index, text=, finish=)` pieces when it streams,
+        else one `obj` object whose choices are `choice(index, text, finish_reason)`."""
+        if sampling.stream:
+            return StreamingResponse(stream(job, request, chunk, sampling.include_usage, len(prompt_ids)),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        result = await collect(job, request)
+        choices = [choice(i, t, f) for i, (t, f) in enumerate(zip(result["texts"], result["finish"]))]
+        return {"id": chunk.ident, "object": obj, "created": chunk.created, "model": served.name,
+                "choices": choices, "usage": _usage(len(prompt_ids), sum(result["tokens"]))}
+
+    def stamped(function, prefix: str):
+        """Give a chunk builder the response id and creation time every piece repeats."""
+        function.ident, function.created = f"{prefix}-{uuid.uuid4().hex}", int(time.time())
+        return function
+
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         body = await read_body(request)
@@ -161,26 +180,22 @@ def build_app(served: ServedModel, max_queue: int = 32, retry_after: int = 2):
         budgeted(sampling)
         prompt_ids = chat_prompt(messages, sampling)
         job = submit(prompt_ids, sampling)
-        ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        if sampling.stream:
-            first = [True] * sampling.n
+        first = [True] * sampling.n  # the first piece of each choice names the role
 
-            def chunk(index, text=None, finish=None):
-                delta = {}
-                if first[index] and finish is None:
-                    delta["role"], first[index] = "assistant", False
-                if text is not None:
-                    delta["content"] = text
-                return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": served.name,
-                        "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+        def chunk(index, text=None, finish=None):
+            delta = {}
+            if first[index] and finish is None:
+                delta["role"], first[index] = "assistant", False
+            if text is not None:
+                delta["content"] = text
+            return {"id": chunk.ident, "object": "chat.completion.chunk", "created": chunk.created,
+                    "model": served.name, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
 
-            return StreamingResponse(stream(job, request, chunk, sampling.include_usage, len(prompt_ids)),
-                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        result = await collect(job, request)
-        choices = [{"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": f}
-                   for i, (t, f) in enumerate(zip(result["texts"], result["finish"]))]
-        return {"id": ident, "object": "chat.completion", "created": created, "model": served.name,
-                "choices": choices, "usage": _usage(len(prompt_ids), sum(result["tokens"]))}
+        def choice(index, text, finish):
+            return {"index": index, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+
+        return await respond(request, job, sampling, prompt_ids, "chat.completion", stamped(chunk, "chatcmpl"),
+                             choice)
 
     @app.post("/v1/completions")
     async def completions(request: Request):
@@ -190,20 +205,15 @@ def build_app(served: ServedModel, max_queue: int = 32, retry_after: int = 2):
         budgeted(sampling)
         prompt_ids = completion_prompt(prompt, sampling)
         job = submit(prompt_ids, sampling)
-        ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
         def chunk(index, text="", finish=None):
-            return {"id": ident, "object": "text_completion", "created": created, "model": served.name,
-                    "choices": [{"index": index, "text": text, "finish_reason": finish, "logprobs": None}]}
+            return {"id": chunk.ident, "object": "text_completion", "created": chunk.created, "model": served.name,
+                    "choices": [choice(index, text, finish)]}
 
-        if sampling.stream:
-            return StreamingResponse(stream(job, request, chunk, sampling.include_usage, len(prompt_ids)),
-                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        result = await collect(job, request)
-        choices = [{"index": i, "text": t, "finish_reason": f, "logprobs": None}
-                   for i, (t, f) in enumerate(zip(result["texts"], result["finish"]))]
-        return {"id": ident, "object": "text_completion", "created": created, "model": served.name,
-                "choices": choices, "usage": _usage(len(prompt_ids), sum(result["tokens"]))}
+        def choice(index, text, finish):
+            return {"index": index, "text": text, "finish_reason": finish, "logprobs": None}
+
+        return await respond(request, job, sampling, prompt_ids, "text_completion", stamped(chunk, "cmpl"), choice)
 
     @app.get("/v1/models")
     async def models():
@@ -228,6 +238,40 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(served: ServedModel, max_queue: int = 32, host: str = "127.0.0.1", port: int | None = None,
+                   timeout: float = 30.0):
+    """Serve `served` from a background thread of this process (a notebook, a test, a benchmark) and yield its base
+    URL (http://HOST:PORT); the server stops when the block ends."""
+    _require_fastapi()
+    import uvicorn
+
+    port = port or free_port(host)
+    server = uvicorn.Server(uvicorn.Config(build_app(served, max_queue=max_queue), host=host, port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, name="chargpt-serve", daemon=True)
+    thread.start()
+    url = f"http://{host}:{port}"
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"chargpt serve did not start on {url} within {timeout:.0f} s.")
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout)
+
+
 def serve(served: ServedModel, host: str = "127.0.0.1", port: int = 8000, max_queue: int = 32, log_level="info"):
     """Run the server until interrupted."""
     _require_fastapi()
@@ -236,4 +280,4 @@ def serve(served: ServedModel, host: str = "127.0.0.1", port: int = 8000, max_qu
     uvicorn.run(build_app(served, max_queue=max_queue), host=host, port=port, log_level=log_level)
 
 
-__all__ = ["build_app", "chat_page", "serve"]
+__all__ = ["build_app", "chat_page", "free_port", "running_server", "serve"]

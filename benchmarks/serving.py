@@ -7,8 +7,9 @@ clients, through the OpenAI API as a user's application meets it, for
 
     python -m benchmarks.serving --model_dir runs/demo/chat-model --output /tmp/serving.json
 
-Every client sends a different user message from the chat prompts below and asks for `--max_tokens` tokens, sampled
-at the model's own settings (seeded); time to first token is measured at the first streamed piece of text, tokens per
+Every client sends a different user message from the chat prompts below and gets exactly `--max_tokens` tokens
+(min_tokens; for transformers serve, which has no such field, the benchmark's copy of the export says so in its
+generation_config.json), sampled at the model's own settings (seeded); time to first token is measured at the first streamed piece of text, tokens per
 second as all completion tokens of a round over the round's wall time. Each arm runs alone; servers bind 127.0.0.1.
 """
 
@@ -95,30 +96,12 @@ def _rounds(base_url: str, model: str, args: ServingArguments, min_tokens: bool)
     return results
 
 
-def _chargpt_arm(folder: str, args: ServingArguments) -> dict:
-    from chargpt.serving import load_served_model
-    from chargpt.serving.app import running_server
-
-    served = load_served_model(folder, name="bench")
-    with running_server(served, max_queue=64) as url:
-        return _rounds(url, "bench", args, min_tokens=True)
-
-
 @contextlib.contextmanager
-def transformers_serve(folder: str, batching: bool = False, timeout: float = 180.0):
-    """`transformers serve FOLDER` (a native export) in a subprocess on a free 127.0.0.1 port; yields its base URL
-    once it answers, stops it afterwards. Raises RuntimeError (with its log) when it does not start."""
+def server_process(command: list[str], port: int, timeout: float = 180.0):
+    """Run a server command in a subprocess; yield its base URL (http://127.0.0.1:PORT) once its /v1/models
+    answers, stop it afterwards. Raises RuntimeError with the end of its log when it does not start."""
     import openai
 
-    from chargpt.serving.app import free_port
-
-    cli = shutil.which("transformers", path=os.path.dirname(sys.executable))
-    if cli is None:
-        raise RuntimeError("the `transformers` command is not installed beside this Python")
-    port = free_port()
-    command = [cli, "serve", folder, "--host", "127.0.0.1", "--port", str(port)]
-    if batching:
-        command.append("--continuous-batching")
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -132,7 +115,7 @@ def transformers_serve(folder: str, batching: bool = False, timeout: float = 180
                 except openai.APIConnectionError:
                     if process.poll() is not None or time.monotonic() > deadline:
                         log.seek(0)
-                        raise RuntimeError("transformers serve did not start:\n" + log.read()[-3000:]) from None
+                        raise RuntimeError(f"{command[0]} did not start:\n" + log.read()[-3000:]) from None
                     time.sleep(0.5)
             yield f"http://127.0.0.1:{port}"
         finally:
@@ -140,9 +123,38 @@ def transformers_serve(folder: str, batching: bool = False, timeout: float = 180
             process.wait(timeout=60)
 
 
-def _transformers_serve_arm(folder: str, args: ServingArguments, batching: bool) -> dict:
+def _command(name: str) -> str:
+    path = shutil.which(name, path=os.path.dirname(sys.executable))
+    if path is None:
+        raise RuntimeError(f"the `{name}` command is not installed beside this Python")
+    return path
+
+
+def transformers_serve(folder: str, batching: bool = False):
+    """`transformers serve FOLDER` (a native export) on a free port, as a context manager yielding its URL."""
+    from chargpt.serving.app import free_port
+
+    port = free_port()
+    command = [_command("transformers"), "serve", folder, "--host", "127.0.0.1", "--port", str(port)]
+    return server_process(command + (["--continuous-batching"] if batching else []), port)
+
+
+def chargpt_serve(folder: str, name: str = "bench"):
+    """`chargpt serve FOLDER` on a free port, as a context manager yielding its URL."""
+    from chargpt.serving.app import free_port
+
+    port = free_port()
+    return server_process([_command("chargpt"), "serve", folder, "--port", str(port), "--model_name", name,
+                           "--max_queue", "64", "--log_level", "warning"], port)
+
+
+def _arm(arm: str, folder: str, args: ServingArguments) -> dict:
+    """One server in its own process (as users run it), measured by this process's clients."""
     try:
-        with transformers_serve(folder, batching) as url:
+        if arm in ("pytorch", "int8"):
+            with chargpt_serve(folder) as url:
+                return _rounds(url, "bench", args, min_tokens=True)
+        with transformers_serve(folder, batching=arm.endswith("-cb")) as url:
             return _rounds(url, folder, args, min_tokens=False)
     except Exception as err:  # record why an arm failed; the others still run
         return {"not_run": f"{type(err).__name__}: {err}"}
@@ -170,12 +182,15 @@ def main():
         if any(a.startswith("transformers-serve") for a in args.arms):
             export_native(model, tokenizer, os.path.join(tmp, "native"))
             folders["native"] = os.path.join(tmp, "native")
+            # transformers serve takes no min_tokens: the same work for every arm comes from this copy's defaults
+            path = os.path.join(folders["native"], "generation_config.json")
+            with open(path, encoding="utf-8") as f:
+                generation = json.load(f)
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump({**generation, "min_new_tokens": args.max_tokens}, f)
         for arm in args.arms:
             print(f"{arm}:", flush=True)
-            if arm in ("pytorch", "int8"):
-                results["arms"][arm] = _chargpt_arm(folders[arm], args)
-            else:
-                results["arms"][arm] = _transformers_serve_arm(folders["native"], args, arm.endswith("-cb"))
+            results["arms"][arm] = _arm(arm, folders.get(arm, folders.get("native")), args)
     print(json.dumps(results, indent=2))
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:

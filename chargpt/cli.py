@@ -373,8 +373,10 @@ def run_export_format(model_args: ModelArguments, export_args: ExportArguments, 
     from .export.gguf import export_gguf
 
     info = export_gguf(model, tokenizer, output, file_type=format_args.type, overwrite=export_args.overwrite)
-    _write(f"Wrote {output} ({format_args.type}).\nCheck against the CharGPT model: {info.get('checks', info)}\n"
-           f"Run it with llama.cpp (llama-cli -m {output}) or ollama (docs/export.md).\n")
+    _write(f"Wrote {output}: llama.cpp's qwen3, {format_args.type}, {info['bytes'] / 1e6:.2f} MB "
+           f"({info['size_ratio']:.3f} of float32).\nCheck against the CharGPT model: {info['checks']}\n"
+           f"Run it with llama.cpp (llama-server -m {output} --jinja) or ollama (docs/export.md). llama.cpp does not "
+           f"apply the tokenizer's normalisation: normalise texts with chargpt.normalize_text first.\n")
     return 0
 
 

@@ -1,6 +1,6 @@
 """One test matrix for the model, written once: {each preset and architecture option} x {causal LM, classifier with
 last-token pooling, classifier with mean pooling} x {each form the model exists in: PyTorch, the int8 export, the
-native transformers export}. Every form is held to the PyTorch model; each contract check is written here once.
+native transformers export, the GGUF file}. Every form is held to the PyTorch model; each contract check is written here once.
 
 A form is a row of FORMS: how to build it from the PyTorch model, how to load its directory, and how far its logits
 may stray from PyTorch's (the export's own CHECK_TOLERANCE). The int8 export also checks its float32 graph against
@@ -99,12 +99,41 @@ def _native_export(model, tokenizer, directory):
     return _load_native(directory)
 
 
+GGUF_FILE = "model.gguf"
+
+
+def _load_gguf(directory):
+    from chargpt.export import load_gguf_in_transformers
+
+    return NativeRunnable(load_gguf_in_transformers(os.path.join(directory, GGUF_FILE)))
+
+
+def _gguf_export(model, tokenizer, directory):
+    """The f32 GGUF file (llama.cpp's qwen3), as transformers reads it back: llama.cpp itself is checked against
+    PyTorch by benchmarks/llama_cpp_check.py, which compiles it."""
+    from chargpt.export import export_gguf
+
+    os.makedirs(directory, exist_ok=True)
+    try:
+        export_gguf(model, tokenizer, os.path.join(directory, GGUF_FILE))
+    except ValueError:
+        os.rmdir(directory)
+        raise
+    return _load_gguf(directory)
+
+
 FORMS = {
     "pytorch": Form("pytorch", _pytorch, tolerance=1e-5),
     "int8": Form("int8", _int8_export, tolerance=int8.CHECK_TOLERANCE["int8"], load=int8.load_int8,
                  exact_steps=False),
     "native": Form("native", _native_export, tolerance=1e-5, load=_load_native),
 }
+try:
+    import gguf  # noqa: F401
+
+    FORMS["gguf"] = Form("gguf", _gguf_export, tolerance=1e-5, load=_load_gguf)
+except ImportError:  # the GGUF form needs the `gguf` package (pip install 'chargpt[gguf]'); the others run without
+    pass
 
 
 def padding_sides(runnable) -> tuple:
@@ -172,8 +201,12 @@ NATIVE_REFUSAL = {"rope": "normalization", "rmsnorm": "normalization", "gated_ml
                   "relu2": "activation_function", "qk_norm": "qk_norm"}
 
 
+# The forms that express only some cells: the GGUF export holds rotary causal LMs (llama.cpp's qwen3).
+FORM_CELLS = {"native": NATIVE_CELLS, "gguf": {("modern", "lm")}}
+
+
 def expresses(form: str, architecture: str, head: str) -> bool:
-    return form != "native" or (architecture, head) in NATIVE_CELLS
+    return form not in FORM_CELLS or (architecture, head) in FORM_CELLS[form]
 
 
 def cells_in_forms(cells, forms):
@@ -194,19 +227,22 @@ all_cells = pytest.mark.parametrize("architecture, head", CELLS, ids=_ids(CELLS)
 
 @all_cells
 def test_a_form_refuses_exactly_the_cells_it_cannot_express(zoo, architecture, head):
-    """int8 expresses every cell; the native export the presets' causal LMs and last-token classifiers, and refuses
-    the rest with one line naming the option, before writing anything."""
-    _, model = zoo.model(architecture, head)
+    """int8 expresses every cell; the native export the presets' causal LMs and last-token classifiers, the GGUF
+    export the modern causal LM; each refuses the rest with one line (the native export's names the option) before
+    writing anything."""
+    tester, model = zoo.model(architecture, head)
     task = "causal-lm" if head == "lm" else "sequence-classification"
     if (architecture, head) in NATIVE_CELLS:
         assert choose_target(model.config, task).name == {"course": "gpt2", "modern": "qwen3"}[architecture]
-        return
-    option = NATIVE_REFUSAL.get(architecture, "classifier_pooling")
-    with pytest.raises(UnsupportedOptionError, match=rf"^{option}=") as err:
-        FORMS["native"].build(model, zoo.model(architecture, head)[0].tokenizer,
-                              str(zoo.root / f"refused-{architecture}-{head}"))
-    assert "\n" not in str(err.value)
-    assert not (zoo.root / f"refused-{architecture}-{head}").exists()
+    for form, cells in FORM_CELLS.items():
+        if form not in FORMS or (architecture, head) in cells:
+            continue
+        directory = zoo.root / f"refused-{architecture}-{head}-{form}"
+        option = NATIVE_REFUSAL.get(architecture, "classifier_pooling") if form == "native" else ""
+        with pytest.raises(UnsupportedOptionError, match=rf"^{option}") as err:
+            FORMS[form].build(model, tester.tokenizer, str(directory))
+        assert "\n" not in str(err.value)
+        assert not directory.exists()
 
 
 # ------------------------------------------------------------------------------------ forward, loss, task output

@@ -4,17 +4,21 @@ models, GPT-2 for learned positions), which loads without remote code; `gguf` wr
 The int8 ONNX Runtime export lives in `chargpt.int8`."""
 
 from .checks import CHECK_TOLERANCE, ExportCheckError, relative_difference
+from .gguf import GGUF_TOLERANCE, export_gguf, load_gguf_in_transformers
 from .native import NATIVE_INFO_FILE, TARGETS, UnsupportedOptionError, choose_target, export_native, native_model
 
 
 __all__ = [
     "CHECK_TOLERANCE",
     "ExportCheckError",
+    "GGUF_TOLERANCE",
     "NATIVE_INFO_FILE",
     "TARGETS",
     "UnsupportedOptionError",
     "choose_target",
+    "export_gguf",
     "export_native",
+    "load_gguf_in_transformers",
     "native_model",
     "relative_difference",
 ]

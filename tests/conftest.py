@@ -4,11 +4,16 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# The test models are tiny: a second intra-op thread costs more in synchronisation than it saves, and with pytest-xdist
+# (README: -n 2) every worker owns one core.
+torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -25,7 +25,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from chargpt.export import UnsupportedOptionError, choose_target, export_native
 from chargpt.export.checks import logits_through_cache
-from chargpt.modeling_chargpt import CACHE_NAME, mean_pool
+from chargpt.modeling_chargpt import mean_pool
 
 from .chargpt_tester import ARCHITECTURES, HEADS, SAMPLE_TEXTS, matrix_model
 

@@ -158,7 +158,8 @@ def test_chat_page_streams_replies_equal_to_the_api_and_sends_the_whole_history(
     assert float(page.input_value("#temperature")) == health["defaults"]["temperature"]
     assert float(page.input_value("#top-p")) == health["defaults"]["top_p"]
     assert int(page.input_value("#max-tokens")) == health["defaults"]["max_new_tokens"]
-    assert page.get_attribute("#max-tokens", "max") == str(health["context_length"])
+    limit = health["max_tokens_limit"]
+    assert page.get_attribute("#max-tokens", "max") == str(limit) == str(health["context_length"] - 2)
     # Greedy, and short enough that two turns fit the 64-token context whole (no turn is windowed out).
     page.fill("#temperature", "0")
     page.fill("#max-tokens", "16")

@@ -223,6 +223,7 @@ def build_app(served: ServedModel, max_queue: int = 32, retry_after: int = 2):
     @app.get("/health")
     async def health():
         return {"status": "ok", "model": served.name, "context_length": served.context_length,
+                "max_tokens_limit": served.context_length - 2,  # a prompt needs <bos> and one character
                 "queued": worker.queue.qsize(), "busy": worker.busy, **worker.stats,
                 "defaults": served.generation_defaults}
 

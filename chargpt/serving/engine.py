@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from transformers.generation.streamers import BaseStreamer
 
 from ..export.native import NATIVE_INFO_FILE
+from ..chat import ReplyStreamer
 from ..loading import detect_task, load_config, load_model_and_tokenizer
+from ..tasks import context_length, effective_max_new_tokens
 
 
 logger = logging.getLogger(__name__)
@@ -66,11 +67,11 @@ def load_served_model(model_dir: str, name: str | None = None, trust_remote_code
         model, tokenizer = load_model_and_tokenizer(model_dir, task="causal-lm", device=device, dtype=dtype,
                                                     trust_remote_code=trust_remote_code)
     config = model.config
-    context = getattr(config, "n_positions", None) or config.max_position_embeddings
+    context = context_length(config)
     generation = getattr(model, "generation_config", None)
     defaults = {k: getattr(generation, k, None) for k in _DEFAULT_KEYS}
     defaults = {k: v for k, v in defaults.items() if v is not None}
-    defaults["max_new_tokens"] = min(defaults.get("max_new_tokens") or 64, context // 2)
+    defaults["max_new_tokens"] = effective_max_new_tokens(model, {})
     return ServedModel(name or os.path.basename(os.path.abspath(model_dir)), model, tokenizer, context, defaults)
 
 
@@ -104,36 +105,30 @@ class Job:
         self.loop.call_soon_threadsafe(self.events.put_nowait, event)
 
 
-class _JobStreamer(BaseStreamer):
-    """Receives generate()'s tokens, decodes the reply so far and sends the new text to the job; holds back text
-    that could be the beginning of a stop string, ends the generation at a stop string or when the job is
-    cancelled."""
+class _JobStreamer(ReplyStreamer):
+    """chargpt chat's streamer (the reply so far, decoded) sending the new text to the job; holds back text that
+    could be the beginning of a stop string, ends the generation at a stop string or when the job is cancelled."""
 
     def __init__(self, job: Job, index: int, tokenizer):
-        self.job, self.index, self.tokenizer = job, index, tokenizer
-        self.ids: list[int] = []
+        super().__init__(tokenizer)
+        self.job, self.index = job, index
         self.sent = ""
-        self.prompt_seen = False
         self.stopped_by_string = False
         self.hold = max((len(s) for s in job.stop), default=1) - 1
 
     def put(self, value):
         if self.job.cancelled.is_set():
             raise _Stop
-        if not self.prompt_seen:
-            self.prompt_seen = True
-            return
-        self.ids.extend(value.reshape(-1).tolist())
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        cut = min((text.find(s) for s in self.job.stop if s in text), default=-1)
+        super().put(value)  # updates self.token_ids and self.text (nothing for the prompt)
+        cut = min((self.text.find(s) for s in self.job.stop if s in self.text), default=-1)
         if cut >= 0:
-            self._send(text[:cut])
+            self._send(self.text[:cut])
             self.stopped_by_string = True
             raise _Stop
-        self._send(text[: len(text) - self.hold] if self.hold else text)
+        self._send(self.text[: len(self.text) - self.hold] if self.hold else self.text)
 
     def end(self):
-        self._send(self.tokenizer.decode(self.ids, skip_special_tokens=True))
+        self._send(self.text)
 
     def _send(self, text: str):
         if len(text) > len(self.sent):
@@ -198,9 +193,8 @@ class Worker:
                                      **job.settings)
                 new = out[0, input_ids.shape[1]:].tolist()
                 stopped = bool(new) and new[-1] in self.served.stop_ids
-                streamer.end()
             except _Stop:
-                new = streamer.ids
+                new = streamer.token_ids
                 if job.cancelled.is_set():
                     self.stats["cancelled"] += 1
                     return

@@ -21,11 +21,12 @@ from transformers import DataCollatorForLanguageModeling, GPT2Config, GPT2LMHead
 
 from chargpt import CharGPTConfig
 from chargpt.data import CleaningConfig
-from chargpt.evaluation import LCCC_BASE_FILES, corpus_perplexity, lccc_base_splits, reply_metrics, sample_replies
+from chargpt.evaluation import corpus_perplexity, reply_metrics, sample_replies
 from chargpt.loading import load_model_and_tokenizer
 from chargpt.training import CharGPTTrainer, CharGPTTrainingArguments, DialogueDataArguments
 from chargpt.training.inputs import lm_datasets
-from chargpt.training.recipe import RecipeArguments, chat_files, chat_training_arguments, run_recipe
+from recipes.dialogue_splits import LCCC_BASE_FILES, lccc_base_splits
+from recipes.full import RecipeArguments, chat_files, chat_training_arguments, run_recipe
 
 
 logger = logging.getLogger(__name__)

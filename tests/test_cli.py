@@ -11,7 +11,8 @@ import torch
 
 from chargpt.chat import ChatSession, ReplyStreamer, chat_loop
 from chargpt.cli import main, parse_command
-from chargpt.inference import generate_texts, load_model, load_tokenizer, resolve_device
+from chargpt.loading import load_model, load_tokenizer, resolve_device
+from chargpt.tasks import generate_texts
 
 from .chargpt_tester import SAMPLE_TEXTS, CharGPTTester
 
@@ -260,7 +261,7 @@ def test_classify_csv_keeps_empty_rows_with_an_error_and_writes_probabilities(mo
 
 
 def test_classify_batched_and_padded_equals_one_by_one(model_dirs):
-    from chargpt.inference import classify_texts
+    from chargpt.tasks import classify_texts
 
     model = load_model(model_dirs["cls"], "sequence-classification")
     tokenizer = load_tokenizer(model_dirs["cls"])
@@ -386,7 +387,7 @@ def test_texts_come_from_the_command_line_or_a_file_not_both(model_dirs, tmp_pat
 
 
 def test_invisible_only_texts_count_as_empty(tmp_path):
-    from chargpt.inference import read_records
+    from chargpt.textio import read_records
 
     data = tmp_path / "texts.txt"
     data.write_text("你好\n\ufeff\u200b \n早餐\n", encoding="utf-8")
@@ -396,7 +397,7 @@ def test_invisible_only_texts_count_as_empty(tmp_path):
 def test_real_chnsenticorp_csv_with_quoted_fields_loses_no_row(shared_data):
     import csv
 
-    from chargpt.inference import read_records
+    from chargpt.textio import read_records
 
     path = shared_data / "chnsenticorp" / "ChnSentiCorp_htl_train.csv"
     with open(path, encoding="utf-8-sig", newline="") as f:

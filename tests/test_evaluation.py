@@ -12,15 +12,9 @@ import torch
 from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTForSequenceClassification, CharGPTTokenizer
 from chargpt.data import encode_texts, holdout_per_class, load_dialogues, load_labelled, render_chats
 from chargpt.evaluation import (
-    CHNSENTICORP_FILE,
-    LCCC_BASE_FILES,
-    ONLINE_SHOPPING_FILE,
     accuracy,
-    chnsenticorp_splits,
     corpus_perplexity,
-    cross_domain_splits,
     distinct_n,
-    lccc_base_splits,
     macro_f1,
     repeats_ngram,
     repetition_share,
@@ -30,6 +24,8 @@ from chargpt.evaluation import (
     write_split_files,
 )
 from chargpt.training import load_metric
+from recipes.dialogue_splits import LCCC_BASE_FILES, lccc_base_splits
+from recipes.sentiment_splits import CHNSENTICORP_FILE, ONLINE_SHOPPING_FILE, chnsenticorp_splits, cross_domain_splits
 
 from ._helpers_training import load_script
 

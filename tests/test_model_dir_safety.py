@@ -16,7 +16,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from chargpt.cli import main
-from chargpt.inference import atomic_output_dir, load_model_and_tokenizer
+from chargpt.files import atomic_output_dir
+from chargpt.loading import load_model_and_tokenizer
 
 from .chargpt_tester import CharGPTTester
 

@@ -177,7 +177,7 @@ def test_int8_classifier_export_agrees_with_fp32_on_padded_batches(tmp_path, cap
     evaluation = info["evaluation"]
     assert evaluation["texts"] == len(SAMPLE_TEXTS) and {"accuracy_fp32", "accuracy_int8", "accuracy_change"} <= set(
         evaluation)
-    from chargpt.inference import classify_texts
+    from chargpt.tasks import classify_texts
 
     int8_model = load_int8(tmp_path / "cls-int8")
     expected = classify_texts(model, tester.tokenizer, SAMPLE_TEXTS, batch_size=3)
@@ -355,7 +355,7 @@ def test_int8_classifier_predicts_like_fp32_on_real_reviews(shared_data, tmp_pat
     export gives the same label as the float model (the first runtime, pooling by the last token, agreed with a
     mean-pooled recipe classifier on 81% of reviews)."""
     from chargpt import CharGPTConfig, CharGPTForSequenceClassification, CharGPTTokenizer
-    from chargpt.inference import classify_texts
+    from chargpt.tasks import classify_texts
 
     train, held_out = _reviews(shared_data, 300)
     tokenizer = CharGPTTokenizer.from_texts([t for t, _ in train + held_out], model_max_length=96)

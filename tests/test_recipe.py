@@ -1,4 +1,4 @@
-"""The full recipe (chargpt.training.recipe, train_scripts/run_recipe.py) end to end on a miniature copy of the shared
+"""The full recipe (recipes/full.py, train_scripts/run_recipe.py) end to end on a miniature copy of the shared
 data folder, with a tiny model: what it writes, that no held-out row reaches training, the chosen sampling settings,
 the published cards; and benchmarks/recipe.py's GPT-2 baseline on the recipe's output."""
 
@@ -11,10 +11,11 @@ import datasets
 import pytest
 import yaml
 
-from chargpt.evaluation import CHNSENTICORP_FILE, LCCC_BASE_FILES, ONLINE_SHOPPING_FILE
 from chargpt.evaluation.generation_search import DEFAULT_GRID, grid_settings
 from chargpt.loading import load_model_and_tokenizer
-from chargpt.training.recipe import DIALOGUE_FILES, RecipeArguments, run_recipe
+from recipes.dialogue_splits import LCCC_BASE_FILES
+from recipes.full import DIALOGUE_FILES, RecipeArguments, run_recipe
+from recipes.sentiment_splits import CHNSENTICORP_FILE, ONLINE_SHOPPING_FILE
 
 from ._helpers_training import PHRASES, load_script
 from .test_evaluation import write_dialogues, write_reviews

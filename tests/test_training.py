@@ -18,7 +18,6 @@ from chargpt.data import CleaningConfig
 from chargpt.training import (
     ClassifierModelArguments,
     ClassifierTrainingArguments,
-    DemoArguments,
     DialogueDataArguments,
     LabelledDataArguments,
     LMModelArguments,
@@ -28,11 +27,12 @@ from chargpt.training import (
     load_metric,
     parse_arguments,
     resolve_checkpoint,
-    run_demo,
     save_training_plots,
     train_causal_lm,
     train_classifier,
 )
+
+from recipes.demo import DemoArguments, run_demo
 
 from ._helpers_training import ACCELERATE_CONFIGS, SCRIPTS, tiny_tokenizer, write_labelled_csv, write_pairs
 

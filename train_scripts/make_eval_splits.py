@@ -14,19 +14,22 @@ outside the repository: it is data. All flags: `--help`.
 """
 
 from dataclasses import dataclass, field
+import sys
+from pathlib import Path
 
-from chargpt.evaluation import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where recipes/ lives (not installed)
+
+from chargpt.evaluation import write_split_files  # noqa: E402
+from chargpt.training import parse_arguments, run_script  # noqa: E402
+from recipes.dialogue_splits import LCCC_BASE_FILES, lccc_base_splits  # noqa: E402
+from recipes.sentiment_splits import (  # noqa: E402
     CHNSENTICORP_FILE,
     DEFAULT_HOLDOUT_CATEGORY,
-    LCCC_BASE_FILES,
     ONLINE_SHOPPING_CATEGORIES,
     ONLINE_SHOPPING_FILE,
     chnsenticorp_splits,
     cross_domain_splits,
-    lccc_base_splits,
-    write_split_files,
 )
-from chargpt.training import parse_arguments, run_script
 
 
 SPLITS = ("sentiment", "cross_domain", "dialogue")

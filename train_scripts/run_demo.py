@@ -11,7 +11,13 @@
 each written as a hub-style directory under --output_dir. About seven minutes on two CPU cores.
 """
 
-from chargpt.training import DemoArguments, parse_arguments, run_demo, run_script, setup_logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where recipes/ lives (not installed)
+
+from chargpt.training import parse_arguments, run_script, setup_logging  # noqa: E402
+from recipes.demo import DemoArguments, run_demo  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:

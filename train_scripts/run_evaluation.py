@@ -13,9 +13,14 @@ The report (MODEL_DIR/heldout_evaluation.json by default) is written atomically.
 with the same keys can replace the flags.
 """
 
-from chargpt.evaluation import EvaluationArguments, evaluate_model
-from chargpt.files import write_json_atomic
-from chargpt.training import parse_arguments, run_script
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where recipes/ lives (not installed)
+
+from chargpt.files import write_json_atomic  # noqa: E402
+from chargpt.training import parse_arguments, run_script  # noqa: E402
+from recipes.heldout import EvaluationArguments, evaluate_model  # noqa: E402
 
 
 def _print_summary(report: dict) -> None:

@@ -14,8 +14,13 @@
 OUTPUT_DIR/recipe_report.json holds each step's wall time and every figure. All flags: `--help`.
 """
 
-from chargpt.training import parse_arguments, run_script, setup_logging
-from chargpt.training.recipe import RecipeArguments, run_recipe
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where recipes/ lives (not installed)
+
+from chargpt.training import parse_arguments, run_script, setup_logging  # noqa: E402
+from recipes.full import RecipeArguments, run_recipe  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -1,8 +1,8 @@
-"""Training pipelines for CharGPT on transformers' `Trainer`: vocabulary, causal LM (chat), classifier, demo.
+"""Training pipelines for CharGPT on transformers' `Trainer`: vocabulary, causal LM (chat), classifier.
 
 The scripts in `train_scripts/` parse the argument dataclasses (module `arguments`) with `HfArgumentParser` and call
-`build_vocabulary`, `train_causal_lm` or `train_classifier`; `run_demo` chains all three on data that pip packages
-ship. Every pipeline runs the same under `python` and `accelerate launch` (CPU processes, GPUs, machines).
+`build_vocabulary`, `train_causal_lm` or `train_classifier` (the repository's `recipes/` chains them into the demo and
+the full recipe). Every pipeline runs the same under `python` and `accelerate launch` (CPU processes, GPUs, machines).
 
 What a finished run leaves in `output_dir` (a hub-style directory, loadable with `from_pretrained`, also with
 `trust_remote_code=True` without chargpt installed): the model's code, `config.json`, `model.safetensors`,
@@ -16,15 +16,13 @@ precision), `checkpoints` (which checkpoint a run resumes from), `run_directory`
 save in one step), `script_runner` (how the scripts exit on a user's error), `models` (a new causal LM, freezing),
 `lora`, `metrics` (classification metrics), `trainer` (the causal-LM Trainer, with perplexity), `inputs` (corpora to
 training datasets, in memory or streamed), `streaming` (the checks and Trainer of `--streaming`), `vocabulary`,
-`pipelines` (`train_causal_lm`, `train_classifier`), `outputs` (plots, the final directory, sample replies) and
-`demo`. Everything public is importable from `chargpt.training` itself.
+`pipelines` (`train_causal_lm`, `train_classifier`), `outputs` (plots, the final directory, sample replies).
+Everything public is importable from `chargpt.training` itself.
 """
 
-from .arguments import (  # noqa: F401
+from .arguments import (
     DEFAULT_PRESET,
-    LORA_DEFAULT_TARGETS,
     LoraArguments,
-    FREEZE_HELP,
     CharGPTTrainingArguments,
     ClassifierModelArguments,
     ClassifierTrainingArguments,
@@ -36,7 +34,6 @@ from .arguments import (  # noqa: F401
     parse_arguments,
 )
 from .checkpoints import checkpoint_problem, latest_complete_checkpoint, resolve_checkpoint
-from .demo import DemoArguments, run_demo
 from .metrics import METRICS_DIR, classification_metrics, load_metric  # noqa: F401
 from .optimizers import CharGPTTrainer, MuonWithAdamW
 from .trainer import CausalLMTrainer
@@ -48,8 +45,6 @@ from .run_directory import check_output_dir, clean_interrupted_saves
 from .script_runner import run_script
 from .environment import check_precision, prepare_cpu_distributed_env, setup_logging
 from .vocabulary import build_vocabulary, grow_vocabulary
-
-# `FREEZE_HELP` and `METRICS_DIR` stay importable from here, as before, outside `__all__`.
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -63,7 +58,6 @@ __all__ = [
     "CharGPTTrainingArguments",
     "LMTrainingArguments",
     "ClassifierTrainingArguments",
-    "DemoArguments",
     "parse_arguments",
     "setup_logging",
     "prepare_cpu_distributed_env",
@@ -90,5 +84,4 @@ __all__ = [
     "grow_vocabulary",
     "train_causal_lm",
     "train_classifier",
-    "run_demo",
 ]

@@ -9,13 +9,13 @@ from dataclasses import asdict, dataclass, field
 
 from transformers.utils import logging
 
-from ..data import CleaningConfig, balance_classes, load_labelled
-from ..loading import detect_task, load_config, load_model_and_tokenizer
-from .baselines import tfidf_baseline
-from .dialogue import LCCC_BASE_FILES, lccc_base_splits
-from .replies import reply_metrics
-from .scoring import classifier_scores, corpus_perplexity, sample_replies
-from .sentiment import (
+from chargpt.data import CleaningConfig, balance_classes, load_labelled
+from chargpt.loading import detect_task, load_config, load_model_and_tokenizer
+from chargpt.evaluation.baselines import tfidf_baseline
+from .dialogue_splits import LCCC_BASE_FILES, lccc_base_splits
+from chargpt.evaluation.replies import reply_metrics
+from chargpt.evaluation.scoring import classifier_scores, corpus_perplexity, sample_replies
+from .sentiment_splits import (
     CHNSENTICORP_FILE,
     DEFAULT_HOLDOUT_CATEGORY,
     ONLINE_SHOPPING_FILE,

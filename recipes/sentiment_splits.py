@@ -16,7 +16,7 @@ seed and the sizes.
 
 from datasets import DatasetDict
 
-from ..data import CleaningConfig, holdout_per_class, label_counts, load_labelled, split_dataset
+from chargpt.data import CleaningConfig, holdout_per_class, label_counts, load_labelled, split_dataset
 
 
 # Paths inside the shared data folder (../shared/data from the project root); any copy of the files will do.

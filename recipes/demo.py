@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from ..data import CleaningConfig, balance_classes, load_labelled, split_dataset
-from ..evaluation.split_files import write_split_files
-from .arguments import (
+from chargpt.data import CleaningConfig, balance_classes, load_labelled, split_dataset
+from chargpt.evaluation.split_files import write_split_files
+from chargpt.training.arguments import (
     ClassifierModelArguments,
     ClassifierTrainingArguments,
     DialogueDataArguments,
@@ -19,8 +19,8 @@ from .arguments import (
     LMTrainingArguments,
     VocabArguments,
 )
-from .pipelines import train_causal_lm, train_classifier
-from .vocabulary import build_vocabulary
+from chargpt.training.pipelines import train_causal_lm, train_classifier
+from chargpt.training.vocabulary import build_vocabulary
 
 
 @dataclass

@@ -15,7 +15,7 @@ repeated dialogues dropped); the split depends only on the files, the seed and t
 import numpy as np
 from datasets import Dataset, DatasetDict
 
-from ..data import CleaningConfig, load_dialogues
+from chargpt.data import CleaningConfig, load_dialogues
 
 
 # Paths inside the shared data folder (../shared/data from the project root).

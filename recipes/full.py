@@ -14,29 +14,17 @@ from pathlib import Path
 
 import torch
 
-from ..data import CleaningConfig
-from ..evaluation import (
-    CHNSENTICORP_FILE,
-    DEFAULT_HOLDOUT_CATEGORY,
-    LCCC_BASE_FILES,
-    ONLINE_SHOPPING_CATEGORIES,
-    ONLINE_SHOPPING_FILE,
-    EvaluationArguments,
-    chnsenticorp_splits,
-    cross_domain_splits,
-    evaluate_model,
-    lccc_base_splits,
-    write_split_files,
-)
-from ..evaluation.generation_search import (
+from chargpt.data import CleaningConfig
+from chargpt.evaluation import write_split_files
+from chargpt.evaluation.generation_search import (
     DEFAULT_GRID,
     posts_and_replies,
     save_sampling_settings,
     search_generation_config,
 )
-from ..files import write_json_atomic
-from ..loading import load_model_and_tokenizer
-from .arguments import (
+from chargpt.files import write_json_atomic
+from chargpt.loading import load_model_and_tokenizer
+from chargpt.training.arguments import (
     ClassifierModelArguments,
     ClassifierTrainingArguments,
     DialogueDataArguments,
@@ -45,8 +33,19 @@ from .arguments import (
     LMTrainingArguments,
     VocabArguments,
 )
-from .pipelines import train_causal_lm, train_classifier
-from .vocabulary import build_vocabulary
+from chargpt.training.pipelines import train_causal_lm, train_classifier
+from chargpt.training.vocabulary import build_vocabulary
+
+from .dialogue_splits import LCCC_BASE_FILES, lccc_base_splits
+from .heldout import EvaluationArguments, evaluate_model
+from .sentiment_splits import (
+    CHNSENTICORP_FILE,
+    DEFAULT_HOLDOUT_CATEGORY,
+    ONLINE_SHOPPING_CATEGORIES,
+    ONLINE_SHOPPING_FILE,
+    chnsenticorp_splits,
+    cross_domain_splits,
+)
 
 
 # The dialogue corpora of the shared data (../shared/data) besides LCCC-base, whose training part comes from the split.
@@ -203,7 +202,7 @@ def chat_training_arguments(args: RecipeArguments, out: Path) -> LMTrainingArgum
 def tune_sampling(args: RecipeArguments, model_dir: Path, files: dict, cleaning: CleaningConfig) -> dict:
     """Sampling defaults chosen on validation posts (chargpt.evaluation.generation_search), saved in the model's
     generation_config.json; the search's table goes to generation_search.json beside it."""
-    from ..data import load_dialogues
+    from chargpt.data import load_dialogues
 
     model, tokenizer = load_model_and_tokenizer(model_dir, task="causal-lm")
     dialogues, _ = load_dialogues([str(files["dialogue"]["validation"])], cleaning=cleaning)
@@ -291,7 +290,7 @@ def evaluate(args: RecipeArguments, model_dir: Path, tfidf_train_files: list[str
 def publish_models(args: RecipeArguments, out: Path, vocab_size: int) -> dict:
     """Hub-style directories with model cards (three ten-turn sample chats for the chat model, the held-out figures
     for both)."""
-    from ..publish import PublishArguments, publish
+    from chargpt.publish import PublishArguments, publish
 
     corpora = "LCCC (toy sample and LCCC-base training part), KdConv and CPED conversations"
     reviews = "ChnSentiCorp hotel reviews" + (" and eight online-shopping categories" if args.extra_labelled else "")

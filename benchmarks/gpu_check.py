@@ -168,7 +168,7 @@ def check_launch(config: str, root: Path, launch_args: tuple = ()) -> tuple[str,
     raises otherwise), a finite eval loss, and a final directory that loads as an ordinary model."""
     out = root / f"out-{config}"
     # Muon (train_lm.py's default optimizer) does not run under FSDP or DeepSpeed, which shard optimizer states
-    optimizer = ("--optimizer", "adamw") if config.startswith(("fsdp", "deepspeed")) else ()
+    optimizer = ("--optim", "adamw_torch_fused") if config.startswith(("fsdp", "deepspeed")) else ()
     run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / f"{config}.yaml"),
          "--main_process_port", str(free_port()), *launch_args, str(REPO / "train_scripts" / "train_lm.py"),
          "--tokenizer_name_or_path", "tok", "--train_files", "pairs.txt", "--config_overrides", TRAIN_LM_SIZE,

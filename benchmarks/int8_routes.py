@@ -27,6 +27,7 @@ from torch import nn
 from transformers import HfArgumentParser
 
 from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTForSequenceClassification
+from chargpt.configuration_chargpt import CLASSIFIER_POOLINGS
 from chargpt.int8 import Int8CharGPT, compare_on_texts, greedy_settings, weights_bytes
 from chargpt.int8.export import library_versions
 from chargpt.int8.onnx_export import CausalLMGraph
@@ -369,7 +370,7 @@ def main(argv=None):
         preset = "modern" if result["model"]["preset_fields"]["position_embedding_type"] == "rope" else "course"
         with tempfile.TemporaryDirectory() as tmp:
             result["classifier_checks"] = [check_classifier(preset, p, tmp, opset)
-                                           for p in ("last", "mean") for opset in (None, 23)]
+                                           for p in CLASSIFIER_POOLINGS for opset in (None, 23)]
     print(json.dumps({k: v for k, v in result.items() if k not in ("machine", "graphs")}, indent=1))
     if args.output_json:
         write_json_atomic(args.output_json, result)

@@ -7,7 +7,6 @@ dialogues and the training reviews' text) and serves both the dialogue evaluatio
 """
 
 import logging
-import random
 import time
 from pathlib import Path
 

@@ -12,7 +12,6 @@ training seconds over GPT-2's measured seconds per step. Its replies are sampled
 import copy
 import json
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -21,8 +20,9 @@ from transformers import DataCollatorForLanguageModeling, GPT2Config, GPT2LMHead
 
 from chargpt import CharGPTConfig
 from chargpt.data import CleaningConfig
-from chargpt.evaluation import corpus_perplexity, reply_metrics, sample_replies
+from chargpt.evaluation import corpus_perplexity, reply_metrics
 from chargpt.loading import load_model_and_tokenizer
+from chargpt.tasks import sample_replies
 from chargpt.training import CharGPTTrainer, CharGPTTrainingArguments, DialogueDataArguments
 from chargpt.training.inputs import lm_datasets
 from recipes.dialogue_splits import LCCC_BASE_FILES, lccc_base_splits
@@ -63,7 +63,7 @@ def _training_args(recipe_args: RecipeArguments, args, out_dir: str, max_steps: 
     chat = chat_training_arguments(recipe_args, Path(out_dir))
     return CharGPTTrainingArguments(
         output_dir=out_dir, max_steps=max_steps, per_device_train_batch_size=chat.per_device_train_batch_size,
-        optimizer="adamw", learning_rate=args.ttq_lr_gpt2, lr_scheduler_type="warmup_stable_decay",
+        optim="adamw_torch_fused", learning_rate=args.ttq_lr_gpt2, lr_scheduler_type="warmup_stable_decay",
         warmup_steps=chat.warmup_steps, decay_fraction=chat.decay_fraction, weight_decay=chat.weight_decay,
         eval_strategy="no", save_strategy="no", logging_strategy="no", logging_first_step=False, report_to="none",
         load_best_model_at_end=False, use_cpu=not torch.cuda.is_available(), seed=args.seed, disable_tqdm=True,

@@ -419,7 +419,7 @@ def _ttq_md(ttq: dict) -> list[str]:
 def _recipe_md(recipe: dict) -> list[str]:
     if not recipe or not recipe.get("figures"):
         return []
-    a, t, f = recipe["arguments"], recipe["timings_seconds"], recipe["figures"]
+    a, t = recipe["arguments"], recipe["timings_seconds"]
     lines = ["## 9. The recipe on the held-out splits", "",
              f"`python train_scripts/run_recipe.py` (measured directory: {recipe['recipe_dir']}), "
              f"{t['total'] / 60:.1f} min end to end: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()
@@ -428,7 +428,7 @@ def _recipe_md(recipe: dict) -> list[str]:
              f"{a.get('review_lm_epochs', 1.0):g} epoch(s) over the training reviews' text; classifier: "
              f"{a['classifier_epochs']:g} epoch(s) over the hotel reviews"
              f"{' and eight online-shopping categories' if a['extra_labelled'] else ''}; held-out category "
-             f"{a['holdout_category']}. The tests are the fixed splits of chargpt.evaluation (seed {a['seed']}).", ""]
+             f"{a['holdout_category']}. The tests are the fixed splits of recipes/ (seed {a['seed']}).", ""]
     sentiment = recipe["sentiment"]
     rows = []
     for task, name in (("sentiment", "ChnSentiCorp balanced test (250 + 250)"),

@@ -74,7 +74,7 @@ def _rounds(base_url: str, model: str, args: ServingArguments, min_tokens: bool)
         for r in range(args.rounds):
             barrier = threading.Barrier(clients)
 
-            def one(i):
+            def one(i, barrier=barrier, r=r):
                 barrier.wait()
                 return _request(client, model, PROMPTS[i % len(PROMPTS)], args.max_tokens, 1000 * r + i, min_tokens)
 

@@ -33,7 +33,7 @@ def matmul_peak(dtype: torch.dtype, shapes=((1024, 1024, 1024), (2048, 256, 1024
         a = torch.randn(m, k).to(dtype)
         b = torch.randn(k, n).to(dtype)
         w = b.t().contiguous()  # F.linear takes the weight as (N, K)
-        for op_name, op in (("mm", lambda: torch.mm(a, b)), ("linear", lambda: F.linear(a, w))):
+        for op_name, op in (("mm", lambda a=a, b=b: torch.mm(a, b)), ("linear", lambda a=a, w=w: F.linear(a, w))):
             op()  # warm-up: first call allocates and picks a kernel
             times = []
             for _ in range(reps):

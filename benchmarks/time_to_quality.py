@@ -23,7 +23,7 @@ from chargpt import CharGPTForCausalLM, CharGPTTokenizer
 from chargpt.data import load_dialogues
 from chargpt.training import LMModelArguments, build_causal_lm_config
 from chargpt.training.arguments import CharGPTTrainingArguments
-from chargpt.training.optimizers import CharGPTTrainer
+from chargpt.training.trainer import CharGPTTrainer
 
 from .loop import encode_dialog, pack_blocks
 
@@ -155,14 +155,17 @@ class WallClockCurve(TrainerCallback):
 
 
 def _trainer(model, blocks, args, name: str, max_steps: int, out_dir: str, callbacks=()):
+    settings = optimizer_settings(name, args)
+    optimizer = settings.pop("optimizer")  # the report's name: "muon", or "adamw" for Trainer's default --optim
     training_args = CharGPTTrainingArguments(
+        optim=optimizer if optimizer != "adamw" else CharGPTTrainingArguments.optim,
         output_dir=out_dir, max_steps=max_steps, per_device_train_batch_size=args.ttq_batch_size,
         lr_scheduler_type="warmup_stable_decay", warmup_steps=args.ttq_warmup_share,
         decay_fraction=args.ttq_decay_share, weight_decay=args.ttq_weight_decay, adam_beta2=0.95,
         max_grad_norm=1.0, eval_strategy="no", save_strategy="no", logging_strategy="no", logging_first_step=False,
         report_to="none",
         load_best_model_at_end=False, use_cpu=True, seed=args.seed, dataloader_num_workers=0, disable_tqdm=True,
-        **optimizer_settings(name, args),
+        **settings,
     )
     return CharGPTTrainer(model=model, args=training_args, train_dataset=_BlockDataset(blocks),
                           callbacks=list(callbacks))

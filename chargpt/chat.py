@@ -1,9 +1,9 @@
 """Multi-turn chat with a CharGPT causal LM, as the `User:` / `Bot:` loop of the course the package grew from, made
 safe for real use: the history is formatted with the tokenizer's chat template (exactly what training saw), kept to
-the window the context holds (oldest turns dropped first), replies stream token by token and stop at `<sep>` or
-`<eos>`, and any input (empty lines, huge pastes, characters outside the vocabulary, special-token text) is handled
-with a notice instead of a crash. `ChatSession` holds the conversation; `chat_loop` is the terminal/script driver
-shared by `chargpt chat` and `chargpt publish`.
+the window the context holds (oldest turns dropped first), replies (sampled by `chargpt.tasks.sample_replies`) stream
+token by token and stop at `<sep>` or `<eos>`, and any input (empty lines, huge pastes, characters outside the
+vocabulary, special-token text) is handled with a notice instead of a crash. `ChatSession` holds the conversation;
+`chat_loop` is the terminal/script driver shared by `chargpt chat` and `chargpt publish`.
 """
 
 import json
@@ -12,23 +12,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import torch
 from transformers.generation.streamers import BaseStreamer
 
-from .tasks import context_length, effective_max_new_tokens, encode
+from .tasks import chat_prompt_ids, context_length, effective_max_new_tokens, encode, sample_replies
 
 
 logger = logging.getLogger(__name__)
 
 COMMANDS_HELP = "/reset starts a new conversation, /quit (or /exit, Ctrl-D) leaves, Ctrl-C stops a reply."
 _COMMAND = re.compile(r"^/[A-Za-z]+$")
-
-
-def chat_prompt_ids(tokenizer, history: list[dict]) -> list[int]:
-    """apply_chat_template(history, add_generation_prompt=True, tokenize=True), tokenized in two steps so that a
-    history longer than the context (about to be windowed) does not trigger transformers' length warning."""
-    text = tokenizer.apply_chat_template(history, add_generation_prompt=True, tokenize=False)
-    return encode(tokenizer, text, add_bos=False)  # the template writes <bos> itself
 
 
 def window_history(tokenizer, history: list[dict], budget: int) -> tuple[list[int], int]:
@@ -186,7 +178,6 @@ class ChatSession:
     def _window(self) -> tuple[list[int], int]:
         return window_history(self.tokenizer, self.history, self.prompt_budget)
 
-    @torch.no_grad()
     def respond(self, prepared: PreparedMessage, on_text: Callable[[str], None] | None = None) -> ChatReply:
         """Add the user's message, generate the reply (streamed to `on_text`) and add it to the history. Ctrl-C
         (KeyboardInterrupt) during generation stops the reply; what was produced so far is kept as the reply."""
@@ -194,18 +185,19 @@ class ChatSession:
             raise ValueError("Nothing to reply to: the prepared message is empty.")
         self.history.append({"role": "user", "content": prepared.text})
         ids, dropped = self._window()
-        input_ids = torch.tensor([ids], device=self.model.device)
         streamer = ReplyStreamer(self.tokenizer, on_text)
         interrupted = False
         try:
-            self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
-                                **self.generation_kwargs)
+            # The random state goes on from the previous reply (a caller seeds the conversation once).
+            sample_replies(self.model, self.tokenizer, [ids], batch_size=1, seed=None, streamer=streamer,
+                           **self.generation_kwargs)
         except KeyboardInterrupt:
             if not self.catch_interrupts:
                 raise
             interrupted = True
-        # Keep the (possibly partial or empty) reply so that speakers keep alternating in the history; characters
-        # that happen to spell a special token would forge a turn boundary when the history is templated again.
+        # The reply is the text shown as it streamed. Keep it (possibly partial or empty) so that speakers keep
+        # alternating in the history; characters that happen to spell a special token would forge a turn boundary
+        # when the history is templated again.
         self.history.append({"role": "assistant", "content": self._strip_special_tokens(streamer.text)[0]})
         return ChatReply(streamer.text, interrupted, len(ids), dropped)
 
@@ -225,31 +217,14 @@ def chat_loop(session: ChatSession, read_line: Callable[[], str | None], write: 
     records = [] if records is None else records
     turn = 0
     while True:
-        try:
-            line = read_line()
-        except KeyboardInterrupt:
-            if not session.catch_interrupts:
-                raise
-            write("\n")
-            break
-        except EOFError:
-            write("\n")
-            break
+        line = _next_line(session, read_line, write)
         if line is None:
             break
         line = line.rstrip("\r\n")
         command = line.strip().lower()
         if _COMMAND.match(command):
-            if command in ("/quit", "/exit"):
+            if _run_command(session, line.strip(), records, write):
                 break
-            if command == "/reset":
-                session.reset()
-                records.append({"event": "reset"})
-                write("(New conversation.)\n")
-            elif command == "/help":
-                write(COMMANDS_HELP + "\n")
-            else:
-                write(f"(Unknown command {line.strip()}. {COMMANDS_HELP})\n")
             continue
         if echo_user:  # a script's line as the user would have typed it (a huge paste shortened)
             write(f"User: {line if len(line) <= 300 else line[:100] + f' ... ({len(line)} characters)'}\n")
@@ -275,6 +250,35 @@ def chat_loop(session: ChatSession, read_line: Callable[[], str | None], write: 
     return records
 
 
+def _next_line(session: ChatSession, read_line: Callable[[], str | None], write: Callable[[str], None]) -> str | None:
+    """The next user line; None at the end of the input or on Ctrl-C (which stops a scripted session instead)."""
+    try:
+        return read_line()
+    except KeyboardInterrupt:
+        if not session.catch_interrupts:
+            raise
+    except EOFError:
+        pass
+    write("\n")
+    return None
+
+
+def _run_command(session: ChatSession, text: str, records: list, write: Callable[[str], None]) -> bool:
+    """Carry out a /command; True when it ends the conversation."""
+    command = text.lower()
+    if command in ("/quit", "/exit"):
+        return True
+    if command == "/reset":
+        session.reset()
+        records.append({"event": "reset"})
+        write("(New conversation.)\n")
+    elif command == "/help":
+        write(COMMANDS_HELP + "\n")
+    else:
+        write(f"(Unknown command {text}. {COMMANDS_HELP})\n")
+    return False
+
+
 def format_transcript(records: list[dict], fmt: str = "text") -> str:
     """JSON lines (one record per line) or readable text (`User:` / `Bot:` lines, notices and events in brackets)."""
     if fmt == "jsonl":
@@ -294,5 +298,5 @@ def format_transcript(records: list[dict], fmt: str = "text") -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-__all__ = ["ChatSession", "ChatReply", "PreparedMessage", "ReplyStreamer", "chat_loop", "chat_prompt_ids",
-           "format_transcript", "window_history"]
+__all__ = ["ChatSession", "ChatReply", "PreparedMessage", "ReplyStreamer", "chat_loop", "format_transcript",
+           "window_history"]

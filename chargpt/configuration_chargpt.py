@@ -19,7 +19,8 @@ if version.parse(transformers.__version__) < version.parse(MIN_TRANSFORMERS_VERS
 
 # The one list of activations; the model takes them from transformers' ACT2FN, the int8 graph builds each from ops.
 ACTIVATIONS = ("gelu", "gelu_new", "relu", "relu2", "silu")
-_POOLINGS = ("last", "mean")
+# What a sequence classifier reads of each sequence (`classifier_pooling`), checked here and by the training flags.
+CLASSIFIER_POOLINGS = ("last", "mean")
 POSITION_EMBEDDINGS = ("learned", "rope")
 NORMALIZATIONS = ("layernorm", "rmsnorm")
 
@@ -205,9 +206,10 @@ class CharGPTConfig(PreTrainedConfig):
         for name in ("gated_mlp", "qk_norm", "bias", "tie_word_embeddings"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"CharGPTConfig.{name} must be true or false, got {getattr(self, name)!r}.")
-        if self.classifier_pooling not in _POOLINGS:
+        if self.classifier_pooling not in CLASSIFIER_POOLINGS:
             raise ValueError(
-                f"CharGPTConfig.classifier_pooling must be one of {_POOLINGS}, got {self.classifier_pooling!r}."
+                f"CharGPTConfig.classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got "
+                f"{self.classifier_pooling!r}."
             )
         if self.activation_function not in ACTIVATIONS:
             raise ValueError(
@@ -221,4 +223,4 @@ class CharGPTConfig(PreTrainedConfig):
                 )
 
 
-__all__ = ["CharGPTConfig", "PRESETS", "default_inner_size"]
+__all__ = ["CharGPTConfig", "CLASSIFIER_POOLINGS", "PRESETS", "default_inner_size"]

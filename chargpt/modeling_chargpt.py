@@ -20,7 +20,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import can_return_tuple, logging
 from transformers.utils.output_capturing import capture_outputs
 
-from .configuration_chargpt import CharGPTConfig
+from .configuration_chargpt import CLASSIFIER_POOLINGS, CharGPTConfig
 
 
 logger = logging.get_logger(__name__)
@@ -68,7 +68,7 @@ def pool_sequence(states, real, pooling: str):
     if pooling == "mean":
         return mean_pool(states, real)
     if pooling != "last":
-        raise ValueError(f"classifier_pooling must be 'last' or 'mean', got {pooling!r}.")
+        raise ValueError(f"classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {pooling!r}.")
     B, T = states.shape[:2]
     if real is None:
         last = torch.full((B,), T - 1, dtype=torch.long, device=states.device)
@@ -87,7 +87,7 @@ def _merge_cache_names(cache, past_key_values):
 def _cache_capacity(cache: Cache) -> int:
     """How many positions a cache's key tensors span after an update: its preallocated length for a static cache,
     -1 for one that grows with the tokens seen (DynamicCache). The method was renamed in transformers 5.24."""
-    method = getattr(cache, "get_max_length", None) or getattr(cache, "get_max_cache_shape")
+    method = getattr(cache, "get_max_length", None) or cache.get_max_cache_shape
     capacity = method()
     return -1 if capacity is None else capacity
 

@@ -1,5 +1,5 @@
-"""What a loaded CharGPT does for a user: generation from prompts, classification, embeddings and similarity.
-Everything here works on a PyTorch model or an int8 export (`chargpt.int8.Int8CharGPT`): both offer
+"""What a loaded CharGPT does for a user: generation from prompts, replies to posts, classification, embeddings and
+similarity. Everything here works on a PyTorch model or an int8 export (`chargpt.int8.Int8CharGPT`): both offer
 `model(input_ids, attention_mask).logits`, `model.generate(...)`, `model.embed(...)`, `.config` and `.device`."""
 
 import logging
@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import torch
 
 from .modeling_chargpt import default_generation_config
-
 
 
 logger = logging.getLogger(__name__)
@@ -109,6 +108,67 @@ def generate_texts(model, tokenizer, prompts: list[str], num_return_sequences: i
         samples = [tokenizer.decode(row[ids.shape[1]:], skip_special_tokens=True) for row in out]
         results.append(Generation(prompt, samples, dropped))
     return results
+
+
+def chat_prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
+    """apply_chat_template(messages, add_generation_prompt=True, tokenize=True), tokenized in two steps so that a
+    prompt longer than the context (about to be cut or windowed) does not trigger transformers' length warning."""
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return encode(tokenizer, text, add_bos=False)  # the template writes <bos> itself
+
+
+def _reply_prompts(model, tokenizer, prompts: list, budget: int, max_new: int) -> list[list[int]]:
+    """The ids of each prompt (a post through the chat template, or ids already built), cut to their latest
+    `budget` tokens with a warning."""
+    encoded = []
+    for i, prompt in enumerate(prompts):
+        ids = chat_prompt_ids(tokenizer, [{"role": "user", "content": prompt}]) if isinstance(prompt, str) else prompt
+        if len(ids) > budget:
+            logger.warning(
+                "Prompt %d has %d tokens but only %d fit beside a %d-token reply in the %d-token context; keeping its "
+                "last %d.", i, len(ids), budget, max_new, context_length(model.config), budget
+            )
+            ids = ids[-budget:]
+        encoded.append(list(ids))
+    return encoded
+
+
+def _left_padded(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    return ids, mask
+
+
+@torch.no_grad()
+def sample_replies(model, tokenizer, prompts: list, batch_size: int = 32, seed: int | None = 0,
+                   **generate_kwargs) -> list[str]:
+    """One sampled reply per prompt: the one place a reply is sampled (a trained model's sample replies, held-out
+    evaluation, the generation-config search, chat and the model card's conversations).
+
+    A prompt is a post (`str`), read as a one-turn conversation through the chat template, or the token ids of a
+    chat prompt already built (`chargpt.chat.ChatSession` windows a multi-turn history). Sampling follows the model's
+    generation config; `generate_kwargs` override it (a `streamer` too, with one prompt per batch). A prompt longer
+    than the context leaves beside `max_new_tokens` keeps its latest tokens, with a warning. Prompts of similar
+    length are generated together in left-padded batches after `torch.manual_seed(seed)` (`seed=None` continues the
+    current random state), so the replies depend on `seed` and `batch_size`. Replies are decoded without special
+    tokens and stripped."""
+    max_new = effective_max_new_tokens(model, generate_kwargs)
+    budget = context_length(model.config) - max_new
+    encoded = _reply_prompts(model, tokenizer, prompts, budget, max_new)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths together: little padding
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    replies = [""] * len(encoded)
+    model.eval()
+    if seed is not None:
+        torch.manual_seed(seed)
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        ids, mask = _left_padded([encoded[i] for i in indices], pad, model.device)
+        out = model.generate(input_ids=ids, attention_mask=mask, **{**generate_kwargs, "max_new_tokens": max_new})
+        for i, row in zip(indices, out[:, ids.shape[1] :].tolist()):
+            replies[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+    return replies
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -220,6 +280,8 @@ __all__ = [
     "encode",
     "Generation",
     "generate_texts",
+    "chat_prompt_ids",
+    "sample_replies",
     "label_names",
     "classify_texts",
     "check_known_characters",

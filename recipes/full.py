@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from chargpt.configuration_chargpt import CLASSIFIER_POOLINGS
 from chargpt.data import CleaningConfig
 from chargpt.evaluation import write_split_files
 from chargpt.evaluation.generation_search import (
@@ -98,7 +99,11 @@ class RecipeArguments:
     classifier_learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate of the classifier."})
     classifier_max_length: int = field(default=256, metadata={"help": "Reviews are cut to this many characters."})
     classifier_pooling: str = field(
-        default="mean", metadata={"help": "What the classifier reads: 'mean' (of all characters' states) or 'last'."}
+        default="mean",
+        metadata={
+            "help": "What the classifier reads: 'mean' (of all characters' states) or 'last'.",
+            "choices": CLASSIFIER_POOLINGS,
+        },
     )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Use at most this many training dialogues and reviews (quick runs)."}
@@ -106,8 +111,8 @@ class RecipeArguments:
     publish: bool = field(default=True, metadata={"help": "Write hub-style directories with model cards."})
 
     def __post_init__(self):
-        if self.classifier_pooling not in ("last", "mean"):
-            raise ValueError(f"--classifier_pooling must be 'last' or 'mean', got {self.classifier_pooling!r}.")
+        if self.classifier_pooling not in CLASSIFIER_POOLINGS:
+            raise ValueError(f"--classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {self.classifier_pooling!r}.")
         for name in ("chat_epochs", "classifier_epochs"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name} must be above 0, got {getattr(self, name)}.")

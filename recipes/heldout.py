@@ -14,7 +14,8 @@ from chargpt.loading import detect_task, load_config, load_model_and_tokenizer
 from chargpt.evaluation.baselines import tfidf_baseline
 from .dialogue_splits import LCCC_BASE_FILES, lccc_base_splits
 from chargpt.evaluation.replies import reply_metrics
-from chargpt.evaluation.scoring import classifier_scores, corpus_perplexity, sample_replies
+from chargpt.evaluation.scoring import classifier_scores, corpus_perplexity
+from chargpt.tasks import sample_replies
 from .sentiment_splits import (
     CHNSENTICORP_FILE,
     DEFAULT_HOLDOUT_CATEGORY,

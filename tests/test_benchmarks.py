@@ -258,12 +258,12 @@ def test_dialogue_splits_are_disjoint_sized_and_reproducible(tmp_path):
 def test_sentiment_splits_balance_classes_and_hold_out_250_each(tmp_path):
     reviews = corpora.load_chnsenticorp(make_data(tmp_path) / corpora.CHNSENTICORP)
     splits = corpora.sentiment_splits(reviews, seed=1)
-    assert sorted(label for _, label in splits.test).count(0) == 250 == [l for _, l in splits.test].count(1)
-    assert [l for _, l in splits.train].count(0) == [l for _, l in splits.train].count(1) == 50
+    assert sorted(label for _, label in splits.test).count(0) == 250 == [label for _, label in splits.test].count(1)
+    assert [label for _, label in splits.train].count(0) == [label for _, label in splits.train].count(1) == 50
     assert splits.n_dropped_majority == 60
     assert not {id(r) for r in splits.test} & {id(r) for r in splits.train}  # no review in both
     capped = corpora.sentiment_splits(reviews, seed=1, max_train=20)
-    assert [l for _, l in capped.train].count(1) == 10 and len(capped.train) == 20
+    assert [label for _, label in capped.train].count(1) == 10 and len(capped.train) == 20
 
 
 # ------------------------------------------------------------------------------------------------ loops

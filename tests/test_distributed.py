@@ -81,10 +81,12 @@ def losses(run_dir):
 
 
 @pytest.mark.parametrize(
-    "packing, optimizer", [(True, "adamw"), (False, "adamw"), (False, "muon")], ids=["packed", "padded", "muon"]
+    "packing, optimizer",
+    [(True, "adamw_torch_fused"), (False, "adamw_torch_fused"), (False, "muon")],
+    ids=["packed", "padded", "muon"],
 )
 def test_two_cpu_processes_match_one_process_with_the_same_global_batch(corpus, packing, optimizer):
-    extra = ["--save_strategy", "no", "--optimizer", optimizer, *(["--packing", "--block_size", "32"] if packing else [])]
+    extra = ["--save_strategy", "no", "--optim", optimizer, *(["--packing", "--block_size", "32"] if packing else [])]
     one, two = f"one-{packing}-{optimizer}", f"two-{packing}-{optimizer}"
     run_command(python_script("train_lm.py", *lm_flags(one, 8, 4, "--use_cpu", *extra)), cwd=corpus)
     # No --use_cpu: the script itself switches Trainer to CPU processes when it finds no GPU.

@@ -14,8 +14,8 @@ from chargpt.evaluation.generation_search import (
     posts_and_replies,
     search_generation_config,
 )
-from chargpt.evaluation.scoring import sample_replies
 from chargpt.loading import load_model_and_tokenizer
+from chargpt.tasks import sample_replies
 
 from ._helpers_training import load_script
 from .test_evaluation import tiny_model_dir, write_dialogues

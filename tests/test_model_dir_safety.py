@@ -5,14 +5,11 @@ folder's own code."""
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import torch
 from safetensors.torch import load_file, save_file
 
 from chargpt.cli import main

@@ -9,11 +9,18 @@ from types import SimpleNamespace
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback
+from transformers import HfArgumentParser, LlamaConfig, LlamaForCausalLM, TrainerCallback, TrainingArguments
+from transformers.training_args import OptimizerNames
 
 from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTForSequenceClassification
-from chargpt.training import LMModelArguments, LMTrainingArguments, build_causal_lm_config
-from chargpt.training.optimizers import CharGPTTrainer, MuonWithAdamW, split_parameters
+from chargpt.training import (
+    ClassifierTrainingArguments,
+    LMModelArguments,
+    LMTrainingArguments,
+    build_causal_lm_config,
+)
+from chargpt.training.optimizers import MuonWithAdamW, split_parameters
+from chargpt.training.trainer import CharGPTTrainer
 
 from ._helpers_training import tiny_tokenizer, write_pairs
 from .test_training import CrashAt, FirstStep, lm_run
@@ -33,9 +40,8 @@ def names_of(model, params) -> set[str]:
 def test_muon_gets_exactly_the_block_matrices_and_adamw_the_rest():
     model = tiny()
     groups = split_parameters(model, decay_names={"transformer.wte.weight"})
-    assert names_of(model, groups["muon"]) == {
-        f"transformer.h.{i}.{m}.weight" for i in range(2) for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
-    }
+    matrices = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+    assert names_of(model, groups["muon"]) == {f"transformer.h.{i}.{m}.weight" for i in range(2) for m in matrices}
     assert names_of(model, groups["adamw_decay"]) == {"transformer.wte.weight"}  # the tied head is the same tensor
     no_decay = names_of(model, groups["adamw_no_decay"])
     assert "transformer.ln_f.weight" in no_decay and "transformer.h.0.attn.q_norm.weight" in no_decay
@@ -105,7 +111,7 @@ def test_state_dict_round_trip_continues_identically_and_a_foreign_state_is_refu
 def test_muon_without_hidden_matrices_to_train_is_a_clear_error():
     model = tiny()
     model.transformer.h.requires_grad_(False)
-    with pytest.raises(ValueError, match="no trainable 2-D weight.*--optimizer adamw"):
+    with pytest.raises(ValueError, match="no trainable 2-D weight.*--optim adamw_torch_fused"):
         MuonWithAdamW(split_parameters(model, set()), lr=1e-3, weight_decay=0.0)
 
 
@@ -130,7 +136,7 @@ class Rates(TrainerCallback):
 def test_trainer_builds_muon_and_the_warmup_stable_decay_schedule(corpus, tmp_path):
     pairs, tokenizer_dir = corpus
     rates = Rates()
-    lm_run(tmp_path, "run", tokenizer_dir, pairs, callbacks=[rates], max_steps=10, optimizer="muon",
+    lm_run(tmp_path, "run", tokenizer_dir, pairs, callbacks=[rates], max_steps=10, optim="muon",
            learning_rate=1e-2, lr_scheduler_type="warmup_stable_decay", warmup_steps=2, decay_fraction=0.3,
            data={"validation_split_size": 0, "test_split_size": 0})
     assert isinstance(getattr(rates.optimizer, "optimizer", rates.optimizer), MuonWithAdamW)
@@ -145,7 +151,7 @@ def test_trainer_builds_muon_and_the_warmup_stable_decay_schedule(corpus, tmp_pa
 @pytest.mark.slow
 def test_resume_restores_the_muon_state_and_ends_like_an_uninterrupted_run(corpus, tmp_path):
     pairs, tokenizer_dir = corpus
-    run = dict(max_steps=6, save_strategy="steps", save_steps=2, optimizer="muon", learning_rate=1e-2,
+    run = dict(max_steps=6, save_strategy="steps", save_steps=2, optim="muon", learning_rate=1e-2,
                lr_scheduler_type="warmup_stable_decay", data={"validation_split_size": 0, "test_split_size": 0})
     with pytest.raises(RuntimeError, match="simulated crash"):
         lm_run(tmp_path, "run", tokenizer_dir, pairs, callbacks=[CrashAt(5)], **run)
@@ -161,7 +167,7 @@ def test_resume_restores_the_muon_state_and_ends_like_an_uninterrupted_run(corpu
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"optimizer": "sgd"}, "--optimizer must be 'adamw' or 'muon'"),
+        ({"optim": "sgdd"}, "--optim must be 'muon'.*or one of Trainer's optimizers.*adafactor"),
         ({"decay_fraction": 0.0}, "--decay_fraction must be in"),
         ({"muon_ns_steps": 0}, "--muon_ns_steps must be >= 1"),
     ],
@@ -169,6 +175,33 @@ def test_resume_restores_the_muon_state_and_ends_like_an_uninterrupted_run(corpu
 def test_bad_optimizer_arguments_are_refused(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         LMTrainingArguments(output_dir=str(tmp_path), **kwargs)
+
+
+def built_optimizer(args, model=None):
+    optimizer = CharGPTTrainer(model=model or tiny(), args=args).create_optimizer()
+    return getattr(optimizer, "optimizer", optimizer)  # accelerate may wrap it
+
+
+def test_one_optimizer_flag_optim_chooses_muon_or_any_trainer_optimizer(tmp_path):
+    """`--optim` alone chooses: Muon by default for the causal LM, and a Trainer optimizer given there is the one
+    that trains (it was once ignored beside a second flag, `--optimizer`, which no longer exists)."""
+    from transformers.optimization import Adafactor
+
+    parser = HfArgumentParser(LMTrainingArguments)
+    no_eval = {"use_cpu": True, "report_to": "none", "eval_strategy": "no", "load_best_model_at_end": False}
+    common = [f"--{k}={v}" for k, v in no_eval.items()] + ["--output_dir", str(tmp_path / "t")]
+    (default,) = parser.parse_args_into_dataclasses(common)
+    assert default.optim == "muon" and isinstance(built_optimizer(default), MuonWithAdamW)
+    (adafactor,) = parser.parse_args_into_dataclasses([*common, "--optim", "adafactor"])
+    assert adafactor.optim == OptimizerNames.ADAFACTOR and isinstance(built_optimizer(adafactor), Adafactor)
+    with pytest.raises(ValueError, match="not used by the HfArgumentParser.*--optimizer"):
+        parser.parse_args_into_dataclasses([*common, "--optimizer", "muon"])
+    classifier = ClassifierTrainingArguments(output_dir=str(tmp_path / "c"), **no_eval)
+    assert classifier.optim == TrainingArguments.optim  # Trainer's own default for fine-tuning
+    muon = ClassifierTrainingArguments(output_dir=str(tmp_path / "c"), optim="muon", **no_eval)
+    assert isinstance(built_optimizer(muon, tiny(cls=CharGPTForSequenceClassification, num_labels=2)), MuonWithAdamW)
+    (from_json,) = parser.parse_dict({"output_dir": str(tmp_path / "j"), "optim": "muon", **no_eval})
+    assert from_json.to_dict()["optim"] == "muon"  # as saved in training_args.json
 
 
 def test_presets_in_the_model_arguments():
@@ -229,11 +262,12 @@ def test_lora_factors_are_not_hidden_matrices_and_muon_falls_back_to_adamw_witho
     trainer = CharGPTTrainer(model=model, args=args)
     with caplog.at_level("WARNING"):
         optimizer = trainer.create_optimizer()
-    assert not isinstance(optimizer, MuonWithAdamW) and trainer.args.optimizer == "adamw"
+    assert not isinstance(optimizer, MuonWithAdamW) and isinstance(optimizer, torch.optim.AdamW)
+    assert trainer.args.optim == TrainingArguments.optim  # records Trainer's default AdamW, which trains instead
     assert "no hidden weight matrix trains here" in caplog.text
 
 
 def test_muon_on_a_torch_without_it_says_how_to_go_on(monkeypatch):
     monkeypatch.delattr(torch.optim, "Muon")
-    with pytest.raises(ValueError, match=r"torch >= 2.9.*--optimizer adamw"):
+    with pytest.raises(ValueError, match=r"torch >= 2.9.*--optim adamw_torch_fused"):
         MuonWithAdamW(split_parameters(tiny(), set()), lr=1e-3, weight_decay=0.0)

@@ -9,8 +9,10 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
+from chargpt.chat import ChatSession
 from chargpt.cli import main
 from chargpt.publish import TEMPLATE_PATH, collect_training_info, validate_card
+from chargpt.tasks import sample_replies
 
 from .chargpt_tester import CharGPTTester
 
@@ -32,6 +34,13 @@ def _fake_training_output(directory, task="causal-lm"):
     (directory / "test_results.json").write_text(json.dumps(tests), encoding="utf-8")
     (directory / "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
     return directory
+
+
+def _script(directory):
+    """A chat script of five user turns (the fewest allowed): one short sample conversation."""
+    script = directory / "script.txt"
+    script.write_text("你好\n今天天气很好\n我们去公园散步吧\n最近怎么样\n早餐太差了\n", encoding="utf-8")
+    return script
 
 
 @pytest.fixture(scope="module")
@@ -147,10 +156,9 @@ def test_publish_format_transformers_writes_a_native_folder_whose_card_names_its
 
 
 def test_publish_uses_given_chat_scripts_and_refuses_short_ones(saved, tmp_path, capsys):
-    script = tmp_path / "script.txt"
-    script.write_text("你好\n今天天气很好\n我们去公园散步吧\n最近怎么样\n早餐太差了\n", encoding="utf-8")
     out = tmp_path / "published"
-    assert main(["publish", str(saved["lm"]), str(out), "--chat_scripts", str(script), "--verify_load", "false"]) == 0
+    assert main(["publish", str(saved["lm"]), str(out), "--chat_scripts", str(_script(tmp_path)),
+                 "--verify_load", "false"]) == 0
     text = (out / "README.md").read_text(encoding="utf-8")
     assert "### Conversation 1 (10 turns)" in text and "### Conversation 2" not in text
     assert "User: 我们去公园散步吧" in text
@@ -158,6 +166,32 @@ def test_publish_uses_given_chat_scripts_and_refuses_short_ones(saved, tmp_path,
     short.write_text("你好\n再见\n", encoding="utf-8")
     assert main(["publish", str(saved["lm"]), str(tmp_path / "other"), "--chat_scripts", str(short)]) == 1
     assert "at least 5" in capsys.readouterr().err and not (tmp_path / "other").exists()
+
+
+def test_publish_draws_the_training_curves_from_the_log_as_training_does(saved, tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="the curves are drawn with matplotlib (pip install 'chargpt[plots]')")
+    model_dir = tmp_path / "lm"
+    saved["tester"].lm().save_pretrained(model_dir)
+    saved["tester"].tokenizer.save_pretrained(model_dir)
+    (_fake_training_output(model_dir) / "loss.png").unlink()  # no curves to copy: drawn from trainer_state.json
+    out = tmp_path / "published"
+    assert main(["publish", str(model_dir), str(out), "--verify_load", "false",
+                 "--chat_scripts", str(_script(tmp_path))]) == 0, capsys.readouterr().err
+    drawn = (out / "loss.png").read_bytes()
+    assert drawn[:8] == b"\x89PNG\r\n\x1a\n" and len(drawn) > 1000  # a real image, not a stand-in
+    assert "![loss.png](loss.png)" in (out / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_cards_chat_replies_are_the_one_samplers_replies(saved):
+    # The card's conversations come from the chat session, which samples through chargpt.tasks.sample_replies: its
+    # (greedy) reply to a first message is the sampler's reply to that post, alone or in a left-padded batch.
+    model, tokenizer = saved["tester"].lm(), saved["tester"].tokenizer
+    settings = {"do_sample": False, "max_new_tokens": 8}
+    session = ChatSession(model, tokenizer, settings)
+    chat_reply = session.respond(session.prepare("你好")).text.strip()
+    alone = sample_replies(model, tokenizer, ["你好"], **settings)
+    batched = sample_replies(model, tokenizer, ["今天天气很好，我们去公园散步吧", "你好"], batch_size=2, **settings)
+    assert chat_reply and chat_reply == alone[0] == batched[1]
 
 
 def test_publish_refuses_to_overwrite_unless_asked_and_leaves_no_partial_directory(saved, tmp_path, capsys):

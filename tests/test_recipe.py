@@ -108,7 +108,7 @@ def recipe(tmp_path_factory):
 
 
 def test_recipe_arguments_refuse_unknown_pooling_and_zero_epochs():
-    with pytest.raises(ValueError, match="--classifier_pooling must be 'last' or 'mean'"):
+    with pytest.raises(ValueError, match=r"--classifier_pooling must be one of \('last', 'mean'\)"):
         RecipeArguments(classifier_pooling="max")
     with pytest.raises(ValueError, match="--chat_epochs must be above 0"):
         RecipeArguments(chat_epochs=0)

@@ -135,7 +135,7 @@ def lm_flags(output_dir, per_device_batch):
         "--load_best_model_at_end", "false", "--save_strategy", "no", "--report_to", "none", "--logging_steps", "1",
         # AdamW: the sharding, not the optimizer, is under test, and Muon's orthogonalisation magnifies the last-bit
         # differences of an all-reduce beyond the tight tolerance below (tests/test_distributed.py checks Muon)
-        "--optimizer", "adamw", "--output_dir", output_dir,
+        "--optim", "adamw_torch_fused", "--output_dir", output_dir,
     ]  # fmt: skip
 
 

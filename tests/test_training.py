@@ -8,13 +8,21 @@ import logging
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    EvalPrediction,
+    TrainerCallback,
+)
 
 from chargpt import CharGPTConfig, CharGPTForSequenceClassification, CharGPTTokenizer
 from chargpt.data import CleaningConfig
+from chargpt.evaluation import classification_metrics, macro_f1
 from chargpt.training import (
     ClassifierModelArguments,
     ClassifierTrainingArguments,
@@ -24,14 +32,12 @@ from chargpt.training import (
     LMTrainingArguments,
     apply_freezing,
     check_precision,
-    load_metric,
     parse_arguments,
     resolve_checkpoint,
     save_training_plots,
     train_causal_lm,
     train_classifier,
 )
-
 from recipes.demo import DemoArguments, run_demo
 
 from ._helpers_training import ACCELERATE_CONFIGS, SCRIPTS, tiny_tokenizer, write_labelled_csv, write_pairs
@@ -124,17 +130,20 @@ def test_apply_freezing_modes_choose_what_trains():
         apply_freezing(model, "head")
 
 
-def test_shipped_metric_module_loads_offline_and_scores_correctly():
-    metric = load_metric("classification")
+def test_trainer_compute_metrics_scores_argmax_predictions_by_hand_computation():
     # references 0,0,1,1,2,2 / predictions 0,1,1,1,2,0: class precision 1/2, 2/3, 1; recall 1/2, 1, 1/2
-    scores = metric.compute(predictions=[0, 1, 1, 1, 2, 0], references=[0, 0, 1, 1, 2, 2], average="macro")
+    logits = np.eye(4, dtype=np.float32)[[0, 1, 1, 1, 2, 0]]  # four classes, the last never seen
+    compute = classification_metrics(num_labels=4)
+    scores = compute(EvalPrediction(predictions=(logits, np.zeros(6)), label_ids=np.array([0, 0, 1, 1, 2, 2])))
+    assert set(scores) == {"accuracy", "macro_precision", "macro_recall", "macro_f1"}  # logged as eval_macro_f1, ...
     assert scores["accuracy"] == pytest.approx(4 / 6)
-    assert scores["precision"] == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
-    assert scores["recall"] == pytest.approx((1 / 2 + 1 + 1 / 2) / 3)
     f1 = [2 * p * r / (p + r) for p, r in ((1 / 2, 1 / 2), (2 / 3, 1), (1, 1 / 2))]
-    assert scores["f1"] == pytest.approx(sum(f1) / 3)
-    with pytest.raises(ValueError, match="No metric module 'bleu'"):
-        load_metric("bleu")
+    # every one of the num_labels classes counts: the unseen fourth scores 0 in each average
+    assert scores["macro_precision"] == pytest.approx((1 / 2 + 2 / 3 + 1) / 4)
+    assert scores["macro_recall"] == pytest.approx((1 / 2 + 1 + 1 / 2) / 4)
+    assert scores["macro_f1"] == pytest.approx(sum(f1) / 4)
+    # the figures evaluation reports after training come from the same code
+    assert macro_f1([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0]) == pytest.approx(sum(f1) / 3)
 
 
 def test_training_plots_are_written_and_missing_matplotlib_is_explained(tmp_path, monkeypatch, caplog):
@@ -160,7 +169,8 @@ def test_training_plots_are_written_and_missing_matplotlib_is_explained(tmp_path
 
 
 def test_output_dir_with_checkpoints_needs_resume_or_overwrite(tmp_path):
-    for step in (4, 12):  # complete checkpoints: weights, then trainer_state.json (incomplete ones: test_training_safety)
+    # complete checkpoints: weights, then trainer_state.json (incomplete ones: test_training_safety)
+    for step in (4, 12):
         (tmp_path / f"checkpoint-{step}").mkdir()
         (tmp_path / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"")
         (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
@@ -267,7 +277,7 @@ def test_classifier_from_lm_checkpoint_grows_vocabulary_and_freezes(trained_lm, 
 
 
 def test_bad_classifier_pooling_or_dropout_is_refused_naming_the_choices():
-    with pytest.raises(ValueError, match="--pooling must be 'last' or 'mean', got 'max'"):
+    with pytest.raises(ValueError, match=r"--pooling must be one of \('last', 'mean'\), got 'max'"):
         ClassifierModelArguments(model_name_or_path="lm", pooling="max")
     with pytest.raises(ValueError, match=r"--dropout is a probability in \[0, 1\), got 1.5"):
         ClassifierModelArguments(model_name_or_path="lm", dropout=1.5)
@@ -596,4 +606,5 @@ def test_no_training_script_shadows_a_library_the_scripts_import():
     (evaluate.py, datasets.py, ...) would be imported in its place (as `import evaluate` once found one)."""
 
     for script in SCRIPTS.glob("*.py"):
-        assert importlib.util.find_spec(script.stem) is None, f"train_scripts/{script.name} shadows the module {script.stem}"
+        shadowed = f"train_scripts/{script.name} shadows the module {script.stem}"
+        assert importlib.util.find_spec(script.stem) is None, shadowed

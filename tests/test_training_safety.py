@@ -26,10 +26,10 @@ from chargpt.training import (
     checkpoint_problem,
     clean_interrupted_saves,
     resolve_checkpoint,
+    run_directory,
     run_script,
     train_classifier,
 )
-from chargpt.training import run_directory
 from chargpt.training.run_directory import install_final_directory, staging_directory
 
 from ._helpers_training import python_script, script_env, tiny_tokenizer, write_pairs

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write the fixed evaluation splits (chargpt.evaluation) as files the training scripts read, so that a recipe
+"""Write the fixed evaluation splits (recipes/) as files the training scripts read, so that a recipe
 trains and selects checkpoints on exactly the parts that run_evaluation.py does not test on.
 
     python train_scripts/make_eval_splits.py --output_dir runs/splits
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where recipes/ lives (not installed)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: recipes/ is not installed
 
 from chargpt.evaluation import write_split_files  # noqa: E402
 from chargpt.training import parse_arguments, run_script  # noqa: E402

@@ -9,12 +9,17 @@
 3. a chat model fine-tuned from it on the conversations (printed: a few sample replies),
 4. a sentiment classifier fine-tuned from it on the training reviews (printed: test accuracy),
 each written as a hub-style directory under --output_dir. About seven minutes on two CPU cores.
+
+The terminal gets one line per stage (what it did, its figure, its seconds), then the replies, the test figures and
+the directories; what the stages log (Trainer's log dicts, transformers' and datasets' messages) goes to each
+folder's run.log, and to the terminal too with --verbose.
 """
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where recipes/ lives (not installed)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: recipes/ is not installed
 
 from chargpt.training import parse_arguments, run_script, setup_logging  # noqa: E402
 from recipes.demo import DemoArguments, run_demo  # noqa: E402
@@ -23,7 +28,9 @@ from recipes.demo import DemoArguments, run_demo  # noqa: E402
 def main(argv: list[str] | None = None) -> dict:
     (args,) = parse_arguments((DemoArguments,), argv)
     setup_logging()
-    result = run_demo(args)
+    logs = "here and in each folder's run.log" if args.verbose else "in each folder's run.log (--verbose: here too)"
+    print(f"CharGPT demo into {args.output_dir}, one line per stage; what the stages log is {logs}.")
+    result = run_demo(args, report=print)
     print("\n=== CharGPT demo ===")
     print(f"vocabulary: {result['vocab_size']} tokens")
     print(f"chat model: test perplexity {result['chat_test'].get('test_perplexity', float('nan')):.2f}")

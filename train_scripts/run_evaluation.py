@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Measure a trained CharGPT on the fixed held-out splits (chargpt.evaluation) and write one JSON report.
+"""Measure a trained CharGPT on the fixed held-out splits (recipes/) and write one JSON report.
 
     python train_scripts/run_evaluation.py --model_name_or_path runs/sentiment --tfidf_baseline
     python train_scripts/run_evaluation.py --model_name_or_path runs/chat --output_file runs/chat-eval.json
@@ -16,7 +16,7 @@ with the same keys can replace the flags.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where recipes/ lives (not installed)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: recipes/ is not installed
 
 from chargpt.files import write_json_atomic  # noqa: E402
 from chargpt.training import parse_arguments, run_script  # noqa: E402

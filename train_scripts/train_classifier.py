@@ -6,9 +6,10 @@
         --freeze last-2 --output_dir runs/sentiment
 
 Characters of the corpus missing from the vocabulary are added and the embeddings resized; `--freeze` picks what
-trains (none, all = the head only, last-N); accuracy and macro precision/recall/F1 come from the `evaluate` metric
-module shipped in chargpt (works offline). Checkpoints, resuming, best-model selection and the final hub-style
-directory work as in train_lm.py. All flags: `--help`; a JSON file with the same keys can replace the flags.
+trains (none, all = the head only, last-N); accuracy and macro precision/recall/F1 come from
+`chargpt.evaluation.classification_metrics`, the same code that scores models after training. Checkpoints,
+resuming, best-model selection and the final hub-style directory work as in train_lm.py. All flags: `--help`; a
+JSON file with the same keys can replace the flags.
 """
 
 from chargpt.data import CleaningConfig

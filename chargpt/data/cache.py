@@ -1,6 +1,6 @@
 """Caching of read corpora: a dataset is stored in the `datasets` cache under a fingerprint of its files (path, size,
-modification time) and the reading options, with its `CorpusSummary` beside it, so that an unchanged read is
-reused; and `write_json_atomic`, which writes such JSON files (and training's results) all or nothing."""
+modification time) and the reading options, with its `CorpusSummary` beside it (written all or nothing), so that an
+unchanged read is reused."""
 
 import hashlib
 import json
@@ -87,5 +87,5 @@ def cached_dataset(make_rows, sources, key, cleaning, summary, features, cache_d
 
 
 __all__ = [
-    "write_json_atomic",
+    "cached_dataset",
 ]

@@ -150,7 +150,8 @@ def read_labelled_csv(
                     "field_count", path, where, f"{len(row)} fields, the header has {len(header)}: {row!r:.120}"
                 )
                 continue
-            values = _row_values(lambda name: row[position[name]], columns, summary, path, where)
+            # the lambda is called before the loop moves on
+            values = _row_values(lambda name: row[position[name]], columns, summary, path, where)  # noqa: B023
             if values is not None:
                 yield values[0], values[1], path, where, values[2]
 

@@ -17,9 +17,8 @@ import os
 from collections import Counter
 
 from ..files import atomic_write_text
-
+from ..tasks import sample_replies
 from .replies import reply_metrics
-from .scoring import sample_replies
 
 
 DEFAULT_GRID = {

@@ -1,6 +1,6 @@
-"""Running a trained model over held-out data: a classifier's scores on labelled texts, a causal LM's perplexity on
-dialogues, and its sampled replies to posts. Works on any model with the transformers interface (`logits`,
-`generate`) and its tokenizer."""
+"""Running a trained model over held-out data: a classifier's scores on labelled texts and a causal LM's perplexity on
+dialogues (its replies to posts are sampled by `chargpt.tasks.sample_replies`). Works on any model with the
+transformers interface (`logits`) and its tokenizer."""
 
 import math
 
@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset
 
-from ..data import build_lm_dataset, encode_texts, label_id
-from ..tasks import classify_texts, effective_max_new_tokens, label_names
+from ..data import build_lm_dataset, label_id
+from ..tasks import classify_texts, label_names
 from .classification import classification_scores
 
 
@@ -66,42 +66,7 @@ def corpus_perplexity(model, tokenizer, dialogues: Dataset, batch_size: int = 16
     }
 
 
-def _left_padded(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-    return ids, mask
-
-
-@torch.no_grad()
-def sample_replies(
-    model, tokenizer, posts: list[str], batch_size: int = 32, seed: int = 0, **generate_kwargs
-) -> list[str]:
-    """One reply per post (a one-turn conversation through the chat template), sampled with the model's generation
-    config (`generate_kwargs` override it), in left-padded batches of posts of similar length. The result depends
-    on `seed` and `batch_size`. A post longer than the context leaves beside the reply keeps its latest tokens."""
-    max_new = effective_max_new_tokens(model, generate_kwargs)
-    budget = model.config.n_positions - max_new
-    prompts = [
-        tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
-        for p in posts
-    ]
-    encoded = [ids[-budget:] for ids in encode_texts(tokenizer, prompts)]
-    order = sorted(range(len(posts)), key=lambda i: len(encoded[i]))
-    replies = [""] * len(posts)
-    model.eval()
-    torch.manual_seed(seed)
-    for start in range(0, len(order), batch_size):
-        indices = order[start : start + batch_size]
-        ids, mask = _left_padded([encoded[i] for i in indices], tokenizer.pad_token_id, model.device)
-        out = model.generate(input_ids=ids, attention_mask=mask, **{**generate_kwargs, "max_new_tokens": max_new})
-        for i, row in zip(indices, out[:, ids.shape[1] :].tolist()):
-            replies[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
-    return replies
-
-
 __all__ = [
     "classifier_scores",
     "corpus_perplexity",
-    "sample_replies",
 ]

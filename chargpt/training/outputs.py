@@ -1,16 +1,14 @@
-"""What a finished run leaves behind: loss and metric plots, the final hub-style directory with results and state
-files, and sample replies of a trained chat model."""
+"""What a finished run leaves behind: loss and metric plots (also drawn by `chargpt publish` for a folder without
+them) and the final hub-style directory with results and state files."""
 
 import math
 import os
 from pathlib import Path
 
-import torch
 from transformers import Trainer
 from transformers.utils import logging as hf_logging
 
 from ..files import atomic_path, write_json_atomic
-from ..tasks import effective_max_new_tokens
 from .run_directory import install_final_directory, staging_directory
 
 
@@ -31,6 +29,24 @@ def save_training_plots(log_history: list[dict], output_dir) -> list[Path]:
             "matplotlib is not installed, so no loss/metric plots were written: pip install 'chargpt[plots]'."
         )
         return []
+    series = _plot_series(log_history)
+    losses = {k: v for k, v in series.items() if k in ("loss", "eval_loss")}
+    metrics = {k: v for k, v in series.items() if k not in losses}
+    written = []
+    for name, panels in (("loss", {"loss": losses}), ("metrics", {k: {k: v} for k, v in metrics.items()})):
+        if not any(panels.values()):
+            continue
+        fig = _figure(plt, panels)
+        path = Path(output_dir) / f"{name}.png"
+        with atomic_path(path, suffix=".tmp.png") as tmp:  # savefig picks the format from the extension
+            fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _plot_series(log_history: list[dict]) -> dict[str, list[tuple]]:
+    """The (step, value) points of the training loss and of each evaluation metric, timings left out."""
     timing = ("_runtime", "_samples_per_second", "_steps_per_second", "_epoch")
     series = {}
     for entry in log_history:
@@ -38,33 +54,27 @@ def save_training_plots(log_history: list[dict], output_dir) -> list[Path]:
             wanted = key == "loss" or (key.startswith("eval_") and not key.endswith(timing))
             if wanted and "step" in entry and isinstance(value, (int, float)) and math.isfinite(value):
                 series.setdefault(key, []).append((entry["step"], value))
-    written = []
-    losses = {k: v for k, v in series.items() if k in ("loss", "eval_loss")}
-    metrics = {k: v for k, v in series.items() if k not in losses}
-    for name, panels in (("loss", {"loss": losses}), ("metrics", {k: {k: v} for k, v in metrics.items()})):
-        if not any(panels.values()):
-            continue
-        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
-        for ax, (title, lines) in zip(axes[0], panels.items()):
-            for key, points in lines.items():
-                steps, values = zip(*points)
-                ax.plot(
-                    steps,
-                    values,
-                    marker="o" if len(points) < 30 else None,
-                    label={"loss": "train", "eval_loss": "validation"}.get(key, key),
-                )
-            ax.set_xlabel("step")
-            ax.set_title(title)
-            ax.grid(alpha=0.3)
-            ax.legend()
-        fig.tight_layout()
-        path = Path(output_dir) / f"{name}.png"
-        with atomic_path(path, suffix=".tmp.png") as tmp:  # savefig picks the format from the extension
-            fig.savefig(tmp, dpi=110)
-        plt.close(fig)
-        written.append(path)
-    return written
+    return series
+
+
+def _figure(plt, panels: dict[str, dict[str, list[tuple]]]):
+    """One panel per title of `panels`, one line per series in it."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (title, lines) in zip(axes[0], panels.items()):
+        for key, points in lines.items():
+            steps, values = zip(*points)
+            ax.plot(
+                steps,
+                values,
+                marker="o" if len(points) < 30 else None,
+                label={"loss": "train", "eval_loss": "validation"}.get(key, key),
+            )
+        ax.set_xlabel("step")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
 
 
 def _final_token(trainer: Trainer) -> int:
@@ -103,33 +113,7 @@ def save_final_directory(trainer: Trainer, output_dir, results: dict[str, dict],
     trainer.accelerator.wait_for_everyone()
 
 
-def generate_replies(model, tokenizer, prompts: list[str], seed: int = 0, **generate_kwargs) -> list[str]:
-    """One sampled reply per prompt (each prompt a one-turn conversation), with the model's generation config. A
-    prompt longer than the context leaves for `max_new_tokens` keeps only its latest tokens, with a warning."""
-    model.eval()
-    max_new = effective_max_new_tokens(model, generate_kwargs)
-    budget = model.config.n_positions - max_new  # prompt tokens that fit beside the reply
-    replies = []
-    for i, prompt in enumerate(prompts):
-        inputs = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
-        if inputs["input_ids"].shape[1] > budget:
-            logger.warning(
-                f"Sample prompt {i} has {inputs['input_ids'].shape[1]} tokens but only {budget} fit beside a "
-                f"{max_new}-token reply in the {model.config.n_positions}-token context; keeping its last {budget}."
-            )
-            inputs = {k: v[:, -budget:] for k, v in inputs.items()}
-        inputs = {k: v.to(model.device) for k, v in inputs.items()}
-        torch.manual_seed(seed + i)
-        with torch.no_grad():
-            out = model.generate(**inputs, **{**generate_kwargs, "max_new_tokens": max_new})
-        replies.append(tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip())
-    return replies
-
-
 __all__ = [
     "save_training_plots",
     "save_final_directory",
-    "generate_replies",
 ]

@@ -15,8 +15,10 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from ..configuration_chargpt import CharGPTConfig
-from ..data import CleaningConfig, tokenize_labelled, write_json_atomic
-from ..modeling_chargpt import CharGPTForSequenceClassification
+from ..data import CleaningConfig, tokenize_labelled
+from ..evaluation.classification import classification_metrics
+from ..files import write_json_atomic
+from ..tasks import sample_replies
 from ..tokenization_chargpt_fast import CharGPTTokenizerFast
 from .arguments import (
     ClassifierModelArguments,
@@ -28,15 +30,13 @@ from .arguments import (
     LoraArguments,
 )
 from .checkpoints import resolve_checkpoint
+from .environment import check_precision
 from .inputs import classifier_datasets, lm_datasets, streamed_lm_datasets
 from .lora import apply_lora, save_merged
-from .metrics import classification_metrics
-from .optimizers import CharGPTTrainer
-from .trainer import CausalLMTrainer
-from .models import apply_freezing, build_causal_lm_config, new_causal_lm
-from .outputs import generate_replies, save_final_directory
-from .environment import check_precision
+from .models import apply_freezing, build_causal_lm_config, classifier_from_pretrained, new_causal_lm
+from .outputs import save_final_directory
 from .streaming import StreamingCausalLMTrainer, check_streaming_arguments
+from .trainer import CausalLMTrainer, CharGPTTrainer
 from .vocabulary import grow_vocabulary
 
 
@@ -171,7 +171,7 @@ def train_causal_lm(
     if lora_args.lora_merge and trainer.is_world_process_zero():
         save_merged(trainer.model, tokenizer, Path(training_args.output_dir) / "merged")
     if data_args.sample_prompts and trainer.is_world_process_zero():
-        replies = generate_replies(trainer.model, tokenizer, data_args.sample_prompts, seed=training_args.seed)
+        replies = sample_replies(trainer.model, tokenizer, data_args.sample_prompts, seed=training_args.seed)
         samples = [{"prompt": p, "reply": r} for p, r in zip(data_args.sample_prompts, replies)]
         write_json_atomic(Path(training_args.output_dir) / "sample_replies.json", samples)
         results["samples"] = {"replies": samples}
@@ -214,7 +214,7 @@ def train_classifier(
     )
     logger.info(f"Added {len(added)} characters to the vocabulary (now {len(tokenizer)}).")
     set_seed(training_args.seed)  # the same new head in every process
-    model = CharGPTForSequenceClassification.from_pretrained(
+    model = classifier_from_pretrained(  # says once that the head is new
         model_args.model_name_or_path,
         num_labels=len(names),
         id2label=dict(enumerate(names)),

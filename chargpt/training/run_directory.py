@@ -3,11 +3,11 @@ deleted), the check that refuses a directory a new run would spoil, and the fina
 directory appear in one step.
 
 The final directory is written whole into a staging folder beside output_dir (`.NAME.final-tmp-TOKEN`, same parent,
-so renames stay on one filesystem); the run's checkpoints, TensorBoard logs and the user's files are hard-linked into
-it (copied where links are impossible) while our own files of an earlier run are left out; then staging and
-output_dir are exchanged (one `renameat2` on Linux, else two renames through `.NAME.final-old-TOKEN`) and the old
-tree is deleted. A process stopped at any point leaves either the old or the new directory, plus a folder that the
-next run's `clean_interrupted_saves` removes (or, between the two renames, puts in place)."""
+so renames stay on one filesystem); the run's checkpoints, TensorBoard logs, log file and the user's files are
+hard-linked into it (copied where links are impossible) while our own files of an earlier run are left out; then
+staging and output_dir are exchanged (one `renameat2` on Linux, else two renames through `.NAME.final-old-TOKEN`) and
+the old tree is deleted. A process stopped at any point leaves either the old or the new directory, plus a folder that
+the next run's `clean_interrupted_saves` removes (or, between the two renames, puts in place)."""
 
 import glob
 import os
@@ -65,6 +65,9 @@ RUN_FILES = (
 )
 VOCAB_FILES = (*TOKENIZER_FILES, "tokenization_chargpt*.py", "vocab_summary.json")
 RUN_LOGS = "runs"  # TensorBoard's default logging_dir under output_dir
+# What a run logs (transformers', datasets' and chargpt's logging, Trainer's log dicts), appended to by every run
+# into the directory; `environment.logs_to_run_folder` writes it.
+RUN_LOG = "run.log"
 _STAGING, _BACKUP = "final-tmp", "final-old"
 # Temporary files and folders of ours: `.NAME.XXX.tmp` (atomic JSON writes), `.loss.PID.tmp.png`, a staging folder
 # inside output_dir, and `.tmp-final` (an earlier version's staging folder).
@@ -103,8 +106,11 @@ def is_earlier_vocabulary_file(path: Path) -> bool:
 
 
 def _is_run_state(path: Path) -> bool:
-    """Checkpoints (complete or set aside) and TensorBoard logs: carried into the final directory."""
+    """Checkpoints (complete or set aside), TensorBoard logs and the run's log file: carried into the final directory
+    (hard-linked, so a log still open keeps writing into the file the final directory holds)."""
     name = path.name
+    if path.is_file():
+        return name == RUN_LOG
     return path.is_dir() and (name == RUN_LOGS or name.startswith(("checkpoint-", "incomplete-checkpoint-")))
 
 
@@ -300,6 +306,7 @@ def clean_interrupted_saves(output_dir) -> None:
 
 
 __all__ = [
+    "RUN_LOG",
     "MODEL_FILES",
     "TOKENIZER_FILES",
     "RUN_FILES",

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
-from ..data import CleaningConfig, CorpusSummary, iter_texts, iterate_texts, write_json_atomic
+from ..data import CleaningConfig, CorpusSummary, iter_texts, iterate_texts
+from ..files import write_json_atomic
 from ..tokenization_chargpt_fast import CharGPTTokenizerFast
 from .arguments import VocabArguments
 from .run_directory import (

@@ -23,7 +23,9 @@ def _unspace(text: str) -> str:
 
 def _require(path: Path) -> Path:
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; pass --data_dir pointing at the shared data folder (../shared/data).")
+        raise FileNotFoundError(
+            f"{path} is missing; pass --data_dir pointing at the shared data folder (../shared/data)."
+        )
     return path
 
 
@@ -37,7 +39,9 @@ def load_lccc_pairs(path: Path) -> list[list[str]]:
             fields = line.rstrip("\n").split("\t")
             turns = [_unspace(t) for t in fields]
             if len(fields) != 2 or not all(turns):
-                raise ValueError(f"{path}:{lineno}: expected 'post<TAB>response' with both non-empty, got {line!r:.120}")
+                raise ValueError(
+                    f"{path}:{lineno}: expected 'post<TAB>response' with both non-empty, got {line!r:.120}"
+                )
             pairs.append(turns)
     return pairs
 
@@ -51,7 +55,9 @@ def load_lccc_dialogs(path: Path) -> list[list[str]]:
     for i, dialog in enumerate(data["train"]):
         turns = [_unspace(t) for t in dialog] if isinstance(dialog, list) else None
         if not turns or len(turns) < 2 or not all(turns):
-            raise ValueError(f"{path}: dialogue {i} must be a list of at least two non-empty turns, got {dialog!r:.120}")
+            raise ValueError(
+                f"{path}: dialogue {i} must be a list of at least two non-empty turns, got {dialog!r:.120}"
+            )
         dialogs.append(turns)
     return dialogs
 
@@ -127,7 +133,9 @@ def sentiment_splits(reviews, seed: int, n_test_per_class: int = 250, max_train:
     by_label = {0: [r for r in reviews if r[1] == 0], 1: [r for r in reviews if r[1] == 1]}
     size = min(len(v) for v in by_label.values())
     if size <= n_test_per_class:
-        raise ValueError(f"Each class needs more than {n_test_per_class} reviews for the test split; the smaller has {size}.")
+        raise ValueError(
+            f"Each class needs more than {n_test_per_class} reviews for the test split; the smaller has {size}."
+        )
     dropped = sum(len(v) for v in by_label.values()) - 2 * size
     test, train = [], []
     per_class_train = size - n_test_per_class

@@ -46,7 +46,9 @@ def dialogue_files(data_dir) -> list[Path]:
     files = [data_dir / name for name in DIALOGUE_FILES if (data_dir / name).is_file()]
     files += sorted(data_dir.glob(KDCONV_GLOB))
     if not files:
-        raise FileNotFoundError(f"No dialogue corpus in {data_dir}; pass --data_dir pointing at the shared data folder.")
+        raise FileNotFoundError(
+            f"No dialogue corpus in {data_dir}; pass --data_dir pointing at the shared data folder."
+        )
     return files
 
 
@@ -66,8 +68,9 @@ def load_shared_dialogues(data_dir, cache_dir) -> list[list[str]]:
     """Every dialogue of the shared corpora, cleaned as training cleans them (NFKC, LCCC spacing undone)."""
     from chargpt.data import CleaningConfig, load_dialogues
 
-    dataset, _ = load_dialogues(dialogue_files(data_dir), cleaning=CleaningConfig(normalization="NFKC"),
-                                cache_dir=cache_dir)
+    dataset, _ = load_dialogues(
+        dialogue_files(data_dir), cleaning=CleaningConfig(normalization="NFKC"), cache_dir=cache_dir
+    )
     return [list(turns) for turns in dataset["turns"]]
 
 
@@ -111,11 +114,14 @@ def throughput(args, dialogues: list[list[str]]) -> dict:
     block, reps = args.data_block_len, args.data_repetitions
     tokenize = interleaved_times({"slow": lambda: slow(texts), "fast": lambda: fast(texts)}, reps)
     dataset = Dataset.from_dict({"turns": dialogues})
-    path = interleaved_times({
-        "slow": lambda: data_path(slow, dataset, args.n_positions, block),
-        "fast": lambda: data_path(fast, dataset, args.n_positions, block),
-        "slow, previous path": lambda: previous_data_path(slow, dialogues, args.n_positions, block),
-    }, reps)
+    path = interleaved_times(
+        {
+            "slow": lambda: data_path(slow, dataset, args.n_positions, block),
+            "fast": lambda: data_path(fast, dataset, args.n_positions, block),
+            "slow, previous path": lambda: previous_data_path(slow, dialogues, args.n_positions, block),
+        },
+        reps,
+    )
     start = time.process_time()
     blocks = data_path(fast, dataset, args.n_positions, block)
     cpu = time.process_time() - start
@@ -138,14 +144,20 @@ def make_stream_corpus(dialogues: list[list[str]], path: Path, min_bytes: int) -
     copies = -(-min_bytes // len(lines))
     free = shutil.disk_usage(path.parent).free
     if free < 2 * copies * len(lines):
-        raise OSError(f"{path.parent} has {free / 2**30:.1f} GiB free; the streaming corpus needs "
-                      f"{copies * len(lines) / 2**30:.1f} GiB (and room to spare). Use --work_dir elsewhere.")
+        raise OSError(
+            f"{path.parent} has {free / 2**30:.1f} GiB free; the streaming corpus needs "
+            f"{copies * len(lines) / 2**30:.1f} GiB (and room to spare). Use --work_dir elsewhere."
+        )
     with open(path, "wb") as f:
         for _ in range(copies):
             f.write(lines)
     tokens = sum(sum(len(t) for t in turns) + len(turns) + 1 for turns in dialogues)  # characters + special tokens
-    return {"bytes": copies * len(lines), "copies": copies, "dialogues": copies * len(dialogues),
-            "tokens_approx": copies * tokens}
+    return {
+        "bytes": copies * len(lines),
+        "copies": copies,
+        "dialogues": copies * len(dialogues),
+        "tokens_approx": copies * tokens,
+    }
 
 
 def _worker_command(mode: str, **options) -> list[str]:
@@ -156,8 +168,9 @@ def _worker_command(mode: str, **options) -> list[str]:
 def run_worker(mode: str, timeout: int = 1800, **options) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     root = Path(__file__).resolve().parents[1]
-    result = subprocess.run(_worker_command(mode, **options), capture_output=True, text=True, env=env, cwd=root,
-                            timeout=timeout)
+    result = subprocess.run(
+        _worker_command(mode, **options), capture_output=True, text=True, env=env, cwd=root, timeout=timeout
+    )
     if result.returncode != 0:
         raise RuntimeError(f"data worker {mode} failed ({result.returncode}):\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -169,10 +182,21 @@ def streaming(args, dialogues, work_dir: Path, tokenizer_dir: Path) -> dict:
     try:
         made = make_stream_corpus(dialogues, corpus, int(args.data_stream_gb * 1e9))
         common = dict(corpus=corpus, tokenizer=tokenizer_dir, threads=args.threads, block=args.data_block_len)
-        model = dict(n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head, n_inner=args.n_inner,
-                     n_positions=args.n_positions)
-        train = run_worker("train", steps=args.data_stream_steps, batch=args.data_batch_size,
-                           out=work_dir / "stream_run", **common, **model)
+        model = dict(
+            n_embd=args.n_embd,
+            n_layer=args.n_layer,
+            n_head=args.n_head,
+            n_inner=args.n_inner,
+            n_positions=args.n_positions,
+        )
+        train = run_worker(
+            "train",
+            steps=args.data_stream_steps,
+            batch=args.data_batch_size,
+            out=work_dir / "stream_run",
+            **common,
+            **model,
+        )
         read = run_worker("read", seconds=args.data_read_seconds, **common)
     finally:
         corpus.unlink(missing_ok=True)
@@ -193,13 +217,25 @@ def shards(data_dir, tokenizer_dir: Path, work_dir: Path) -> dict:
     """Two gloo processes against one, on all the shared corpora (11 files, not a multiple of two: every second
     dialogue each) and on the two LCCC-base files (one file each)."""
     files = dialogue_files(data_dir)
-    cases = {f"all corpora ({len(files)} files)": files, "LCCC-base (2 files)": [f for f in files if "lccc_base" in f.name]}
+    cases = {
+        f"all corpora ({len(files)} files)": files,
+        "LCCC-base (2 files)": [f for f in files if "lccc_base" in f.name],
+    }
     out = {}
     for name, paths in cases.items():
         if len(paths) < 2:
             continue
-        runs = [run_worker("shards", sources=",".join(str(p) for p in paths), tokenizer=tokenizer_dir, world=world,
-                           port=_free_port(), out=work_dir / f"shards-{world}.json") for world in (1, 2)]
+        runs = [
+            run_worker(
+                "shards",
+                sources=",".join(str(p) for p in paths),
+                tokenizer=tokenizer_dir,
+                world=world,
+                port=_free_port(),
+                out=work_dir / f"shards-{world}.json",
+            )
+            for world in (1, 2)
+        ]
         whole, two = runs
         out[name] = compare_shards(whole["ranks"][0], two["ranks"], len(paths))
     return out
@@ -231,8 +267,9 @@ def run_data(args, work_dir, save) -> dict:
     save(results)
     tokenizer_dir = work_dir / "data-tokenizer"
     texts = (t for turns in dialogues for t in turns)
-    CharGPTTokenizerFast.from_texts(texts, min_frequency=2, normalization="NFKC",
-                                    model_max_length=args.n_positions).save_pretrained(tokenizer_dir)
+    CharGPTTokenizerFast.from_texts(
+        texts, min_frequency=2, normalization="NFKC", model_max_length=args.n_positions
+    ).save_pretrained(tokenizer_dir)
     results["shards"] = shards(args.data_dir, tokenizer_dir, work_dir)
     save(results)
     with tempfile.TemporaryDirectory(dir=work_dir, prefix="stream-") as tmp:
@@ -295,8 +332,9 @@ def _train_worker(opts) -> dict:
     )  # fmt: skip
     data, step = timer.data, timer.step
     total = [d + s for d, s in zip(data, step)]
-    return {"steps": len(step), "batch_size": opts.batch, "block_len": opts.block, "seconds": time.perf_counter() - start,
-            "tokens": len(step) * opts.batch * opts.block, "peak_rss_mib": _status_mib("VmHWM"),
+    return {"steps": len(step), "batch_size": opts.batch, "block_len": opts.block,
+            "seconds": time.perf_counter() - start, "tokens": len(step) * opts.batch * opts.block,
+            "peak_rss_mib": _status_mib("VmHWM"),
             "rss_mib_first_last": [timer.rss[0], timer.rss[-1]], "rss_mib_every_10_steps": timer.rss[::10],
             "data_share": sum(data) / sum(total),
             "data_share_after_first_step": sum(data[1:]) / max(sum(total[1:]), 1e-9),
@@ -312,8 +350,13 @@ def _read_worker(opts) -> dict:
 
     tokenizer = CharGPTTokenizerFast.from_pretrained(opts.tokenizer)
     data = DialogueDataArguments(train_files=[opts.corpus], streaming=True, packing=True, block_size=opts.block)
-    stream, _ = streamed_train_dataset(data, CleaningConfig(normalization="NFKC", deduplicate=False), tokenizer,
-                                       tokenizer.model_max_length, repeat=False)
+    stream, _ = streamed_train_dataset(
+        data,
+        CleaningConfig(normalization="NFKC", deduplicate=False),
+        tokenizer,
+        tokenizer.model_max_length,
+        repeat=False,
+    )
     start, start_cpu, tokens, samples = time.perf_counter(), time.process_time(), 0, []
     for rows, row in enumerate(stream, 1):
         tokens += len(row["input_ids"])
@@ -340,8 +383,15 @@ def _shard_rank(rank: int, opts) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{opts.port}", rank=rank, world_size=opts.world)
     tokenizer = CharGPTTokenizerFast.from_pretrained(opts.tokenizer)
     data = DialogueDataArguments(train_files=opts.sources.split(","), streaming=True)
-    stream, _ = streamed_train_dataset(data, CleaningConfig(normalization="NFKC", deduplicate=False), tokenizer,
-                                       10**6, dist.get_rank(), dist.get_world_size(), repeat=False)
+    stream, _ = streamed_train_dataset(
+        data,
+        CleaningConfig(normalization="NFKC", deduplicate=False),
+        tokenizer,
+        10**6,
+        dist.get_rank(),
+        dist.get_world_size(),
+        repeat=False,
+    )
     mine = [hashlib.blake2b(str(row["input_ids"]).encode(), digest_size=8).hexdigest() for row in stream]
     gathered = [None] * opts.world
     dist.all_gather_object(gathered, mine)
@@ -362,8 +412,19 @@ def _parse_worker(argv):
     p.add_argument("--worker", choices=["train", "read", "shards"], required=True)
     for name in ("corpus", "tokenizer", "out", "sources"):
         p.add_argument(f"--{name}")
-    for name in ("threads", "block", "steps", "batch", "world", "port", "n_embd", "n_layer", "n_head", "n_inner",
-                 "n_positions"):
+    for name in (
+        "threads",
+        "block",
+        "steps",
+        "batch",
+        "world",
+        "port",
+        "n_embd",
+        "n_layer",
+        "n_head",
+        "n_inner",
+        "n_positions",
+    ):
         p.add_argument(f"--{name}", type=int, default=1)
     p.add_argument("--seconds", type=float, default=10.0)
     return p.parse_args(argv)

@@ -45,8 +45,9 @@ def int8_unavailable_reason() -> str | None:
 def placeholder_tokenizer(vocab_size: int, model_max_length: int = 512) -> CharGPTTokenizer:
     """A tokenizer of exactly `vocab_size` ids (CJK characters after the five specials), for exporting models with
     random weights in the speed and memory runs, where no real vocabulary exists."""
-    return CharGPTTokenizer.from_texts(["".join(chr(0x4E00 + i) for i in range(vocab_size - 5))],
-                                       model_max_length=model_max_length)
+    return CharGPTTokenizer.from_texts(
+        ["".join(chr(0x4E00 + i) for i in range(vocab_size - 5))], model_max_length=model_max_length
+    )
 
 
 def export_and_load(model, tokenizer, directory: str, threads: int | None = None):
@@ -62,22 +63,43 @@ def export_and_load(model, tokenizer, directory: str, threads: int | None = None
     return load_int8(int8_dir, num_threads=threads), sizes
 
 
-def make_random_model(output_dir, vocab_size: int = 5000, n_positions: int = 512, n_embd: int = 256, n_head: int = 8,
-                      n_layer: int = 6, n_inner: int = 1024, seed: int = 0) -> str:
+def make_random_model(
+    output_dir,
+    vocab_size: int = 5000,
+    n_positions: int = 512,
+    n_embd: int = 256,
+    n_head: int = 8,
+    n_layer: int = 6,
+    n_inner: int = 1024,
+    seed: int = 0,
+) -> str:
     """A randomly initialised CharGPT causal LM with a `vocab_size`-token vocabulary of CJK characters, for size and
     speed measurements (random weights time and compress like trained ones; they say nothing about quality)."""
     tokenizer = placeholder_tokenizer(vocab_size, model_max_length=n_positions)
     torch.manual_seed(seed)
-    config = CharGPTConfig(vocab_size=len(tokenizer), n_positions=n_positions, n_embd=n_embd, n_head=n_head,
-                           n_layer=n_layer, n_inner=n_inner)
+    config = CharGPTConfig(
+        vocab_size=len(tokenizer),
+        n_positions=n_positions,
+        n_embd=n_embd,
+        n_head=n_head,
+        n_layer=n_layer,
+        n_inner=n_inner,
+    )
     CharGPTForCausalLM(config).save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     return str(output_dir)
 
 
-def benchmark_int8(model_dir, int8_dir=None, new_tokens: int = 128, prompt_tokens: int = 16, repeats: int = 5,
-                   num_threads: int | None = None, compare_torch_dynamic: bool = True,
-                   compare_onnx_fp32: bool = True) -> dict:
+def benchmark_int8(
+    model_dir,
+    int8_dir=None,
+    new_tokens: int = 128,
+    prompt_tokens: int = 16,
+    repeats: int = 5,
+    num_threads: int | None = None,
+    compare_torch_dynamic: bool = True,
+    compare_onnx_fp32: bool = True,
+) -> dict:
     """Size and batch-1 greedy generation speed of the int8 export against the float32 PyTorch model (KV cache on
     both), with optional reference arms: PyTorch `quantize_dynamic` int8 and the same ONNX graph in float32.
     Every arm runs once to warm up, then the arms alternate `repeats` times; medians are reported."""
@@ -102,15 +124,30 @@ def benchmark_int8(model_dir, int8_dir=None, new_tokens: int = 128, prompt_token
         torch.set_num_threads(previous_threads)
     fp32_bytes = weights_bytes(model_dir)
     c = model.config
-    result.update({
-        "model": {"n_embd": c.n_embd, "n_head": c.n_head, "n_layer": c.n_layer, "n_inner": c.n_inner,
-                  "n_positions": c.n_positions, "vocab_size": c.vocab_size,
-                  "parameters": sum(p.numel() for p in model.parameters())},
-        "threads": threads, "new_tokens": new_tokens, "prompt_tokens": prompt_tokens, "repeats": repeats,
-        "sizes": {"fp32_weights_bytes": fp32_bytes, "int8_weights_bytes": int8_bytes,
-                  "int8_size_ratio": round(int8_bytes / fp32_bytes, 4), **extra_sizes},
-        "versions": library_versions(),
-    })
+    result.update(
+        {
+            "model": {
+                "n_embd": c.n_embd,
+                "n_head": c.n_head,
+                "n_layer": c.n_layer,
+                "n_inner": c.n_inner,
+                "n_positions": c.n_positions,
+                "vocab_size": c.vocab_size,
+                "parameters": sum(p.numel() for p in model.parameters()),
+            },
+            "threads": threads,
+            "new_tokens": new_tokens,
+            "prompt_tokens": prompt_tokens,
+            "repeats": repeats,
+            "sizes": {
+                "fp32_weights_bytes": fp32_bytes,
+                "int8_weights_bytes": int8_bytes,
+                "int8_size_ratio": round(int8_bytes / fp32_bytes, 4),
+                **extra_sizes,
+            },
+            "versions": library_versions(),
+        }
+    )
     return result
 
 
@@ -145,8 +182,10 @@ def _time_arms(arms: dict, config, new_tokens: int, prompt_tokens: int, repeats:
         outputs[name] = arm.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)[0, prompt_tokens:]
         if len(outputs[name]) != new_tokens:
             raise RuntimeError(f"{name} generated {len(outputs[name])} tokens instead of {new_tokens}.")
-    runs = {name: (lambda arm=arm: arm.generate(ids, attention_mask=torch.ones_like(ids), **kwargs))
-            for name, arm in arms.items()}
+    runs = {
+        name: (lambda arm=arm: arm.generate(ids, attention_mask=torch.ones_like(ids), **kwargs))
+        for name, arm in arms.items()
+    }
     times = interleaved_times(runs, repeats, warmup=0)
     median_s = {name: median(t) for name, t in times.items()}
     reference = outputs["torch_fp32"]
@@ -163,10 +202,16 @@ def _time_arms(arms: dict, config, new_tokens: int, prompt_tokens: int, repeats:
 
 @dataclass
 class BenchmarkArguments:
-    model_dir: str = field(metadata={"help": "A float32 CharGPT causal-LM directory (created with random weights when "
-                                             "--make_random_model is set and it does not exist)."})
-    int8_dir: str | None = field(default=None, metadata={"help": "An existing int8 export of model_dir; default: "
-                                                                 "export into a temporary directory."})
+    model_dir: str = field(
+        metadata={
+            "help": "A float32 CharGPT causal-LM directory (created with random weights when "
+            "--make_random_model is set and it does not exist)."
+        }
+    )
+    int8_dir: str | None = field(
+        default=None,
+        metadata={"help": "An existing int8 export of model_dir; default: export into a temporary directory."},
+    )
     new_tokens: int = field(default=128, metadata={"help": "Greedy tokens generated per run."})
     prompt_tokens: int = field(default=16, metadata={"help": "Prompt length in tokens."})
     repeats: int = field(default=5, metadata={"help": "Timed runs per arm (interleaved); the median is reported."})
@@ -185,10 +230,24 @@ class BenchmarkArguments:
 def main(argv=None):
     (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses(args=argv)
     if args.make_random_model and not os.path.isdir(args.model_dir):
-        make_random_model(args.model_dir, args.vocab_size, n_embd=args.n_embd, n_head=args.n_head,
-                          n_layer=args.n_layer, n_inner=args.n_inner)
-    result = benchmark_int8(args.model_dir, args.int8_dir, args.new_tokens, args.prompt_tokens, args.repeats,
-                            args.num_threads, args.compare_torch_dynamic, args.compare_onnx_fp32)
+        make_random_model(
+            args.model_dir,
+            args.vocab_size,
+            n_embd=args.n_embd,
+            n_head=args.n_head,
+            n_layer=args.n_layer,
+            n_inner=args.n_inner,
+        )
+    result = benchmark_int8(
+        args.model_dir,
+        args.int8_dir,
+        args.new_tokens,
+        args.prompt_tokens,
+        args.repeats,
+        args.num_threads,
+        args.compare_torch_dynamic,
+        args.compare_onnx_fp32,
+    )
     text = json.dumps(result, indent=2, ensure_ascii=False)
     print(text)
     if args.output_json:

@@ -153,8 +153,10 @@ def _rotary(g: _Graph, config, positions: str) -> _Rotary:
     head_dim, half = config.n_embd // config.n_head, config.n_embd // config.n_head // 2
     all_positions = torch.arange(config.n_positions)[None]  # (1, N)
     cos, sin = rotary_cos_sin(all_positions, head_dim, config.rope_theta, torch.float32)  # each (1, 1, N, D)
-    cos, sin = (g.op("Gather", [g.init(f"rope.{name}", table[0, 0].numpy()), positions], axis=0)
-                for name, table in (("cos", cos), ("sin", sin)))  # each (T, D), broadcast over (B, H, T, D)
+    cos, sin = (
+        g.op("Gather", [g.init(f"rope.{name}", table[0, 0].numpy()), positions], axis=0)
+        for name, table in (("cos", cos), ("sin", sin))
+    )  # each (T, D), broadcast over (B, H, T, D)
     last_axis = g.const([-1])
     first_half = [g.const([0]), g.const([half]), last_axis]
     return _Rotary(cos, sin, first_half, [g.const([half]), g.const([head_dim]), last_axis])
@@ -300,4 +302,3 @@ def _onnx_model(onnx, g: _Graph, config):
     graph = onnx.helper.make_graph(g.nodes, "chargpt", inputs, outputs, g.initializers)
     opsets = [onnx.helper.make_opsetid("", ONNX_OPSET), onnx.helper.make_opsetid("com.microsoft", 1)]
     return onnx.helper.make_model(graph, opset_imports=opsets, ir_version=_IR_VERSION, producer_name="chargpt")
-

@@ -70,8 +70,9 @@ def _cache_names(n_layer: int, prefix: str) -> list[str]:
     return [f"{prefix}_{kind}.{i}" for i in range(n_layer) for kind in ("key", "value")]
 
 
-def export_standard_lm(model, path: str, past_min: int = 0, separate_head: bool = False,
-                       opset: int | None = None) -> float:
+def export_standard_lm(
+    model, path: str, past_min: int = 0, separate_head: bool = False, opset: int | None = None
+) -> float:
     """torch.onnx.export(dynamo=True) of the causal LM with dynamic batch, sequence and past length into `path`;
     returns the seconds it took. `past_min`: the smallest past length the exported shapes admit; 0 exports
     (torch 2.13), and check_float_lm runs the graph at past length 0 (its first call) and above. `opset`: None
@@ -86,10 +87,15 @@ def export_standard_lm(model, path: str, past_min: int = 0, separate_head: bool 
     shapes = {"input_ids": {0: batch, 1: seq}, "logits_from": None, "past": [{0: batch, 2: past_len}] * len(past)}
     start = time.perf_counter()
     torch.onnx.export(
-        flat_cache_graph(model.eval(), separate_head).eval(), args, path, dynamo=True, dynamic_shapes=shapes,
+        flat_cache_graph(model.eval(), separate_head).eval(),
+        args,
+        path,
+        dynamo=True,
+        dynamic_shapes=shapes,
         external_data=False,
         input_names=["input_ids", "logits_from", *_cache_names(c.n_layer, "past")],
-        output_names=["logits", "hidden_states", *_cache_names(c.n_layer, "present")], opset_version=opset,
+        output_names=["logits", "hidden_states", *_cache_names(c.n_layer, "present")],
+        opset_version=opset,
     )
     return time.perf_counter() - start
 
@@ -102,9 +108,15 @@ def export_standard_classifier(model, path: str, opset: int | None = None) -> fl
     mask = torch.tensor([[1] * 7, [1] * 5 + [0] * 2, [1] * 2 + [0] * 5])
     start = time.perf_counter()
     torch.onnx.export(
-        PooledClassifier(model.eval()).eval(), (ids, mask), path, dynamo=True, external_data=False,
+        PooledClassifier(model.eval()).eval(),
+        (ids, mask),
+        path,
+        dynamo=True,
+        external_data=False,
         dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
-        input_names=["input_ids", "attention_mask"], output_names=["logits"], opset_version=opset,
+        input_names=["input_ids", "attention_mask"],
+        output_names=["logits"],
+        opset_version=opset,
     )
     return time.perf_counter() - start
 
@@ -116,8 +128,14 @@ def quantize_standard(fp32_path: str, int8_path: str, op_types: tuple[str, ...] 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     start = time.perf_counter()
-    quantize_dynamic(fp32_path, int8_path, per_channel=True, reduce_range=True, weight_type=QuantType.QInt8,
-                     op_types_to_quantize=list(op_types) if op_types else None)
+    quantize_dynamic(
+        fp32_path,
+        int8_path,
+        per_channel=True,
+        reduce_range=True,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=list(op_types) if op_types else None,
+    )
     return time.perf_counter() - start
 
 
@@ -159,8 +177,13 @@ def build_routes(model, directory: str, threads: int) -> dict:
         export_s = export_standard_lm(model, fp32, separate_head=variant["separate_head"], opset=variant["opset"])
         quantize_s = quantize_standard(fp32, int8, variant["op_types"])
         paths.update({f"{name}_fp32": fp32, f"{name}_int8": int8})
-        seconds.update({f"{name}_int8": export_s + quantize_s, f"{name}_torch_onnx_export": export_s,
-                        f"{name}_quantize_dynamic": quantize_s})
+        seconds.update(
+            {
+                f"{name}_int8": export_s + quantize_s,
+                f"{name}_torch_onnx_export": export_s,
+                f"{name}_quantize_dynamic": quantize_s,
+            }
+        )
     gen, c = model.generation_config, model.config
     return {
         "paths": paths,
@@ -187,9 +210,13 @@ def graph_summary(path: str) -> dict:
     # a one-line strip removes it, so the size without it is the route's fair size too.
     for node in graph.node:
         del node.metadata_props[:]
-    return {"file_bytes": os.path.getsize(path), "bytes_without_node_metadata": proto.ByteSize(),
-            "initializer_bytes_by_dtype": by_dtype,
-            "nodes": len(graph.node), "op_types": dict(sorted(ops.items(), key=lambda kv: -kv[1]))}
+    return {
+        "file_bytes": os.path.getsize(path),
+        "bytes_without_node_metadata": proto.ByteSize(),
+        "initializer_bytes_by_dtype": by_dtype,
+        "nodes": len(graph.node),
+        "op_types": dict(sorted(ops.items(), key=lambda kv: -kv[1])),
+    }
 
 
 # ------------------------------------------------------------------------------------------------------- correctness
@@ -223,16 +250,24 @@ def _move_norm_weights(model, seed: int = 0):
 
 
 @torch.no_grad()
-def check_classifier(preset: str, pooling: str, directory: str, opset: int | None = None,
-                     atol: float = 1e-4) -> dict:
+def check_classifier(preset: str, pooling: str, directory: str, opset: int | None = None, atol: float = 1e-4) -> dict:
     """Export a small CharGPTForSequenceClassification of `preset` (moved norm weights, 3 labels) by the standard
     route and compare its pooled logits with PyTorch's on a right-padded batch of four different lengths (float32:
     this checks the exported graph itself; the pooling runs inside it)."""
     import onnxruntime as ort
 
     torch.manual_seed(0)
-    config = CharGPTConfig.from_preset(preset, vocab_size=300, n_positions=64, n_embd=64, n_head=4, n_layer=2,
-                                       num_labels=3, classifier_pooling=pooling, initializer_range=0.2)
+    config = CharGPTConfig.from_preset(
+        preset,
+        vocab_size=300,
+        n_positions=64,
+        n_embd=64,
+        n_head=4,
+        n_layer=2,
+        num_labels=3,
+        classifier_pooling=pooling,
+        initializer_range=0.2,
+    )
     model = _move_norm_weights(CharGPTForSequenceClassification(config).eval())
     path = os.path.join(directory, f"classifier_{preset}_{pooling}_{opset}.onnx")
     seconds = export_standard_classifier(model, path, opset)
@@ -243,9 +278,17 @@ def check_classifier(preset: str, pooling: str, directory: str, opset: int | Non
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     got = sess.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
     diff = float(np.abs(got - expected).max())
-    return {"preset": preset, "pooling": pooling, "opset": opset, "batch": "4 rows, right-padded to lengths 20/13/6/1",
-            "output_shape": list(got.shape), "max_abs_diff": diff, "atol": atol,
-            "matches": got.shape == expected.shape and diff <= atol, "export_seconds": round(seconds, 2)}
+    return {
+        "preset": preset,
+        "pooling": pooling,
+        "opset": opset,
+        "batch": "4 rows, right-padded to lengths 20/13/6/1",
+        "output_shape": list(got.shape),
+        "max_abs_diff": diff,
+        "atol": atol,
+        "matches": got.shape == expected.shape and diff <= atol,
+        "export_seconds": round(seconds, 2),
+    }
 
 
 # ------------------------------------------------------------------------------------------------------------ speed
@@ -261,9 +304,12 @@ def time_batch(arms: dict, config, batch: int, new_tokens: int, prompt_tokens: i
     runs = {name: (lambda arm=arm: arm.generate(ids, **kwargs)) for name, arm in arms.items()}
     times = interleaved_times(runs, repeats, warmup=1)
     medians = {name: median(t) for name, t in times.items()}
-    return {"batch": batch, "seconds_median": {k: round(v, 4) for k, v in medians.items()},
-            "seconds_all": {k: [round(x, 4) for x in v] for k, v in times.items()},
-            "tokens_per_second": {k: round(batch * new_tokens / v, 1) for k, v in medians.items()}}
+    return {
+        "batch": batch,
+        "seconds_median": {k: round(v, 4) for k, v in medians.items()},
+        "seconds_all": {k: [round(x, 4) for x in v] for k, v in times.items()},
+        "tokens_per_second": {k: round(batch * new_tokens / v, 1) for k, v in medians.items()},
+    }
 
 
 def heldout_texts(path: str, count: int, sep: str) -> list[str]:
@@ -281,24 +327,37 @@ def decision(result: dict, name: str = "standard_int8") -> dict:
     speed = result["batch1"]["tokens_per_second"]
     slowdown = 1 - speed[name] / speed["hand_int8"]
     size = result["sizes"][f"{name}_bytes"] / result["sizes"]["hand_int8_bytes"]
-    return {"batch1_slowdown_vs_hand": round(slowdown, 4), "size_vs_hand": round(size, 4),
-            "slower_than_15pct": slowdown > 0.15, "larger_than_1_5x": size > 1.5,
-            "adopt_standard": not (slowdown > 0.15 or size > 1.5)}
+    return {
+        "batch1_slowdown_vs_hand": round(slowdown, 4),
+        "size_vs_hand": round(size, 4),
+        "slower_than_15pct": slowdown > 0.15,
+        "larger_than_1_5x": size > 1.5,
+        "adopt_standard": not (slowdown > 0.15 or size > 1.5),
+    }
 
 
 # ------------------------------------------------------------------------------------------------------ one model
 
 
-def make_random_preset_model(output_dir: str, preset: str, vocab_size: int = 5000, n_positions: int = 512,
-                             n_embd: int = 256, n_head: int = 8, n_layer: int = 6, seed: int = 0) -> str:
+def make_random_preset_model(
+    output_dir: str,
+    preset: str,
+    vocab_size: int = 5000,
+    n_positions: int = 512,
+    n_embd: int = 256,
+    n_head: int = 8,
+    n_layer: int = 6,
+    seed: int = 0,
+) -> str:
     """The benchmark's random model in another preset (n_inner: the preset's default width). The course preset is
     benchmarks.int8.make_random_model itself, 1024 inner."""
     if preset == "course":
         return make_random_model(output_dir, vocab_size, n_positions, n_embd, n_head, n_layer, 1024, seed)
     tokenizer = placeholder_tokenizer(vocab_size, model_max_length=n_positions)
     torch.manual_seed(seed)
-    config = CharGPTConfig.from_preset(preset, vocab_size=len(tokenizer), n_positions=n_positions, n_embd=n_embd,
-                                       n_head=n_head, n_layer=n_layer)
+    config = CharGPTConfig.from_preset(
+        preset, vocab_size=len(tokenizer), n_positions=n_positions, n_embd=n_embd, n_head=n_head, n_layer=n_layer
+    )
     CharGPTForCausalLM(config).save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     return str(output_dir)
@@ -312,10 +371,13 @@ def measure_model(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         routes = build_routes(model, tmp, args.num_threads)
         sessions = routes["sessions"]
-        result = {"float32_graph_checks": {name: check_float_lm(model, sessions[f"{name}_fp32"])
-                                           for name in STANDARD_VARIANTS},
-                  "export_seconds": routes["export_seconds"],
-                  "graphs": {k: graph_summary(p) for k, p in routes["paths"].items()}}
+        result = {
+            "float32_graph_checks": {
+                name: check_float_lm(model, sessions[f"{name}_fp32"]) for name in STANDARD_VARIANTS
+            },
+            "export_seconds": routes["export_seconds"],
+            "graphs": {k: graph_summary(p) for k, p in routes["paths"].items()},
+        }
         fp32_bytes = weights_bytes(args.model_dir)
         int8_names = ("hand_int8", *(f"{name}_int8" for name in STANDARD_VARIANTS))
         result["sizes"] = {"fp32_safetensors_bytes": fp32_bytes}
@@ -329,21 +391,36 @@ def measure_model(args) -> dict:
         if args.heldout_file:
             tokenizer = load_tokenizer(args.model_dir)
             texts = heldout_texts(args.heldout_file, args.heldout_texts, tokenizer.sep_token)
-            result["heldout"] = {"file": args.heldout_file,
-                                 **{k: compare_on_texts(model, arms[k], tokenizer, texts) for k in int8_arms}}
+            result["heldout"] = {
+                "file": args.heldout_file,
+                **{k: compare_on_texts(model, arms[k], tokenizer, texts) for k in int8_arms},
+            }
     result["decision"] = {f"{name}_int8": decision(result, f"{name}_int8") for name in STANDARD_VARIANTS}
-    result["model"] = {"dir": args.model_dir, "preset_fields": {k: getattr(c, k) for k in (
-        "position_embedding_type", "normalization", "activation_function", "gated_mlp", "qk_norm", "bias")},
-        "n_embd": c.n_embd, "n_head": c.n_head, "n_layer": c.n_layer, "n_inner": c.n_inner,
-        "n_positions": c.n_positions, "vocab_size": c.vocab_size,
-        "parameters": sum(p.numel() for p in model.parameters())}
+    result["model"] = {
+        "dir": args.model_dir,
+        "preset_fields": {
+            k: getattr(c, k)
+            for k in ("position_embedding_type", "normalization", "activation_function", "gated_mlp", "qk_norm", "bias")
+        },
+        "n_embd": c.n_embd,
+        "n_head": c.n_head,
+        "n_layer": c.n_layer,
+        "n_inner": c.n_inner,
+        "n_positions": c.n_positions,
+        "vocab_size": c.vocab_size,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     return result
 
 
 @dataclass
 class RoutesArguments:
-    model_dir: str = field(metadata={"help": "A float32 CharGPT causal-LM directory (created with random weights when "
-                                             "--make_random_model is set and it does not exist)."})
+    model_dir: str = field(
+        metadata={
+            "help": "A float32 CharGPT causal-LM directory (created with random weights when "
+            "--make_random_model is set and it does not exist)."
+        }
+    )
     make_random_model: bool = field(default=False, metadata={"help": "Create a random model in model_dir first."})
     preset: str = field(default="course", metadata={"help": "Random model: preset (course or modern)."})
     vocab_size: int = field(default=5000, metadata={"help": "Random model: vocabulary size."})
@@ -351,11 +428,16 @@ class RoutesArguments:
     prompt_tokens: int = field(default=16, metadata={"help": "Prompt length in tokens."})
     repeats: int = field(default=5, metadata={"help": "Timed runs per arm (interleaved); the median is reported."})
     num_threads: int = field(default=1, metadata={"help": "Threads for PyTorch and ONNX Runtime."})
-    heldout_file: str | None = field(default=None, metadata={"help": "LCCC JSON dialogues the model was not trained "
-                                                                     "on, for the perplexity change."})
+    heldout_file: str | None = field(
+        default=None, metadata={"help": "LCCC JSON dialogues the model was not trained on, for the perplexity change."}
+    )
     heldout_texts: int = field(default=300, metadata={"help": "How many dialogues of heldout_file to score."})
-    check_classifiers: bool = field(default=True, metadata={"help": "Also export classifiers of the model's preset "
-                                                                    "(both poolings) and check them against PyTorch."})
+    check_classifiers: bool = field(
+        default=True,
+        metadata={
+            "help": "Also export classifiers of the model's preset (both poolings) and check them against PyTorch."
+        },
+    )
     output_json: str | None = field(default=None, metadata={"help": "Also write the result to this JSON file."})
 
 
@@ -363,14 +445,21 @@ def main(argv=None):
     (args,) = HfArgumentParser(RoutesArguments).parse_args_into_dataclasses(args=argv)
     if args.make_random_model and not os.path.isdir(args.model_dir):
         make_random_preset_model(args.model_dir, args.preset, args.vocab_size)
-    result = {"machine": machine_info(), "versions": library_versions(), "threads": args.num_threads,
-              "repeats": args.repeats, "new_tokens": args.new_tokens, "prompt_tokens": args.prompt_tokens,
-              **measure_model(args)}
+    result = {
+        "machine": machine_info(),
+        "versions": library_versions(),
+        "threads": args.num_threads,
+        "repeats": args.repeats,
+        "new_tokens": args.new_tokens,
+        "prompt_tokens": args.prompt_tokens,
+        **measure_model(args),
+    }
     if args.check_classifiers:
         preset = "modern" if result["model"]["preset_fields"]["position_embedding_type"] == "rope" else "course"
         with tempfile.TemporaryDirectory() as tmp:
-            result["classifier_checks"] = [check_classifier(preset, p, tmp, opset)
-                                           for p in CLASSIFIER_POOLINGS for opset in (None, 23)]
+            result["classifier_checks"] = [
+                check_classifier(preset, p, tmp, opset) for p in CLASSIFIER_POOLINGS for opset in (None, 23)
+            ]
     print(json.dumps({k: v for k, v in result.items() if k not in ("machine", "graphs")}, indent=1))
     if args.output_json:
         write_json_atomic(args.output_json, result)

@@ -40,17 +40,29 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data
 LCCC_BASE = "lccc_base/lccc_base_valid_part.json"
 ONLINE_SHOPPING = "online_shopping/online_shopping_9_cats.csv"
 PROMPTS = ("你好", "今天天气很好，", "我喜欢看电影，")
-CHAT = [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "你好！"},
-        {"role": "user", "content": "今天天气怎么样？"}]
+CHAT = [
+    {"role": "user", "content": "你好"},
+    {"role": "assistant", "content": "你好！"},
+    {"role": "user", "content": "今天天气怎么样？"},
+]
 
 
 @dataclass
 class LlamaCppArguments:
-    model_dir: str = field(metadata={"help": "A trained CharGPT causal LM folder of the modern design (created with "
-                                             "random weights when --make_random_model is set and it does not exist)."})
-    make_random_model: bool = field(default=False, metadata={"help": "Create a random modern model in model_dir "
-                                                                     "first, its vocabulary the characters of the "
-                                                                     "texts of (a)."})
+    model_dir: str = field(
+        metadata={
+            "help": "A trained CharGPT causal LM folder of the modern design (created with "
+            "random weights when --make_random_model is set and it does not exist)."
+        }
+    )
+    make_random_model: bool = field(
+        default=False,
+        metadata={
+            "help": "Create a random modern model in model_dir "
+            "first, its vocabulary the characters of the "
+            "texts of (a)."
+        },
+    )
     n_embd: int = field(default=256, metadata={"help": "Random model: hidden size."})
     n_layer: int = field(default=6, metadata={"help": "Random model: layers."})
     n_head: int = field(default=8, metadata={"help": "Random model: attention heads."})
@@ -60,8 +72,10 @@ class LlamaCppArguments:
     new_tokens: int = field(default=50, metadata={"help": "Greedy tokens per prompt."})
     repeats: int = field(default=5, metadata={"help": "Timed runs per engine (interleaved); the median is reported."})
     num_threads: int = field(default=1, metadata={"help": "Threads for every engine."})
-    work_dir: str | None = field(default=None, metadata={"help": "Where the GGUF files and the int8 export go "
-                                                                 "(default: a temporary folder, removed after)."})
+    work_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where the GGUF files and the int8 export go (default: a temporary folder, removed after)."},
+    )
     output: str | None = field(default=None, metadata={"help": "Also write the JSON summary to this file."})
 
 
@@ -86,8 +100,14 @@ def make_random_modern_model(args, texts: list[str]) -> None:
     """A random modern causal LM whose NFKC vocabulary is the characters of `texts`, saved in args.model_dir."""
     tokenizer = CharGPTTokenizerFast.from_texts(texts, normalization="NFKC", model_max_length=args.n_positions)
     torch.manual_seed(0)
-    config = CharGPTConfig.from_preset("modern", vocab_size=len(tokenizer), n_positions=args.n_positions,
-                                       n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head)
+    config = CharGPTConfig.from_preset(
+        "modern",
+        vocab_size=len(tokenizer),
+        n_positions=args.n_positions,
+        n_embd=args.n_embd,
+        n_layer=args.n_layer,
+        n_head=args.n_head,
+    )
     CharGPTForCausalLM(config).save_pretrained(args.model_dir)
     tokenizer.save_pretrained(args.model_dir)
 
@@ -99,8 +119,15 @@ def check_tokenization(vocab_llm, tokenizer, texts: list[tuple[str, str]]) -> di
     """llama.cpp's ids (add_bos, special tokens parsed) for each text normalized the CharGPT way, against
     CharGPT's ids for the raw text with its <unk> ids removed; and how many differ without the normalization."""
     unk = tokenizer.unk_token_id
-    result = {"texts": len(texts), "characters": 0, "equal": 0, "unknown_characters": 0, "texts_with_unknown": 0,
-              "mismatches": [], "equal_without_normalizing": 0}
+    result = {
+        "texts": len(texts),
+        "characters": 0,
+        "equal": 0,
+        "unknown_characters": 0,
+        "texts_with_unknown": 0,
+        "mismatches": [],
+        "equal_without_normalizing": 0,
+    }
     for source, text in texts:
         chargpt = tokenizer(text)["input_ids"]
         llama = vocab_llm.tokenize(tokenizer.normalize(text).encode("utf-8"), add_bos=True, special=True)
@@ -112,8 +139,15 @@ def check_tokenization(vocab_llm, tokenizer, texts: list[tuple[str, str]]) -> di
             result["equal"] += 1
         elif len(result["mismatches"]) < 5:
             first = next((i for i, (a, b) in enumerate(zip(llama, expected)) if a != b), min(len(llama), len(expected)))
-            result["mismatches"].append({"source": source, "text": text[:80], "at": first,
-                                         "llama": llama[first : first + 5], "chargpt": expected[first : first + 5]})
+            result["mismatches"].append(
+                {
+                    "source": source,
+                    "text": text[:80],
+                    "at": first,
+                    "llama": llama[first : first + 5],
+                    "chargpt": expected[first : first + 5],
+                }
+            )
         raw = vocab_llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
         result["equal_without_normalizing"] += raw == expected
     return result
@@ -153,11 +187,14 @@ def transformers_tokenizer_route(tokenizer, path: str, vocab_size: int) -> dict:
         outcome = "loaded"
     except Exception as err:  # transformers raises the `tokenizers` Exception type itself
         outcome = f"{type(err).__name__}: {err}"
-    return {"from_pretrained_gguf_file": outcome, "merges": len(merges),
-            "tokens_transformers_bpe_would_need_beyond_the_vocabulary": len(missing_bytes | missing_prefixes),
-            "of_which_single_bytes": len(missing_bytes),
-            "of_which_character_prefixes": len(missing_prefixes - missing_bytes),
-            "vocabulary": len(tokens)}
+    return {
+        "from_pretrained_gguf_file": outcome,
+        "merges": len(merges),
+        "tokens_transformers_bpe_would_need_beyond_the_vocabulary": len(missing_bytes | missing_prefixes),
+        "of_which_single_bytes": len(missing_bytes),
+        "of_which_character_prefixes": len(missing_prefixes - missing_bytes),
+        "vocabulary": len(tokens),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- (b) greedy, logits
@@ -176,9 +213,16 @@ def llama_greedy(llm, prompt_ids: list[int], n_new: int) -> list[int]:
 @torch.no_grad()
 def torch_greedy(model, prompt_ids: list[int], n_new: int) -> list[int]:
     ids = torch.tensor([prompt_ids])
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n_new,
-                         min_new_tokens=0, eos_token_id=None, pad_token_id=model.config.pad_token_id)
-    return out[0, len(prompt_ids):].tolist()
+    out = model.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        do_sample=False,
+        max_new_tokens=n_new,
+        min_new_tokens=0,
+        eos_token_id=None,
+        pad_token_id=model.config.pad_token_id,
+    )
+    return out[0, len(prompt_ids) :].tolist()
 
 
 def matching_prefix(a: list[int], b: list[int]) -> int:
@@ -201,17 +245,29 @@ def logits_distance(llm_all, model, sequences: list[list[int]]) -> float:
 def chat_reply(llm, model, tokenizer, n_new: int = 30) -> dict:
     """A greedy chat reply through llama-cpp-python's create_chat_completion (stops at an end-of-generation token:
     <sep> or <eos>) against PyTorch's greedy reply to the same conversation."""
-    response = llm.create_chat_completion(messages=normalized(CHAT, tokenizer), temperature=0.0, top_k=1,
-                                          repeat_penalty=1.0, max_tokens=n_new)
-    ids = torch.tensor([tokenizer.apply_chat_template(CHAT, add_generation_prompt=True, tokenize=True,
-                                                      return_dict=False)])
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n_new,
-                         min_new_tokens=0, eos_token_id=[tokenizer.sep_token_id, tokenizer.eos_token_id],
-                         pad_token_id=model.config.pad_token_id)
-    expected = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    response = llm.create_chat_completion(
+        messages=normalized(CHAT, tokenizer), temperature=0.0, top_k=1, repeat_penalty=1.0, max_tokens=n_new
+    )
+    ids = torch.tensor(
+        [tokenizer.apply_chat_template(CHAT, add_generation_prompt=True, tokenize=True, return_dict=False)]
+    )
+    out = model.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        do_sample=False,
+        max_new_tokens=n_new,
+        min_new_tokens=0,
+        eos_token_id=[tokenizer.sep_token_id, tokenizer.eos_token_id],
+        pad_token_id=model.config.pad_token_id,
+    )
+    expected = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
     got = response["choices"][0]["message"]["content"]
-    return {"llama_cpp": got, "pytorch": expected, "equal": got == expected,
-            "finish_reason": response["choices"][0]["finish_reason"]}
+    return {
+        "llama_cpp": got,
+        "pytorch": expected,
+        "equal": got == expected,
+        "finish_reason": response["choices"][0]["finish_reason"],
+    }
 
 
 # ------------------------------------------------------------------------------------------------------ (c) speed
@@ -224,9 +280,11 @@ def time_engines(engines: dict, prompts: list[list[int]], n_new: int, repeats: i
     times = interleaved_times(runs, repeats, warmup=1)
     seconds = {name: median(t) for name, t in times.items()}
     tokens = n_new * len(prompts)
-    return {"tokens_per_second": {k: round(tokens / v, 1) for k, v in seconds.items()},
-            "speedup_vs_pytorch_fp32": {k: round(seconds["pytorch_fp32"] / v, 2) for k, v in seconds.items()},
-            "seconds_all": {k: [round(x, 4) for x in v] for k, v in times.items()}}
+    return {
+        "tokens_per_second": {k: round(tokens / v, 1) for k, v in seconds.items()},
+        "speedup_vs_pytorch_fp32": {k: round(seconds["pytorch_fp32"] / v, 2) for k, v in seconds.items()},
+        "seconds_all": {k: [round(x, 4) for x in v] for k, v in times.items()},
+    }
 
 
 def int8_engine(model, tokenizer, directory: str, threads: int):
@@ -255,13 +313,16 @@ def greedy_agreement(llama: dict, int8, model, tokenizer, n_new: int) -> dict:
     greedy = {name: [fn(p, n_new) for p in prompts] for name, fn in engines.items()}
     sequences = [p + r for p, r in zip(prompts, reference)]
     return {
-        "prompts": list(PROMPTS), "new_tokens": n_new,
+        "prompts": list(PROMPTS),
+        "new_tokens": n_new,
         "f32_equal_to_pytorch": greedy["f32"] == reference,
         "tokens_matching_before_first_difference": {
-            name: [matching_prefix(g, r) for g, r in zip(gs, reference)] for name, gs in greedy.items()},
+            name: [matching_prefix(g, r) for g, r in zip(gs, reference)] for name, gs in greedy.items()
+        },
         "f32_continuations": [tokenizer.decode(g) for g in greedy["f32"]],
         "llama_cpp_logits_relative_difference": {
-            t: float(f"{logits_distance(llm, model, sequences):.4g}") for t, llm in llama["logits"].items()},
+            t: float(f"{logits_distance(llm, model, sequences):.4g}") for t, llm in llama["logits"].items()
+        },
     }
 
 
@@ -276,33 +337,60 @@ def run(args, work_dir: str) -> dict:
     tokenizer = load_tokenizer(args.model_dir)
     files = {t: os.path.join(work_dir, f"model-{t}.gguf") for t in ("f32", "f16", "q8_0")}
     exports = {t: export_gguf(model, tokenizer, path, t, overwrite=True) for t, path in files.items()}
-    settings = dict(n_ctx=model.config.n_positions, n_threads=args.num_threads, n_threads_batch=args.num_threads,
-                    seed=0, verbose=False)
-    llama = {"generate": {t: llama_cpp.Llama(path, **settings) for t, path in files.items()},
-             "logits": {t: llama_cpp.Llama(path, logits_all=True, **settings) for t, path in files.items()},
-             "vocab": {"f32": llama_cpp.Llama(files["f32"], vocab_only=True, verbose=False)}}
+    settings = dict(
+        n_ctx=model.config.n_positions,
+        n_threads=args.num_threads,
+        n_threads_batch=args.num_threads,
+        seed=0,
+        verbose=False,
+    )
+    llama = {
+        "generate": {t: llama_cpp.Llama(path, **settings) for t, path in files.items()},
+        "logits": {t: llama_cpp.Llama(path, logits_all=True, **settings) for t, path in files.items()},
+        "vocab": {"f32": llama_cpp.Llama(files["f32"], vocab_only=True, verbose=False)},
+    }
     int8, int8_problem = int8_engine(model, tokenizer, os.path.join(work_dir, "int8"), args.num_threads)
-    engines = {"pytorch_fp32": lambda p, n: torch_greedy(model, p, n),
-               "llama_cpp_f32": lambda p, n: llama_greedy(llama["generate"]["f32"], p, n),
-               "llama_cpp_q8_0": lambda p, n: llama_greedy(llama["generate"]["q8_0"], p, n),
-               **({"chargpt_int8_onnx": int8} if int8 is not None else {})}
+    engines = {
+        "pytorch_fp32": lambda p, n: torch_greedy(model, p, n),
+        "llama_cpp_f32": lambda p, n: llama_greedy(llama["generate"]["f32"], p, n),
+        "llama_cpp_q8_0": lambda p, n: llama_greedy(llama["generate"]["q8_0"], p, n),
+        **({"chargpt_int8_onnx": int8} if int8 is not None else {}),
+    }
     c = model.config
     result = {
-        "model": {"dir": args.model_dir, "random_weights": args.make_random_model, "n_embd": c.n_embd,
-                  "n_layer": c.n_layer, "n_head": c.n_head, "n_inner": c.n_inner, "vocab_size": c.vocab_size,
-                  "n_positions": c.n_positions, "parameters": sum(p.numel() for p in model.parameters())},
+        "model": {
+            "dir": args.model_dir,
+            "random_weights": args.make_random_model,
+            "n_embd": c.n_embd,
+            "n_layer": c.n_layer,
+            "n_head": c.n_head,
+            "n_inner": c.n_inner,
+            "vocab_size": c.vocab_size,
+            "n_positions": c.n_positions,
+            "parameters": sum(p.numel() for p in model.parameters()),
+        },
         "llama_cpp_python": llama_cpp.__version__,
         "llama_cpp_system_info": llama_cpp.llama_print_system_info().decode().strip(),
-        "gguf_files": {t: {"bytes": e["bytes"], "transformers_relative_difference": e["checks"]["relative_difference"],
-                           "tolerance": e["checks"]["tolerance"]} for t, e in exports.items()},
+        "gguf_files": {
+            t: {
+                "bytes": e["bytes"],
+                "transformers_relative_difference": e["checks"]["relative_difference"],
+                "tolerance": e["checks"]["tolerance"],
+            }
+            for t, e in exports.items()
+        },
         "a_tokenization": check_tokenization(llama["vocab"]["f32"], tokenizer, texts),
         "a_chat_prompt": check_chat_prompt(llama["generate"]["f32"], tokenizer),
         "b_greedy": greedy_agreement(llama, int8, model, tokenizer, args.new_tokens),
         "b_chat_reply": chat_reply(llama["generate"]["f32"], model, tokenizer),
-        "c_speed": {"threads": args.num_threads, "repeats": args.repeats, "prompts": len(PROMPTS),
-                    "new_tokens_per_prompt": args.new_tokens, "int8_onnx": int8_problem or "measured",
-                    **time_engines(engines, [tokenizer(p)["input_ids"] for p in PROMPTS], args.new_tokens,
-                                   args.repeats)},
+        "c_speed": {
+            "threads": args.num_threads,
+            "repeats": args.repeats,
+            "prompts": len(PROMPTS),
+            "new_tokens_per_prompt": args.new_tokens,
+            "int8_onnx": int8_problem or "measured",
+            **time_engines(engines, [tokenizer(p)["input_ids"] for p in PROMPTS], args.new_tokens, args.repeats),
+        },
         "transformers_gguf_tokenizer": transformers_tokenizer_route(tokenizer, files["f32"], c.vocab_size),
     }
     for group in llama.values():

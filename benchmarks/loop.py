@@ -54,8 +54,17 @@ def _optimizer(model, lr: float, weight_decay: float = 0.01):
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
 
 
-def train_lm(model, blocks: torch.Tensor, steps: int, batch_size: int, lr: float, precision: str = "fp32",
-             seed: int = 0, warmup_fraction: float = 0.05, log_every: int = 50) -> dict:
+def train_lm(
+    model,
+    blocks: torch.Tensor,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    precision: str = "fp32",
+    seed: int = 0,
+    warmup_fraction: float = 0.05,
+    log_every: int = 50,
+) -> dict:
     """Next-token training on packed blocks for exactly `steps` steps; batches drawn in a seed-fixed order."""
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(blocks), generator=generator)
@@ -80,9 +89,17 @@ def train_lm(model, blocks: torch.Tensor, steps: int, batch_size: int, lr: float
         if log_every and (step + 1) % log_every == 0:
             logger.info("step %d/%d loss %.3f", step + 1, steps, sum(losses[-log_every:]) / log_every)
     seconds = time.perf_counter() - start
-    return {"steps": steps, "batch_size": batch_size, "block_len": blocks.shape[1], "lr": lr, "precision": precision,
-            "seconds": seconds, "tokens_per_s": steps * batch_size * blocks.shape[1] / seconds,
-            "final_train_loss": sum(losses[-20:]) / len(losses[-20:]), "epochs": steps * batch_size / len(blocks)}
+    return {
+        "steps": steps,
+        "batch_size": batch_size,
+        "block_len": blocks.shape[1],
+        "lr": lr,
+        "precision": precision,
+        "seconds": seconds,
+        "tokens_per_s": steps * batch_size * blocks.shape[1] / seconds,
+        "final_train_loss": sum(losses[-20:]) / len(losses[-20:]),
+        "epochs": steps * batch_size / len(blocks),
+    }
 
 
 def _pad_right(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,11 +122,15 @@ def perplexity(model, sequences: list[list[int]], pad_id: int, batch_size: int =
         ids, mask = _pad_right(sequences[start : start + batch_size], pad_id)
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-        total_nll += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                     ignore_index=-100, reduction="sum").item()
+        total_nll += F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"
+        ).item()
         total_tokens += int((targets != -100).sum())
-    return {"perplexity": math.exp(total_nll / total_tokens), "nll_per_token": total_nll / total_tokens,
-            "tokens": total_tokens}
+    return {
+        "perplexity": math.exp(total_nll / total_tokens),
+        "nll_per_token": total_nll / total_tokens,
+        "tokens": total_tokens,
+    }
 
 
 def freeze(model, mode: str) -> dict:
@@ -157,8 +178,17 @@ def _classifier_inputs(examples, indices, pad_id: int, unmasked: bool):
     return ids, mask
 
 
-def train_classifier(model, examples: list, epochs: int, batch_size: int, lr: float, pad_id: int,
-                     unmasked: bool = False, precision: str = "fp32", seed: int = 0) -> dict:
+def train_classifier(
+    model,
+    examples: list,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    pad_id: int,
+    unmasked: bool = False,
+    precision: str = "fp32",
+    seed: int = 0,
+) -> dict:
     """Fine-tune on [(ids, label)]; the loss is the model's own (cross-entropy on the pooled token)."""
     rng = random.Random(seed)
     lengths = [len(ids) for ids, _ in examples]
@@ -181,8 +211,14 @@ def train_classifier(model, examples: list, epochs: int, batch_size: int, lr: fl
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
             step += 1
-    return {"epochs": epochs, "steps": steps, "lr": lr, "batch_size": batch_size, "seconds": time.perf_counter() - start,
-            "final_train_loss": sum(losses[-20:]) / len(losses[-20:])}
+    return {
+        "epochs": epochs,
+        "steps": steps,
+        "lr": lr,
+        "batch_size": batch_size,
+        "seconds": time.perf_counter() - start,
+        "final_train_loss": sum(losses[-20:]) / len(losses[-20:]),
+    }
 
 
 @torch.no_grad()

@@ -65,12 +65,19 @@ def _worker(args: argparse.Namespace) -> dict:
     import torch
 
     from .peers import ModelDims, build_causal_lms
-    from .speed import precision_context, generation_config
+    from .speed import generation_config, precision_context
 
     torch.set_num_threads(args.threads)
-    dims = ModelDims(vocab_size=args.vocab_size, n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head,
-                     n_inner=args.n_inner, n_positions=args.n_positions, dropout=args.dropout,
-                     chargpt_attn_pdrop=args.chargpt_attn_pdrop)
+    dims = ModelDims(
+        vocab_size=args.vocab_size,
+        n_embd=args.n_embd,
+        n_layer=args.n_layer,
+        n_head=args.n_head,
+        n_inner=args.n_inner,
+        n_positions=args.n_positions,
+        dropout=args.dropout,
+        chargpt_attn_pdrop=args.chargpt_attn_pdrop,
+    )
     if args.model == "chargpt-int8":
         from chargpt.int8 import load_int8
 
@@ -97,22 +104,60 @@ def _worker(args: argparse.Namespace) -> dict:
     else:
         model.eval()
         with torch.inference_mode():
-            model.generate(input_ids=batch, attention_mask=torch.ones_like(batch),
-                           generation_config=generation_config(args.new_tokens, sample=False))
+            model.generate(
+                input_ids=batch,
+                attention_mask=torch.ones_like(batch),
+                generation_config=generation_config(args.new_tokens, sample=False),
+            )
     peak = _peak_mib()
     return {"baseline_mib": baseline, "peak_mib": peak, "increase_mib": peak - baseline, "peak_reset": reset}
 
 
-def measure(model: str, task: str, dims, batch_size: int, seq_len: int, precision: str = "fp32",
-            new_tokens: int = 128, threads: int = 2, int8_dir: str | None = None, timeout: float = 900) -> dict:
+def measure(
+    model: str,
+    task: str,
+    dims,
+    batch_size: int,
+    seq_len: int,
+    precision: str = "fp32",
+    new_tokens: int = 128,
+    threads: int = 2,
+    int8_dir: str | None = None,
+    timeout: float = 900,
+) -> dict:
     """Run one measurement in a fresh interpreter and return its numbers with the settings that produced them."""
     cmd = [
-        sys.executable, "-m", "benchmarks.memory", "--model", model, "--task", task,
-        "--batch_size", str(batch_size), "--seq_len", str(seq_len), "--precision", precision,
-        "--new_tokens", str(new_tokens), "--threads", str(threads), "--vocab_size", str(dims.vocab_size),
-        "--n_embd", str(dims.n_embd), "--n_layer", str(dims.n_layer), "--n_head", str(dims.n_head),
-        "--n_inner", str(dims.n_inner), "--n_positions", str(dims.n_positions),
-        "--dropout", str(dims.dropout),
+        sys.executable,
+        "-m",
+        "benchmarks.memory",
+        "--model",
+        model,
+        "--task",
+        task,
+        "--batch_size",
+        str(batch_size),
+        "--seq_len",
+        str(seq_len),
+        "--precision",
+        precision,
+        "--new_tokens",
+        str(new_tokens),
+        "--threads",
+        str(threads),
+        "--vocab_size",
+        str(dims.vocab_size),
+        "--n_embd",
+        str(dims.n_embd),
+        "--n_layer",
+        str(dims.n_layer),
+        "--n_head",
+        str(dims.n_head),
+        "--n_inner",
+        str(dims.n_inner),
+        "--n_positions",
+        str(dims.n_positions),
+        "--dropout",
+        str(dims.dropout),
     ] + (["--int8_dir", int8_dir] if int8_dir else [])
     if dims.chargpt_attn_pdrop is not None:
         cmd += ["--chargpt_attn_pdrop", str(dims.chargpt_attn_pdrop)]
@@ -143,8 +188,11 @@ def run_memory(args, work_dir: str, save=lambda partial: None) -> dict:
     runs = []
     generators, int8_dir = ["chargpt", "gpt2"], None
     if int8_unavailable_reason() is None:
-        export_and_load(build_causal_lms(dims, seed=args.seed)["chargpt"],
-                        placeholder_tokenizer(dims.vocab_size, dims.n_positions), f"{work_dir}/memory_int8")
+        export_and_load(
+            build_causal_lms(dims, seed=args.seed)["chargpt"],
+            placeholder_tokenizer(dims.vocab_size, dims.n_positions),
+            f"{work_dir}/memory_int8",
+        )
         generators, int8_dir = generators + ["chargpt-int8"], f"{work_dir}/memory_int8/int8"
     for batch_size, seq_len in args.shapes():
         for model in ("chargpt", "gpt2"):
@@ -153,8 +201,18 @@ def run_memory(args, work_dir: str, save=lambda partial: None) -> dict:
             save({"method": METHOD, "runs": runs})
     for batch_size in args.generation_batch_sizes():
         for model in generators:
-            runs.append(measure(model, "generate", dims, batch_size, 16, new_tokens=args.generation_new_tokens,
-                                threads=args.threads, int8_dir=int8_dir if model == "chargpt-int8" else None))
+            runs.append(
+                measure(
+                    model,
+                    "generate",
+                    dims,
+                    batch_size,
+                    16,
+                    new_tokens=args.generation_new_tokens,
+                    threads=args.threads,
+                    int8_dir=int8_dir if model == "chargpt-int8" else None,
+                )
+            )
             logger.info("memory %s", runs[-1])
             save({"method": METHOD, "runs": runs})
     return {"method": METHOD, "runs": runs, "int8": int8_unavailable_reason() or "measured"}

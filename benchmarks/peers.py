@@ -37,9 +37,16 @@ class ModelDims:
 
 def dims_from_args(args, vocab_size: int) -> ModelDims:
     """The dimensions a BenchmarkArguments describes, with a given vocabulary."""
-    return ModelDims(vocab_size=vocab_size, n_positions=args.n_positions, n_embd=args.n_embd, n_layer=args.n_layer,
-                     n_head=args.n_head, n_inner=args.n_inner, dropout=args.dropout,
-                     chargpt_attn_pdrop=args.chargpt_attn_pdrop)
+    return ModelDims(
+        vocab_size=vocab_size,
+        n_positions=args.n_positions,
+        n_embd=args.n_embd,
+        n_layer=args.n_layer,
+        n_head=args.n_head,
+        n_inner=args.n_inner,
+        dropout=args.dropout,
+        chargpt_attn_pdrop=args.chargpt_attn_pdrop,
+    )
 
 
 def _shared_hyperparameters(dims: ModelDims) -> dict:
@@ -72,8 +79,14 @@ def chargpt_config(dims: ModelDims, **extra) -> CharGPTConfig:
         n_inner=dims.n_inner,
         dropout=dims.dropout,
     )
-    fixed = dict(vocab_size=dims.vocab_size, activation_function=dims.activation_function, pad_token_id=0,
-                 sep_token_id=2, bos_token_id=3, eos_token_id=4)
+    fixed = dict(
+        vocab_size=dims.vocab_size,
+        activation_function=dims.activation_function,
+        pad_token_id=0,
+        sep_token_id=2,
+        bos_token_id=3,
+        eos_token_id=4,
+    )
     return build_causal_lm_config(model_args, None, **fixed, **extra)
 
 
@@ -92,7 +105,9 @@ def gpt2_config(dims: ModelDims, **extra) -> GPT2Config:
     return config
 
 
-def build_causal_lms(dims: ModelDims, seed: int = 0, chargpt_overrides: dict | None = None) -> dict[str, torch.nn.Module]:
+def build_causal_lms(
+    dims: ModelDims, seed: int = 0, chargpt_overrides: dict | None = None
+) -> dict[str, torch.nn.Module]:
     """{"chargpt": CharGPTForCausalLM, "gpt2": GPT2LMHeadModel}, each initialised from the same seed.
     `chargpt_overrides` changes CharGPT's config alone (the speed section's probe of a proposed default)."""
     torch.manual_seed(seed)

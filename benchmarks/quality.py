@@ -57,23 +57,36 @@ def build_corpora(args) -> dict:
     tokenizer = CharGPTTokenizer.from_texts(texts, min_frequency=2, model_max_length=args.n_positions)
     description = {
         "seed": args.seed,
-        "lccc": {"pairs": len(pairs), "dialogues": len(dialogs), "train_items": len(dialogue.train_dialogs),
-                 "valid_items": len(dialogue.valid_dialogs), "test_posts": len(dialogue.test_pairs),
-                 "split": f"pairs and dialogues shuffled with random.Random({args.seed}); first {args.n_test_posts} "
-                          f"pairs = test posts, next {args.n_valid_pairs} pairs + first {args.n_valid_dialogs} "
-                          f"dialogues = validation, the rest = training"},
+        "lccc": {
+            "pairs": len(pairs),
+            "dialogues": len(dialogs),
+            "train_items": len(dialogue.train_dialogs),
+            "valid_items": len(dialogue.valid_dialogs),
+            "test_posts": len(dialogue.test_pairs),
+            "split": f"pairs and dialogues shuffled with random.Random({args.seed}); first {args.n_test_posts} "
+            f"pairs = test posts, next {args.n_valid_pairs} pairs + first {args.n_valid_dialogs} "
+            f"dialogues = validation, the rest = training",
+        },
         "kdconv_dialogues": len(kdconv),
-        "chnsenticorp": {"train": len(sentiment.train), "test": len(sentiment.test),
-                         "majority_reviews_dropped": sentiment.n_dropped_majority,
-                         "split": "majority class down-sampled to the minority's size, then 250 positive + 250 "
-                                  f"negative held out as test (random.Random({args.seed}))"},
+        "chnsenticorp": {
+            "train": len(sentiment.train),
+            "test": len(sentiment.test),
+            "majority_reviews_dropped": sentiment.n_dropped_majority,
+            "split": "majority class down-sampled to the minority's size, then 250 positive + 250 "
+            f"negative held out as test (random.Random({args.seed}))",
+        },
         "pretraining_corpus": "LCCC training pairs and dialogues + all KdConv dialogues + the training reviews' text "
-                              "(never the test reviews)",
+        "(never the test reviews)",
         "vocab_size": len(tokenizer),
         "tokenizer": "CharGPTTokenizer.from_texts(training texts, min_frequency=2)",
     }
-    return {"dialogue": dialogue, "sentiment": sentiment, "pretrain_dialogs": pretrain_dialogs,
-            "tokenizer": tokenizer, "description": description}
+    return {
+        "dialogue": dialogue,
+        "sentiment": sentiment,
+        "pretrain_dialogs": pretrain_dialogs,
+        "tokenizer": tokenizer,
+        "description": description,
+    }
 
 
 def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,13 +100,23 @@ def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, tor
 
 
 @torch.no_grad()
-def generate_replies(model, tokenizer, posts: list[str], max_new_tokens: int, seed: int, batch_size: int = 50) -> list[str]:
+def generate_replies(
+    model, tokenizer, posts: list[str], max_new_tokens: int, seed: int, batch_size: int = 50
+) -> list[str]:
     """One reply per post, sampled as CDial-GPT evaluates (top-p 0.9, temperature 0.7), prompt `<bos>post<sep>`;
     a reply ends at the model's `<sep>` or `<eos>`."""
     model.eval()
     stop = [tokenizer.sep_token_id, tokenizer.eos_token_id]
-    config = GenerationConfig(do_sample=True, top_p=0.9, temperature=0.7, top_k=0, max_new_tokens=max_new_tokens,
-                              eos_token_id=stop, pad_token_id=tokenizer.pad_token_id, use_cache=True)
+    config = GenerationConfig(
+        do_sample=True,
+        top_p=0.9,
+        temperature=0.7,
+        top_k=0,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=stop,
+        pad_token_id=tokenizer.pad_token_id,
+        use_cache=True,
+    )
     prompts = [encode_dialog(tokenizer, [post])[:-1] + [tokenizer.sep_token_id] for post in posts]
     order = sorted(range(len(posts)), key=lambda i: len(prompts[i]))  # similar lengths together: little padding
     replies = [""] * len(posts)
@@ -116,8 +139,11 @@ def run_dialogue(lms: dict, corpora: dict, args) -> dict:
     for name, model in lms.items():
         start = time.perf_counter()
         replies = generate_replies(model, tokenizer, posts, args.reply_max_new_tokens, args.seed)
-        result[name] = {**perplexity(model, valid, tokenizer.pad_token_id), **reply_metrics(replies),
-                        "seconds": time.perf_counter() - start}
+        result[name] = {
+            **perplexity(model, valid, tokenizer.pad_token_id),
+            **reply_metrics(replies),
+            "seconds": time.perf_counter() - start,
+        }
         result["samples"][name] = [{"post": p, "reply": r} for p, r in list(zip(posts, replies))[:8]]
         logger.info("dialogue %s: %s", name, {k: v for k, v in result[name].items() if k != "seconds"})
     return result
@@ -139,11 +165,21 @@ def run_sentiment(lms: dict, dims: ModelDims, corpora: dict, args, save=lambda p
     for name, mode, unmasked in plan:
         classifier = classifier_from_lm(lms[name], name, dims, seed=args.seed)
         frozen = freeze(classifier, mode)
-        stats = train_classifier(classifier, train, args.cls_epochs, args.cls_batch_size, lrs[mode], pad,
-                                 unmasked=unmasked, precision=args.lm_precision, seed=args.seed)
+        stats = train_classifier(
+            classifier,
+            train,
+            args.cls_epochs,
+            args.cls_batch_size,
+            lrs[mode],
+            pad,
+            unmasked=unmasked,
+            precision=args.lm_precision,
+            seed=args.seed,
+        )
         scores = classification_scores(labels, predict_classifier(classifier, test, pad, unmasked=unmasked))
-        result["runs"].append({"model": name, "freeze": mode, "padding_masked": not unmasked, **frozen, **stats,
-                               **scores})
+        result["runs"].append(
+            {"model": name, "freeze": mode, "padding_masked": not unmasked, **frozen, **stats, **scores}
+        )
         logger.info("sentiment %s freeze=%s masked=%s: %s", name, mode, not unmasked, scores)
         save({k: v for k, v in result.items() if k != "classifier_none"})
         if name == "chargpt" and mode == "none" and not unmasked:
@@ -168,9 +204,11 @@ def run_int8_quality(lm, classifier, corpora: dict, args, work_dir: str) -> dict
     return {
         "status": "run",
         "lm": {"fp32": perplexity(lm, valid, pad), "int8": perplexity(lm_int8, valid, pad), "sizes": lm_sizes},
-        "classifier": {"fp32": classification_scores(labels, predict_classifier(classifier, test, pad)),
-                       "int8": classification_scores(labels, predict_classifier(cls_int8, test, pad)),
-                       "sizes": cls_sizes},
+        "classifier": {
+            "fp32": classification_scores(labels, predict_classifier(classifier, test, pad)),
+            "int8": classification_scores(labels, predict_classifier(cls_int8, test, pad)),
+            "sizes": cls_sizes,
+        },
     }
 
 
@@ -182,19 +220,28 @@ def run_quality(args, work_dir: str, save=lambda partial: None) -> dict:
     blocks = pack_blocks([encode_dialog(tokenizer, d) for d in corpora["pretrain_dialogs"]], args.lm_block_len)
     dims = dims_from_args(args, len(tokenizer))
     lms = build_causal_lms(dims, seed=args.seed)
-    result = {"data": corpora["description"], "dims": vars(dims), "pretraining": {"corpus_tokens": int(blocks.numel())},
-              "timings": {"data_s": time.perf_counter() - start}}
+    result = {
+        "data": corpora["description"],
+        "dims": vars(dims),
+        "pretraining": {"corpus_tokens": int(blocks.numel())},
+        "timings": {"data_s": time.perf_counter() - start},
+    }
     for name, model in lms.items():
-        result["pretraining"][name] = train_lm(model, blocks, args.lm_steps, args.lm_batch_size, args.lm_lr,
-                                               precision=args.lm_precision, seed=args.seed)
+        result["pretraining"][name] = train_lm(
+            model, blocks, args.lm_steps, args.lm_batch_size, args.lm_lr, precision=args.lm_precision, seed=args.seed
+        )
         logger.info("pretrained %s: %s", name, result["pretraining"][name])
         save(result)
     stages = [
         ("dialogue", lambda: run_dialogue(lms, corpora, args)),
-        ("sentiment", lambda: run_sentiment(lms, dims, corpora, args, lambda partial: save({**result,
-                                                                                          "sentiment": partial}))),
-        ("int8", lambda: run_int8_quality(lms["chargpt"], result["sentiment"]["classifier_none"], corpora, args,
-                                          work_dir)),
+        (
+            "sentiment",
+            lambda: run_sentiment(lms, dims, corpora, args, lambda partial: save({**result, "sentiment": partial})),
+        ),
+        (
+            "int8",
+            lambda: run_int8_quality(lms["chargpt"], result["sentiment"]["classifier_none"], corpora, args, work_dir),
+        ),
     ]
     for stage, fn in stages:
         start = time.perf_counter()

@@ -51,9 +51,14 @@ def _recipe(args, work_dir: str) -> tuple[Path, dict]:
 def _gpt2_like(chat_config: CharGPTConfig) -> GPT2LMHeadModel:
     """GPT-2 at its defaults with the chat model's width, depth, heads, context and special tokens."""
     config = GPT2Config(
-        vocab_size=chat_config.vocab_size, n_positions=chat_config.n_positions, n_embd=chat_config.n_embd,
-        n_layer=chat_config.n_layer, n_head=chat_config.n_head, bos_token_id=chat_config.bos_token_id,
-        eos_token_id=chat_config.eos_token_id, pad_token_id=chat_config.pad_token_id,
+        vocab_size=chat_config.vocab_size,
+        n_positions=chat_config.n_positions,
+        n_embd=chat_config.n_embd,
+        n_layer=chat_config.n_layer,
+        n_head=chat_config.n_head,
+        bos_token_id=chat_config.bos_token_id,
+        eos_token_id=chat_config.eos_token_id,
+        pad_token_id=chat_config.pad_token_id,
     )
     return GPT2LMHeadModel(config)
 
@@ -62,11 +67,24 @@ def _training_args(recipe_args: RecipeArguments, args, out_dir: str, max_steps: 
     """GPT-2's Trainer settings: the chat model's batch, schedule shape and weight decay; AdamW at its own rate."""
     chat = chat_training_arguments(recipe_args, Path(out_dir))
     return CharGPTTrainingArguments(
-        output_dir=out_dir, max_steps=max_steps, per_device_train_batch_size=chat.per_device_train_batch_size,
-        optim="adamw_torch_fused", learning_rate=args.ttq_lr_gpt2, lr_scheduler_type="warmup_stable_decay",
-        warmup_steps=chat.warmup_steps, decay_fraction=chat.decay_fraction, weight_decay=chat.weight_decay,
-        eval_strategy="no", save_strategy="no", logging_strategy="no", logging_first_step=False, report_to="none",
-        load_best_model_at_end=False, use_cpu=not torch.cuda.is_available(), seed=args.seed, disable_tqdm=True,
+        output_dir=out_dir,
+        max_steps=max_steps,
+        per_device_train_batch_size=chat.per_device_train_batch_size,
+        optim="adamw_torch_fused",
+        learning_rate=args.ttq_lr_gpt2,
+        lr_scheduler_type="warmup_stable_decay",
+        warmup_steps=chat.warmup_steps,
+        decay_fraction=chat.decay_fraction,
+        weight_decay=chat.weight_decay,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_strategy="no",
+        logging_first_step=False,
+        report_to="none",
+        load_best_model_at_end=False,
+        use_cpu=not torch.cuda.is_available(),
+        seed=args.seed,
+        disable_tqdm=True,
     )
 
 
@@ -85,8 +103,11 @@ def train_gpt2_baseline(directory: Path, recipe: dict, args, work_dir: str) -> d
     recipe_args = RecipeArguments(**recipe["arguments"])
     files = {"dialogue": {s: directory / "splits" / f"lccc_base_{s}.jsonl" for s in ("train", "validation")}}
     data_args = DialogueDataArguments(
-        train_files=chat_files(recipe_args, files), validation_files=[str(files["dialogue"]["validation"])],
-        packing=True, block_size=chat.config.n_positions, max_train_samples=recipe_args.max_train_samples,
+        train_files=chat_files(recipe_args, files),
+        validation_files=[str(files["dialogue"]["validation"])],
+        packing=True,
+        block_size=chat.config.n_positions,
+        max_train_samples=recipe_args.max_train_samples,
     )
     datasets_, _ = lm_datasets(data_args, CleaningConfig(), tokenizer, chat.config.n_positions, args.seed)
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
@@ -94,14 +115,23 @@ def train_gpt2_baseline(directory: Path, recipe: dict, args, work_dir: str) -> d
     model = _gpt2_like(chat.config)
     # Seconds per step from ten steps of a copy (the first three, which warm caches, not counted).
     timer = _StepTimes()
-    CharGPTTrainer(model=copy.deepcopy(model), args=_training_args(recipe_args, args, work_dir, 10),
-                   train_dataset=datasets_["train"], data_collator=collator, callbacks=[timer]).train()
+    CharGPTTrainer(
+        model=copy.deepcopy(model),
+        args=_training_args(recipe_args, args, work_dir, 10),
+        train_dataset=datasets_["train"],
+        data_collator=collator,
+        callbacks=[timer],
+    ).train()
     rate = (timer.marks[-1] - timer.marks[2]) / (len(timer.marks) - 3)
     budget = recipe["chat_training"]["train"]["train_runtime"]
     max_steps = max(10, int(budget / rate))
     logger.info("GPT-2 baseline: %.3f s/step -> %d steps for the chat model's %.0f s", rate, max_steps, budget)
-    trainer = CharGPTTrainer(model=model, args=_training_args(recipe_args, args, work_dir, max_steps),
-                             train_dataset=datasets_["train"], data_collator=collator)
+    trainer = CharGPTTrainer(
+        model=model,
+        args=_training_args(recipe_args, args, work_dir, max_steps),
+        train_dataset=datasets_["train"],
+        data_collator=collator,
+    )
     train = trainer.train().metrics
     model.eval()
     model.generation_config = copy.deepcopy(chat.generation_config)  # the recipe's tuned sampling settings

@@ -29,20 +29,33 @@ def targets(results: dict) -> list[dict]:
     out = []
     speed = results.get("speed") or {}
     for run in speed.get("training", []):
-        label = (f"training {run['precision']} {'compiled' if run['compile'] else 'eager'} "
-                 f"{run['batch_size']}x{run['seq_len']}: CharGPT / GPT-2 tokens/s")
+        label = (
+            f"training {run['precision']} {'compiled' if run['compile'] else 'eager'} "
+            f"{run['batch_size']}x{run['seq_len']}: CharGPT / GPT-2 tokens/s"
+        )
         out.append(target(label, run.get("ratio"), 1.3))
     for run in speed.get("generation", []):
         mode = "sampling" if run["sample"] else "greedy"
         if run["batch_size"] == 1:
-            out.append(target(f"generation batch 1 {mode}: CharGPT / GPT-2 tokens/s",
-                              run["speedups"].get("chargpt/gpt2"), 1.5))
+            out.append(
+                target(f"generation batch 1 {mode}: CharGPT / GPT-2 tokens/s", run["speedups"].get("chargpt/gpt2"), 1.5)
+            )
             if "chargpt-static-compiled/gpt2" in run["speedups"]:
-                out.append(target(f"generation batch 1 {mode}: CharGPT static cache + compile / GPT-2 tokens/s",
-                                  run["speedups"]["chargpt-static-compiled/gpt2"], 1.5))
+                out.append(
+                    target(
+                        f"generation batch 1 {mode}: CharGPT static cache + compile / GPT-2 tokens/s",
+                        run["speedups"]["chargpt-static-compiled/gpt2"],
+                        1.5,
+                    )
+                )
         if "chargpt-int8/chargpt" in run["speedups"]:
-            out.append(target(f"generation batch {run['batch_size']} {mode}: int8 / fp32 tokens/s",
-                              run["speedups"]["chargpt-int8/chargpt"], 1.5))
+            out.append(
+                target(
+                    f"generation batch {run['batch_size']} {mode}: int8 / fp32 tokens/s",
+                    run["speedups"]["chargpt-int8/chargpt"],
+                    1.5,
+                )
+            )
     int8 = speed.get("int8_export") or {}
     if int8.get("status") == "run":
         out.append(target("int8 export size / fp32 size", int8["size_ratio"], 0.35, higher_is_better=False))
@@ -50,24 +63,38 @@ def targets(results: dict) -> list[dict]:
     for run in (quality.get("sentiment") or {}).get("runs", []):
         if run["model"] == "chargpt" and run["freeze"] == "none" and run["padding_masked"]:
             out.append(target("sentiment accuracy, CharGPT, freeze none", run["accuracy"], 0.93))
-    return (out + _data_targets(results.get("data") or {}) + _ttq_targets(results.get("time_to_quality") or {})
-            + _recipe_targets(results.get("recipe") or {}))
+    return (
+        out
+        + _data_targets(results.get("data") or {})
+        + _ttq_targets(results.get("time_to_quality") or {})
+        + _recipe_targets(results.get("recipe") or {})
+    )
 
 
 def _recipe_targets(recipe: dict) -> list[dict]:
     figures = recipe.get("figures")
     if not figures:
         return []
-    out = [target("recipe: sentiment accuracy, balanced ChnSentiCorp test", figures.get("sentiment_accuracy"), 0.91),
-           target("recipe: sentiment accuracy - TF-IDF floor (same training data)",
-                  _difference(figures.get("sentiment_accuracy"), figures.get("sentiment_tfidf_accuracy")), 0.02),
-           target("recipe: cross-domain accuracy (held-out category)", figures.get("cross_domain_accuracy"), 0.80),
-           target("recipe: share of repetitive replies", figures.get("repetition_share"), 0.05,
-                  higher_is_better=False),
-           target("recipe: Distinct-2 of the replies", figures.get("distinct_2"), 0.30)]
+    out = [
+        target("recipe: sentiment accuracy, balanced ChnSentiCorp test", figures.get("sentiment_accuracy"), 0.91),
+        target(
+            "recipe: sentiment accuracy - TF-IDF floor (same training data)",
+            _difference(figures.get("sentiment_accuracy"), figures.get("sentiment_tfidf_accuracy")),
+            0.02,
+        ),
+        target("recipe: cross-domain accuracy (held-out category)", figures.get("cross_domain_accuracy"), 0.80),
+        target("recipe: share of repetitive replies", figures.get("repetition_share"), 0.05, higher_is_better=False),
+        target("recipe: Distinct-2 of the replies", figures.get("distinct_2"), 0.30),
+    ]
     if "perplexity_ratio_vs_gpt2" in recipe:
-        out.append(target("recipe: held-out perplexity, chat model / GPT-2 (same training time)",
-                          recipe["perplexity_ratio_vs_gpt2"], 1.0, higher_is_better=False))
+        out.append(
+            target(
+                "recipe: held-out perplexity, chat model / GPT-2 (same training time)",
+                recipe["perplexity_ratio_vs_gpt2"],
+                1.0,
+                higher_is_better=False,
+            )
+        )
     return out
 
 
@@ -79,15 +106,35 @@ def _ttq_targets(ttq: dict) -> list[dict]:
     best = (ttq.get("summary") or {}).get("chargpt-modern")
     if not best:
         return []
-    out = [target("time to quality: CharGPT modern's time to GPT-2's final loss / GPT-2's time",
-                  best.get("time_ratio_vs_gpt2"), 0.5, higher_is_better=False),
-           target("time to quality: CharGPT modern's time to Llama's final loss / Llama's time",
-                  best.get("time_ratio_vs_llama"), 0.8, higher_is_better=False),
-           target("time to quality: final perplexity, CharGPT modern / GPT-2 (same wall time)",
-                  best.get("perplexity_ratio_vs_gpt2"), 0.8, higher_is_better=False)]
+    out = [
+        target(
+            "time to quality: CharGPT modern's time to GPT-2's final loss / GPT-2's time",
+            best.get("time_ratio_vs_gpt2"),
+            0.5,
+            higher_is_better=False,
+        ),
+        target(
+            "time to quality: CharGPT modern's time to Llama's final loss / Llama's time",
+            best.get("time_ratio_vs_llama"),
+            0.8,
+            higher_is_better=False,
+        ),
+        target(
+            "time to quality: final perplexity, CharGPT modern / GPT-2 (same wall time)",
+            best.get("perplexity_ratio_vs_gpt2"),
+            0.8,
+            higher_is_better=False,
+        ),
+    ]
     if "perplexity_ratio_vs_llama" in best:
-        out.append(target("time to quality: final perplexity, CharGPT modern / Llama (same wall time)",
-                          best["perplexity_ratio_vs_llama"], 1.0, higher_is_better=False))
+        out.append(
+            target(
+                "time to quality: final perplexity, CharGPT modern / Llama (same wall time)",
+                best["perplexity_ratio_vs_llama"],
+                1.0,
+                higher_is_better=False,
+            )
+        )
     return out
 
 
@@ -95,20 +142,39 @@ def _data_targets(data: dict) -> list[dict]:
     out = []
     flow = data.get("throughput")
     if flow:
-        out += [target("data path (chat template + tokenisation + packing): fast / slow tokenizer chars/s",
-                       flow["data_path"]["fast/slow"], 10.0),
-                target("data path, fast tokenizer: characters per CPU-second (one core)",
-                       flow["fast_data_path_chars_per_cpu_s"], 1e6),
-                target("tokenizer(texts) alone: fast / slow chars/s", flow["tokenize"]["fast/slow"], 10.0)]
+        out += [
+            target(
+                "data path (chat template + tokenisation + packing): fast / slow tokenizer chars/s",
+                flow["data_path"]["fast/slow"],
+                10.0,
+            ),
+            target(
+                "data path, fast tokenizer: characters per CPU-second (one core)",
+                flow["fast_data_path_chars_per_cpu_s"],
+                1e6,
+            ),
+            target("tokenizer(texts) alone: fast / slow chars/s", flow["tokenize"]["fast/slow"], 10.0),
+        ]
     stream = (data.get("streaming") or {}).get("train")
     if stream:
         gb = data["streaming"]["corpus"]["bytes"] / 1e9
-        out += [target(f"streaming from a {gb:.1f} GB corpus: peak resident memory of training, MiB",
-                       stream["peak_rss_mib"], 2048.0, higher_is_better=False),
-                target("streaming: data time / step time", stream["data_share"], 0.10, higher_is_better=False)]
+        out += [
+            target(
+                f"streaming from a {gb:.1f} GB corpus: peak resident memory of training, MiB",
+                stream["peak_rss_mib"],
+                2048.0,
+                higher_is_better=False,
+            ),
+            target("streaming: data time / step time", stream["data_share"], 0.10, higher_is_better=False),
+        ]
     for name, check in (data.get("shards") or {}).items():
-        out.append(target(f"two gloo processes, {name}: disjoint shards whose union is the corpus (1 = yes)",
-                          float(check["disjoint"]), 1.0))
+        out.append(
+            target(
+                f"two gloo processes, {name}: disjoint shards whose union is the corpus (1 = yes)",
+                float(check["disjoint"]),
+                1.0,
+            )
+        )
     return out
 
 
@@ -117,8 +183,14 @@ def summary_table(results: dict) -> str:
     rows = [("target", "measured", "threshold", "result")]
     for t in targets(results):
         verdict = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
-        rows.append((t["name"], _fmt(t["value"], 3), ("<= " if not t["higher_is_better"] else ">= ") +
-                     _fmt(t["threshold"], 2), verdict))
+        rows.append(
+            (
+                t["name"],
+                _fmt(t["value"], 3),
+                ("<= " if not t["higher_is_better"] else ">= ") + _fmt(t["threshold"], 2),
+                verdict,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
 
@@ -134,11 +206,14 @@ def _machine(results: dict) -> list[str]:
     lines = ["## Runs and machine", ""]
     for section, r in (results.get("runs") or {}).items():
         state = f"finished {r['finished']}, {r['seconds'] / 60:.1f} min" if "finished" in r else "not finished"
-        lines.append(f"- {section}: `{r['command']}` ({'quick' if r['quick'] else 'full'} mode), started "
-                     f"{r['started']}, {state}; 1/5/15-min load average before {r.get('load_average_before')}, "
-                     f"after {r.get('load_average_after')}" + _other_machine(r.get("machine"), m))
+        lines.append(
+            f"- {section}: `{r['command']}` ({'quick' if r['quick'] else 'full'} mode), started "
+            f"{r['started']}, {state}; 1/5/15-min load average before {r.get('load_average_before')}, "
+            f"after {r.get('load_average_after')}" + _other_machine(r.get("machine"), m)
+        )
     lines += [
-        f"- CPU: {m.get('cpu_model')} ({m.get('logical_cpus')} logical CPUs, flags: {', '.join(m.get('cpu_flags', []))};"
+        f"- CPU: {m.get('cpu_model')} ({m.get('logical_cpus')} logical CPUs, "
+        f"flags: {', '.join(m.get('cpu_flags', []))};"
         f" torch CPU capability {m.get('torch_cpu_capability')}), {m.get('torch_threads')} torch threads",
         f"- torch {m.get('torch')}, transformers {m.get('transformers')}, scikit-learn {m.get('scikit_learn')}, "
         f"Python {m.get('python')}; GPU: {m.get('cuda_device') or 'none'}",
@@ -155,17 +230,25 @@ def _other_machine(run_machine: dict | None, machine: dict) -> str:
     keys = ("cpu_model", "cpu_flags", "logical_cpus", "torch", "transformers")
     if not run_machine or all(run_machine.get(k) == machine.get(k) for k in keys):
         return ""
-    return (f"; on another machine: {run_machine.get('cpu_model')} ({run_machine.get('logical_cpus')} logical CPUs, "
-            f"flags: {', '.join(run_machine.get('cpu_flags', []))}), torch {run_machine.get('torch')}, transformers "
-            f"{run_machine.get('transformers')}")
+    return (
+        f"; on another machine: {run_machine.get('cpu_model')} ({run_machine.get('logical_cpus')} logical CPUs, "
+        f"flags: {', '.join(run_machine.get('cpu_flags', []))}), torch {run_machine.get('torch')}, transformers "
+        f"{run_machine.get('transformers')}"
+    )
 
 
 def _targets_md(results: dict) -> list[str]:
     rows = []
     for t in targets(results):
         verdict = {True: "**met**", False: "**missed**", None: "not measured"}[t["met"]]
-        rows.append([t["name"], _fmt(t["value"], 3), ("<= " if not t["higher_is_better"] else ">= ") +
-                     _fmt(t["threshold"]), verdict])
+        rows.append(
+            [
+                t["name"],
+                _fmt(t["value"], 3),
+                ("<= " if not t["higher_is_better"] else ">= ") + _fmt(t["threshold"]),
+                verdict,
+            ]
+        )
     return ["## Targets", ""] + _table(["target", "measured", "threshold", "result"], rows)
 
 
@@ -174,9 +257,12 @@ def _speed_md(speed: dict) -> list[str]:
         return ["## Speed", "", "Not run.", ""]
     lines = ["## 1. Training throughput", ""]
     peaks = speed.get("matmul_peak", {})
-    lines.append("Measured matrix-multiply peak in this run (best of torch.mm and F.linear over a few shapes): " +
-                 ", ".join(f"{p} {v['gflops']:.1f} GFLOP/s" for p, v in peaks.items()) + ". MFU = tokens/s x "
-                 "model FLOPs per token (6 x matmul parameters + 12 x layers x hidden x length) / that peak.")
+    lines.append(
+        "Measured matrix-multiply peak in this run (best of torch.mm and F.linear over a few shapes): "
+        + ", ".join(f"{p} {v['gflops']:.1f} GFLOP/s" for p, v in peaks.items())
+        + ". MFU = tokens/s x "
+        "model FLOPs per token (6 x matmul parameters + 12 x layers x hidden x length) / that peak."
+    )
     lines.append("")
     rows = []
     for r in speed.get("training", []):
@@ -184,61 +270,145 @@ def _speed_md(speed: dict) -> list[str]:
         if r.get("status") in ("failed", "skipped"):
             rows.append(head + [f"{r['status']}: " + r.get("error", r.get("reason", ""))[:200], "", "", "", "", ""])
             continue
-        rows.append(head + [r["chargpt"]["tokens_per_s"], r["gpt2"]["tokens_per_s"], _fmt(r["ratio"], 3),
-                            _fmt(r.get("ratio_best"), 3), _pct(r["chargpt"]["mfu"]), _pct(r["gpt2"]["mfu"])])
-    lines += _table(["precision", "compile", "batch x len", "CharGPT tok/s", "GPT-2 tok/s", "ratio (target 1.3)",
-                     "best-of ratio", "CharGPT MFU", "GPT-2 MFU"], rows)
-    lines += ["tok/s and MFU are medians over the timed rounds; 'ratio' is the median of per-round GPT-2 time / "
-              "CharGPT time (> 1: CharGPT faster); 'best-of ratio' compares each model's fastest round, a check "
-              "against bursts of other work that hit some rounds only.", ""]
+        rows.append(
+            head
+            + [
+                r["chargpt"]["tokens_per_s"],
+                r["gpt2"]["tokens_per_s"],
+                _fmt(r["ratio"], 3),
+                _fmt(r.get("ratio_best"), 3),
+                _pct(r["chargpt"]["mfu"]),
+                _pct(r["gpt2"]["mfu"]),
+            ]
+        )
+    lines += _table(
+        [
+            "precision",
+            "compile",
+            "batch x len",
+            "CharGPT tok/s",
+            "GPT-2 tok/s",
+            "ratio (target 1.3)",
+            "best-of ratio",
+            "CharGPT MFU",
+            "GPT-2 MFU",
+        ],
+        rows,
+    )
+    lines += [
+        "tok/s and MFU are medians over the timed rounds; 'ratio' is the median of per-round GPT-2 time / "
+        "CharGPT time (> 1: CharGPT faster); 'best-of ratio' compares each model's fastest round, a check "
+        "against bursts of other work that hit some rounds only.",
+        "",
+    ]
     for r in speed.get("probes", []):
-        lines += [f"Like-for-like check (not a target): CharGPT with {r['chargpt_overrides']}, i.e. GPT-2's attention "
-                  f"dropout, so both do the same work; fp32 eager {r['batch_size']}x{r['seq_len']}: CharGPT "
-                  f"{r['chargpt']['tokens_per_s']:,.0f} tok/s, GPT-2 {r['gpt2']['tokens_per_s']:,.0f} tok/s, ratio "
-                  f"{r['ratio']:.3f}.", ""]
-    compile_rows = [[r["precision"], f"{r['batch_size']}x{r['seq_len']}", r["first_call_seconds"]["chargpt"],
-                     r["first_call_seconds"]["gpt2"]] for r in speed.get("training", []) if r.get("compile")
-                    and "first_call_seconds" in r]
+        lines += [
+            f"Like-for-like check (not a target): CharGPT with {r['chargpt_overrides']}, i.e. GPT-2's attention "
+            f"dropout, so both do the same work; fp32 eager {r['batch_size']}x{r['seq_len']}: CharGPT "
+            f"{r['chargpt']['tokens_per_s']:,.0f} tok/s, GPT-2 {r['gpt2']['tokens_per_s']:,.0f} tok/s, ratio "
+            f"{r['ratio']:.3f}.",
+            "",
+        ]
+    compile_rows = [
+        [
+            r["precision"],
+            f"{r['batch_size']}x{r['seq_len']}",
+            r["first_call_seconds"]["chargpt"],
+            r["first_call_seconds"]["gpt2"],
+        ]
+        for r in speed.get("training", [])
+        if r.get("compile") and "first_call_seconds" in r
+    ]
     if compile_rows:
         lines += ["First compiled call (compilation + first steps), seconds:", ""]
         lines += _table(["precision", "batch x len", "CharGPT", "GPT-2"], compile_rows)
-    lines += ["## 2. Generation throughput", "",
-              "128 new tokens (min = max, so every run does the same work), 16-token prompt, KV cache, greedy or "
-              "top-p 0.9 / temperature 0.7 sampling; fp32 PyTorch `generate()` for CharGPT and GPT-2, and the int8 "
-              "export's own `generate()` (chargpt.int8, ONNX Runtime).", ""]
+    lines += [
+        "## 2. Generation throughput",
+        "",
+        "128 new tokens (min = max, so every run does the same work), 16-token prompt, KV cache, greedy or "
+        "top-p 0.9 / temperature 0.7 sampling; fp32 PyTorch `generate()` for CharGPT and GPT-2, and the int8 "
+        "export's own `generate()` (chargpt.int8, ONNX Runtime).",
+        "",
+    ]
     rows = []
     for r in speed.get("generation", []):
         int8 = r.get("chargpt-int8", {}).get("tokens_per_s")
         best = r.get("speedups_best", {})
-        rows.append([r["batch_size"], "sampling" if r["sample"] else "greedy", r["chargpt"]["tokens_per_s"],
-                     r["gpt2"]["tokens_per_s"], _fmt(r["speedups"].get("chargpt/gpt2"), 3),
-                     _fmt(best.get("chargpt/gpt2"), 3), _fmt(int8), _fmt(r["speedups"].get("chargpt-int8/chargpt"), 3),
-                     _fmt(best.get("chargpt-int8/chargpt"), 3)])
-    lines += _table(["batch", "decoding", "CharGPT fp32 tok/s", "GPT-2 tok/s", "CharGPT / GPT-2", "(best-of)",
-                     "int8 tok/s", "int8 / fp32", "(best-of)"], rows)
-    static_rows = [[r["batch_size"], "sampling" if r["sample"] else "greedy",
-                    r["chargpt-static-compiled"]["tokens_per_s"], r["chargpt"]["tokens_per_s"],
-                    r["gpt2"]["tokens_per_s"],
-                    _fmt(r["speedups"].get("chargpt-static-compiled/chargpt"), 3),
-                    _fmt(r["speedups"].get("chargpt-static-compiled/gpt2"), 3)]
-                   for r in speed.get("generation", []) if "chargpt-static-compiled" in r]
+        rows.append(
+            [
+                r["batch_size"],
+                "sampling" if r["sample"] else "greedy",
+                r["chargpt"]["tokens_per_s"],
+                r["gpt2"]["tokens_per_s"],
+                _fmt(r["speedups"].get("chargpt/gpt2"), 3),
+                _fmt(best.get("chargpt/gpt2"), 3),
+                _fmt(int8),
+                _fmt(r["speedups"].get("chargpt-int8/chargpt"), 3),
+                _fmt(best.get("chargpt-int8/chargpt"), 3),
+            ]
+        )
+    lines += _table(
+        [
+            "batch",
+            "decoding",
+            "CharGPT fp32 tok/s",
+            "GPT-2 tok/s",
+            "CharGPT / GPT-2",
+            "(best-of)",
+            "int8 tok/s",
+            "int8 / fp32",
+            "(best-of)",
+        ],
+        rows,
+    )
+    static_rows = [
+        [
+            r["batch_size"],
+            "sampling" if r["sample"] else "greedy",
+            r["chargpt-static-compiled"]["tokens_per_s"],
+            r["chargpt"]["tokens_per_s"],
+            r["gpt2"]["tokens_per_s"],
+            _fmt(r["speedups"].get("chargpt-static-compiled/chargpt"), 3),
+            _fmt(r["speedups"].get("chargpt-static-compiled/gpt2"), 3),
+        ]
+        for r in speed.get("generation", [])
+        if "chargpt-static-compiled" in r
+    ]
     if static_rows:
-        lines += ["CharGPT's `generate(cache_implementation=\"static\")` with transformers' generate-time "
-                  "compilation of the forward (`CompileConfig`, switched on for the CPU; compilation happens in the "
-                  "warm-up round), same weights and prompt:", ""]
-        lines += _table(["batch", "decoding", "static + compile tok/s", "CharGPT dynamic tok/s", "GPT-2 tok/s",
-                         "static / dynamic", "static / GPT-2"], static_rows)
+        lines += [
+            "CharGPT's `generate(cache_implementation=\"static\")` with transformers' generate-time "
+            "compilation of the forward (`CompileConfig`, switched on for the CPU; compilation happens in the "
+            "warm-up round), same weights and prompt:",
+            "",
+        ]
+        lines += _table(
+            [
+                "batch",
+                "decoding",
+                "static + compile tok/s",
+                "CharGPT dynamic tok/s",
+                "GPT-2 tok/s",
+                "static / dynamic",
+                "static / GPT-2",
+            ],
+            static_rows,
+        )
     int8 = speed.get("int8_export", {})
     if int8.get("status") == "run":
-        lines += [f"int8 export size: {int8['int8_weights_bytes'] / 2**20:.2f} MiB against "
-                  f"{int8['fp32_weights_bytes'] / 2**20:.2f} MiB fp32 safetensors = {int8['size_ratio']:.3f} "
-                  f"(target <= 0.35).", ""]
+        lines += [
+            f"int8 export size: {int8['int8_weights_bytes'] / 2**20:.2f} MiB against "
+            f"{int8['fp32_weights_bytes'] / 2**20:.2f} MiB fp32 safetensors = {int8['size_ratio']:.3f} "
+            f"(target <= 0.35).",
+            "",
+        ]
     else:
         lines += [f"int8 export: {int8.get('status')} ({int8.get('reason')}).", ""]
     gpu = speed.get("gpu_half_generation", {})
     if gpu.get("status") == "run":
-        rows = [[r["batch_size"], r["chargpt"]["tokens_per_s"], r["gpt2"]["tokens_per_s"], _fmt(r["ratio"], 3)]
-                for r in gpu["runs"]]
+        rows = [
+            [r["batch_size"], r["chargpt"]["tokens_per_s"], r["gpt2"]["tokens_per_s"], _fmt(r["ratio"], 3)]
+            for r in gpu["runs"]
+        ]
         lines += [f"GPU fp16 greedy generation on {gpu['device']}:", ""]
         lines += _table(["batch", "CharGPT tok/s", "GPT-2 tok/s", "ratio"], rows)
     else:
@@ -256,13 +426,17 @@ def _memory_md(memory: dict) -> list[str]:
     peer = {key(r): r for r in memory["runs"] if r["model"] == "gpt2"}
     rows = []
     for r in memory["runs"]:
-        shape = (f"{r['batch_size']}x{r['seq_len']}" if r["task"] == "train"
-                 else f"batch {r['batch_size']}, {r['new_tokens']} new")
+        shape = (
+            f"{r['batch_size']}x{r['seq_len']}"
+            if r["task"] == "train"
+            else f"batch {r['batch_size']}, {r['new_tokens']} new"
+        )
         ref = peer.get(key(r))
         ratio = _fmt(r["peak_mib"] / ref["peak_mib"], 3) if ref and r["model"] != "gpt2" else ""
         rows.append([r["model"], r["task"], shape, r["peak_mib"], r["increase_mib"], ratio])
     return ["## 3. Peak memory", "", memory["method"], ""] + _table(
-        ["model", "task", "shape", "peak RSS MiB", "increase MiB", "peak / GPT-2 peak"], rows)
+        ["model", "task", "shape", "peak RSS MiB", "increase MiB", "peak / GPT-2 peak"], rows
+    )
 
 
 def _dialogue_md(quality: dict) -> list[str]:
@@ -272,26 +446,63 @@ def _dialogue_md(quality: dict) -> list[str]:
     lines = ["## 4. Dialogue", ""]
     p = quality["pretraining"]
     c = p["chargpt"]
-    lines.append(f"Both models pretrained with the same budget: {c['steps']} steps of {c['batch_size']} x "
-                 f"{c['block_len']} tokens ({c['epochs']:.2f} epochs of {p['corpus_tokens']:,} tokens), AdamW "
-                 f"(betas 0.9/0.95, weight decay 0.01), peak LR {c['lr']}, 5% warm-up then cosine to 10%, gradient "
-                 f"clip 1.0, {c['precision']}, same batches in the same order. Wall time: CharGPT "
-                 f"{c['seconds'] / 60:.1f} min, GPT-2 {p['gpt2']['seconds'] / 60:.1f} min.")
-    lines += ["", "Perplexity: per token over whole held-out LCCC validation dialogues (`<bos>turn<sep>...<eos>`, every"
-              " predicted character plus `<sep>`/`<eos>`). Replies: one sampled reply (top-p 0.9, temperature 0.7) to"
-              " each held-out post; Distinct-n is corpus-level; repetition = share of replies in which some character "
-              "2-, 3- or 4-gram occurs three or more times. The human references' figures calibrate the scale.", ""]
+    lines.append(
+        f"Both models pretrained with the same budget: {c['steps']} steps of {c['batch_size']} x "
+        f"{c['block_len']} tokens ({c['epochs']:.2f} epochs of {p['corpus_tokens']:,} tokens), AdamW "
+        f"(betas 0.9/0.95, weight decay 0.01), peak LR {c['lr']}, 5% warm-up then cosine to 10%, gradient "
+        f"clip 1.0, {c['precision']}, same batches in the same order. Wall time: CharGPT "
+        f"{c['seconds'] / 60:.1f} min, GPT-2 {p['gpt2']['seconds'] / 60:.1f} min."
+    )
+    lines += [
+        "",
+        "Perplexity: per token over whole held-out LCCC validation dialogues (`<bos>turn<sep>...<eos>`, every"
+        " predicted character plus `<sep>`/`<eos>`). Replies: one sampled reply (top-p 0.9, temperature 0.7) to"
+        " each held-out post; Distinct-n is corpus-level; repetition = share of replies in which some character "
+        "2-, 3- or 4-gram occurs three or more times. The human references' figures calibrate the scale.",
+        "",
+    ]
     base_ppl = d["chargpt"]["perplexity"]
     rows = []
     for name in ("chargpt", "gpt2"):
         r = d[name]
-        rows.append([name, r["perplexity"], _fmt(r["perplexity"] / base_ppl, 3), r["distinct_1"], r["distinct_2"],
-                     _pct(r["repetition_share"]), r["mean_length"], _pct(r["empty_share"])])
+        rows.append(
+            [
+                name,
+                r["perplexity"],
+                _fmt(r["perplexity"] / base_ppl, 3),
+                r["distinct_1"],
+                r["distinct_2"],
+                _pct(r["repetition_share"]),
+                r["mean_length"],
+                _pct(r["empty_share"]),
+            ]
+        )
     ref = d["references"]
-    rows.append(["human references", "", "", ref["distinct_1"], ref["distinct_2"], _pct(ref["repetition_share"]),
-                 ref["mean_length"], _pct(ref["empty_share"])])
-    lines += _table(["model", "val. perplexity", "ppl / CharGPT ppl", "Distinct-1", "Distinct-2", "repetition",
-                     "mean reply length", "empty replies"], rows)
+    rows.append(
+        [
+            "human references",
+            "",
+            "",
+            ref["distinct_1"],
+            ref["distinct_2"],
+            _pct(ref["repetition_share"]),
+            ref["mean_length"],
+            _pct(ref["empty_share"]),
+        ]
+    )
+    lines += _table(
+        [
+            "model",
+            "val. perplexity",
+            "ppl / CharGPT ppl",
+            "Distinct-1",
+            "Distinct-2",
+            "repetition",
+            "mean reply length",
+            "empty replies",
+        ],
+        rows,
+    )
     lines += ["Sample replies (CharGPT):", ""]
     lines += [f"- {s['post']} → {s['reply']}" for s in d["samples"]["chargpt"][:5]]
     return lines + [""]
@@ -302,16 +513,36 @@ def _sentiment_md(quality: dict) -> list[str]:
     if not s:
         return []
     data = quality["data"]["chnsenticorp"]
-    lines = ["## 5. Sentiment (ChnSentiCorp hotel reviews)", "",
-             f"Split: {data['split']}; {data['train']} training and {data['test']} test reviews. Input "
-             f"`<bos>review<eos>` cut to {s['max_len']} characters, right padding, last real token pooled. Each "
-             f"classifier starts from the contender's pretrained LM (section 4).", ""]
-    rows = [["TF-IDF char 1-3-gram + logistic regression", "", "", _pct(s["tfidf_logreg"]["accuracy"]),
-             _pct(s["tfidf_logreg"]["macro_f1"]), ""]]
+    lines = [
+        "## 5. Sentiment (ChnSentiCorp hotel reviews)",
+        "",
+        f"Split: {data['split']}; {data['train']} training and {data['test']} test reviews. Input "
+        f"`<bos>review<eos>` cut to {s['max_len']} characters, right padding, last real token pooled. Each "
+        f"classifier starts from the contender's pretrained LM (section 4).",
+        "",
+    ]
+    rows = [
+        [
+            "TF-IDF char 1-3-gram + logistic regression",
+            "",
+            "",
+            _pct(s["tfidf_logreg"]["accuracy"]),
+            _pct(s["tfidf_logreg"]["macro_f1"]),
+            "",
+        ]
+    ]
     for r in s["runs"]:
         label = r["model"] + ("" if r["padding_masked"] else " (ablation: padding not masked, last position pooled)")
-        rows.append([label, r["freeze"], f"{r['trainable_parameters']:,}", _pct(r["accuracy"]), _pct(r["macro_f1"]),
-                     f"{r['epochs']} ep, LR {r['lr']}, {r['seconds'] / 60:.1f} min"])
+        rows.append(
+            [
+                label,
+                r["freeze"],
+                f"{r['trainable_parameters']:,}",
+                _pct(r["accuracy"]),
+                _pct(r["macro_f1"]),
+                f"{r['epochs']} ep, LR {r['lr']}, {r['seconds'] / 60:.1f} min",
+            ]
+        )
     lines += _table(["model", "freeze", "trainable params", "accuracy", "macro-F1", "training"], rows)
     return lines
 
@@ -323,11 +554,23 @@ def _int8_md(quality: dict) -> list[str]:
     if q.get("status") != "run":
         return ["## 6. int8 export quality", "", f"Not run: {q.get('reason')}.", ""]
     lm, cls = q["lm"], q["classifier"]
-    rows = [["LM validation perplexity", lm["fp32"]["perplexity"], lm["int8"]["perplexity"],
-             _fmt(lm["int8"]["perplexity"] / lm["fp32"]["perplexity"], 4), _fmt(lm["sizes"]["size_ratio"], 3)],
-            ["classifier accuracy (freeze none)", _pct(cls["fp32"]["accuracy"]), _pct(cls["int8"]["accuracy"]),
-             "", _fmt(cls["sizes"]["size_ratio"], 3)],
-            ["classifier macro-F1", _pct(cls["fp32"]["macro_f1"]), _pct(cls["int8"]["macro_f1"]), "", ""]]
+    rows = [
+        [
+            "LM validation perplexity",
+            lm["fp32"]["perplexity"],
+            lm["int8"]["perplexity"],
+            _fmt(lm["int8"]["perplexity"] / lm["fp32"]["perplexity"], 4),
+            _fmt(lm["sizes"]["size_ratio"], 3),
+        ],
+        [
+            "classifier accuracy (freeze none)",
+            _pct(cls["fp32"]["accuracy"]),
+            _pct(cls["int8"]["accuracy"]),
+            "",
+            _fmt(cls["sizes"]["size_ratio"], 3),
+        ],
+        ["classifier macro-F1", _pct(cls["fp32"]["macro_f1"]), _pct(cls["int8"]["macro_f1"]), "", ""],
+    ]
     return ["## 6. int8 export quality", ""] + _table(["measure", "fp32", "int8", "int8 / fp32", "size ratio"], rows)
 
 
@@ -337,44 +580,73 @@ def _data_md(data: dict) -> list[str]:
     lines = ["## 7. Data path: fast tokenizer and streaming", "", data["method"], ""]
     flow = data.get("throughput")
     if flow:
-        lines += [f"{flow['dialogues']:,} dialogues of the shared corpora, {flow['characters']:,} characters, "
-                  f"vocabulary {flow['vocab_size']:,}, blocks of {flow['block_len']} tokens; the fast and slow data "
-                  f"paths give {'the same' if flow['same_blocks'] else 'DIFFERENT'} blocks.", ""]
+        lines += [
+            f"{flow['dialogues']:,} dialogues of the shared corpora, {flow['characters']:,} characters, "
+            f"vocabulary {flow['vocab_size']:,}, blocks of {flow['block_len']} tokens; the fast and slow data "
+            f"paths give {'the same' if flow['same_blocks'] else 'DIFFERENT'} blocks.",
+            "",
+        ]
         rows = []
         for what, key in (("tokenizer(texts)", "tokenize"), ("data path", "data_path")):
             for name, r in flow[key].items():
                 if isinstance(r, dict):
                     rows.append([what, name, f"{r['chars_per_s']:,.0f}"])
         lines += _table(["measure", "tokenizer", "characters/s"], rows)
-        lines += [f"Fast / slow: tokenizer(texts) {flow['tokenize']['fast/slow']:.2f}x, data path "
-                  f"{flow['data_path']['fast/slow']:.2f}x (against the previous one-template-per-dialogue path: "
-                  f"{flow['data_path']['fast/slow previous path']:.2f}x). Fast data path per CPU-second: "
-                  f"{flow['fast_data_path_chars_per_cpu_s']:,.0f} characters.", ""]
+        lines += [
+            f"Fast / slow: tokenizer(texts) {flow['tokenize']['fast/slow']:.2f}x, data path "
+            f"{flow['data_path']['fast/slow']:.2f}x (against the previous one-template-per-dialogue path: "
+            f"{flow['data_path']['fast/slow previous path']:.2f}x). Fast data path per CPU-second: "
+            f"{flow['fast_data_path_chars_per_cpu_s']:,.0f} characters.",
+            "",
+        ]
     stream = data.get("streaming")
     if stream:
         c, t, r = stream["corpus"], stream["train"], stream["read"]
-        lines += [f"Streamed corpus: {c['bytes'] / 1e9:.2f} GB of JSON lines ({c['copies']} copies of the shared "
-                  f"dialogues, {c['dialogues']:,} dialogues, about {c['tokens_approx']:,} tokens).", "",
-                  f"- Training (`train_causal_lm`, streaming, packing, {t['steps']} steps of {t['batch_size']} x "
-                  f"{t['block_len']} tokens, {t['seconds']:.0f} s): peak RSS {t['peak_rss_mib']:,.0f} MiB (after "
-                  f"the first step {t['rss_mib_first_last'][0]:,.0f} MiB, after the last "
-                  f"{t['rss_mib_first_last'][1]:,.0f} MiB; every 10 steps: "
-                  f"{', '.join(f'{x:,.0f}' for x in t.get('rss_mib_every_10_steps', []))} MiB); data time "
-                  f"{100 * t['data_share']:.2f}% of step time "
-                  f"({100 * t['data_share_after_first_step']:.2f}% after the first step, which opens the stream: "
-                  f"{t['first_step_data_s']:.2f} s); median step {t['median_step_s']:.2f} s.",
-                  f"- Data path alone ({r['seconds']:.0f} s): {r['tokens']:,} tokens ({100 * r['share_of_corpus_read']:.1f}%"
-                  f" of the corpus), {r['tokens_per_s']:,.0f} tokens/s ({r['tokens_per_cpu_s']:,.0f} per CPU-second), "
-                  f"peak RSS {r['peak_rss_mib']:,.0f} MiB; RSS every 2,000 blocks: "
-                  f"{', '.join(str(x) for x in r['rss_mib_samples'][:12])} MiB.", ""]
+        lines += [
+            f"Streamed corpus: {c['bytes'] / 1e9:.2f} GB of JSON lines ({c['copies']} copies of the shared "
+            f"dialogues, {c['dialogues']:,} dialogues, about {c['tokens_approx']:,} tokens).",
+            "",
+            f"- Training (`train_causal_lm`, streaming, packing, {t['steps']} steps of {t['batch_size']} x "
+            f"{t['block_len']} tokens, {t['seconds']:.0f} s): peak RSS {t['peak_rss_mib']:,.0f} MiB (after "
+            f"the first step {t['rss_mib_first_last'][0]:,.0f} MiB, after the last "
+            f"{t['rss_mib_first_last'][1]:,.0f} MiB; every 10 steps: "
+            f"{', '.join(f'{x:,.0f}' for x in t.get('rss_mib_every_10_steps', []))} MiB); data time "
+            f"{100 * t['data_share']:.2f}% of step time "
+            f"({100 * t['data_share_after_first_step']:.2f}% after the first step, which opens the stream: "
+            f"{t['first_step_data_s']:.2f} s); median step {t['median_step_s']:.2f} s.",
+            f"- Data path alone ({r['seconds']:.0f} s): {r['tokens']:,} tokens ({100 * r['share_of_corpus_read']:.1f}%"
+            f" of the corpus), {r['tokens_per_s']:,.0f} tokens/s ({r['tokens_per_cpu_s']:,.0f} per CPU-second), "
+            f"peak RSS {r['peak_rss_mib']:,.0f} MiB; RSS every 2,000 blocks: "
+            f"{', '.join(str(x) for x in r['rss_mib_samples'][:12])} MiB.",
+            "",
+        ]
     shards = data.get("shards")
     if shards:
-        rows = [[name, s["files"], s["whole"], " + ".join(str(n) for n in s["per_process"]),
-                 "yes" if s["union_equals_whole"] else "NO", s["overlap"], s["repeated_in_corpus"]]
-                for name, s in shards.items()]
+        rows = [
+            [
+                name,
+                s["files"],
+                s["whole"],
+                " + ".join(str(n) for n in s["per_process"]),
+                "yes" if s["union_equals_whole"] else "NO",
+                s["overlap"],
+                s["repeated_in_corpus"],
+            ]
+            for name, s in shards.items()
+        ]
         lines += ["Shards (`split_dataset_by_node` in two gloo processes, one pass, sequences compared by digest):", ""]
-        lines += _table(["corpus", "files", "sequences, one process", "two processes", "union = one process",
-                         "in both", "repeated in the corpus"], rows)
+        lines += _table(
+            [
+                "corpus",
+                "files",
+                "sequences, one process",
+                "two processes",
+                "union = one process",
+                "in both",
+                "repeated in the corpus",
+            ],
+            rows,
+        )
     return lines
 
 
@@ -382,32 +654,70 @@ def _ttq_md(ttq: dict) -> list[str]:
     if not ttq or not ttq.get("runs"):
         return []
     st, d = ttq["settings"], ttq["data"]
-    lines = ["## 8. Time to quality", "",
-             f"Each model trains with transformers' Trainer for {st['budget_s']:.0f} s of wall time ({st['threads']} "
-             f"torch threads; evaluation pauses the clock) on the same batches of {st['batch_size']} x "
-             f"{st['block_len']} tokens, schedule {st['schedule']}. Data: every dialogue corpus in ../shared/data "
-             f"({len(d['files'])} files, {d['dialogues']['train']:,} training and {d['dialogues']['valid']:,} "
-             f"validation dialogues, {d['characters']:,} characters), character vocabulary of {d['vocab_size']:,}; "
-             f"the validation loss is over {d['valid_blocks']} held-out blocks. See benchmarks/time_to_quality.py "
-             f"for the contenders' configurations.", ""]
+    lines = [
+        "## 8. Time to quality",
+        "",
+        f"Each model trains with transformers' Trainer for {st['budget_s']:.0f} s of wall time ({st['threads']} "
+        f"torch threads; evaluation pauses the clock) on the same batches of {st['batch_size']} x "
+        f"{st['block_len']} tokens, schedule {st['schedule']}. Data: every dialogue corpus in ../shared/data "
+        f"({len(d['files'])} files, {d['dialogues']['train']:,} training and {d['dialogues']['valid']:,} "
+        f"validation dialogues, {d['characters']:,} characters), character vocabulary of {d['vocab_size']:,}; "
+        f"the validation loss is over {d['valid_blocks']} held-out blocks. See benchmarks/time_to_quality.py "
+        f"for the contenders' configurations.",
+        "",
+    ]
     summary = ttq.get("summary", {})
     rows = []
     for name, r in ttq["runs"].items():
         s = summary.get(name, {})
-        steps = r["steps"] if r["steps"] == r.get("planned_steps", r["steps"]) else f"{r['steps']} of {r['planned_steps']}"
-        rows.append([name, f"{r['parameters']:,}", f"{r['optimizer']} {r['learning_rate']:g}", steps,
-                     f"{r['seconds']:.0f}", f"{r['tokens_per_second']:,.0f}", f"{r['final_loss']:.3f}",
-                     f"{r['final_perplexity']:.1f}", _fmt(s.get("time_to_gpt2_loss"), 0),
-                     _fmt(s.get("time_ratio_vs_gpt2"), 2), _fmt(s.get("time_to_llama_loss"), 0),
-                     _fmt(s.get("time_ratio_vs_llama"), 2)])
-    lines += _table(["model", "parameters", "optimizer, peak LR", "steps", "train s", "tokens/s", "final val loss",
-                     "perplexity", "s to GPT-2's loss", "/ GPT-2's time", "s to Llama's loss", "/ Llama's time"],
-                    rows)
-    lines += ["Steps \"N of M\": the run reached the time limit (1.1 x the budget) before the M steps its measured rate "
-              "promised. At equal wall time (each model's validation loss, interpolated, when the reference run "
-              "ended): " + "; ".join(
-                  f"{name} perplexity {_fmt(s.get('perplexity_ratio_vs_gpt2'), 3)} x GPT-2's, "
-                  f"{_fmt(s.get('perplexity_ratio_vs_llama'), 3)} x Llama's" for name, s in summary.items()) + ".", ""]
+        steps = (
+            r["steps"] if r["steps"] == r.get("planned_steps", r["steps"]) else f"{r['steps']} of {r['planned_steps']}"
+        )
+        rows.append(
+            [
+                name,
+                f"{r['parameters']:,}",
+                f"{r['optimizer']} {r['learning_rate']:g}",
+                steps,
+                f"{r['seconds']:.0f}",
+                f"{r['tokens_per_second']:,.0f}",
+                f"{r['final_loss']:.3f}",
+                f"{r['final_perplexity']:.1f}",
+                _fmt(s.get("time_to_gpt2_loss"), 0),
+                _fmt(s.get("time_ratio_vs_gpt2"), 2),
+                _fmt(s.get("time_to_llama_loss"), 0),
+                _fmt(s.get("time_ratio_vs_llama"), 2),
+            ]
+        )
+    lines += _table(
+        [
+            "model",
+            "parameters",
+            "optimizer, peak LR",
+            "steps",
+            "train s",
+            "tokens/s",
+            "final val loss",
+            "perplexity",
+            "s to GPT-2's loss",
+            "/ GPT-2's time",
+            "s to Llama's loss",
+            "/ Llama's time",
+        ],
+        rows,
+    )
+    lines += [
+        'Steps "N of M": the run reached the time limit (1.1 x the budget) before the M steps its measured rate '
+        "promised. At equal wall time (each model's validation loss, interpolated, when the reference run "
+        "ended): "
+        + "; ".join(
+            f"{name} perplexity {_fmt(s.get('perplexity_ratio_vs_gpt2'), 3)} x GPT-2's, "
+            f"{_fmt(s.get('perplexity_ratio_vs_llama'), 3)} x Llama's"
+            for name, s in summary.items()
+        )
+        + ".",
+        "",
+    ]
     if ttq.get("plot"):
         lines += [f"![validation loss against training time]({ttq['plot']})", ""]
     lines += ["Validation loss at each evaluation (training seconds: loss):", ""]
@@ -420,44 +730,87 @@ def _recipe_md(recipe: dict) -> list[str]:
     if not recipe or not recipe.get("figures"):
         return []
     a, t = recipe["arguments"], recipe["timings_seconds"]
-    lines = ["## 9. The recipe on the held-out splits", "",
-             f"`python train_scripts/run_recipe.py` (measured directory: {recipe['recipe_dir']}), "
-             f"{t['total'] / 60:.1f} min end to end: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()
-                                                                    if k != "total") + ". "
-             f"Chat model: {a['chat_epochs']:g} epoch(s) over every dialogue corpus; review language model: "
-             f"{a.get('review_lm_epochs', 1.0):g} epoch(s) over the training reviews' text; classifier: "
-             f"{a['classifier_epochs']:g} epoch(s) over the hotel reviews"
-             f"{' and eight online-shopping categories' if a['extra_labelled'] else ''}; held-out category "
-             f"{a['holdout_category']}. The tests are the fixed splits of recipes/ (seed {a['seed']}).", ""]
+    lines = [
+        "## 9. The recipe on the held-out splits",
+        "",
+        f"`python train_scripts/run_recipe.py` (measured directory: {recipe['recipe_dir']}), "
+        f"{t['total'] / 60:.1f} min end to end: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in t.items() if k != "total")
+        + ". "
+        f"Chat model: {a['chat_epochs']:g} epoch(s) over every dialogue corpus; review language model: "
+        f"{a.get('review_lm_epochs', 1.0):g} epoch(s) over the training reviews' text; classifier: "
+        f"{a['classifier_epochs']:g} epoch(s) over the hotel reviews"
+        f"{' and eight online-shopping categories' if a['extra_labelled'] else ''}; held-out category "
+        f"{a['holdout_category']}. The tests are the fixed splits of recipes/ (seed {a['seed']}).",
+        "",
+    ]
     sentiment = recipe["sentiment"]
     rows = []
-    for task, name in (("sentiment", "ChnSentiCorp balanced test (250 + 250)"),
-                       ("cross_domain", "cross-domain test (held-out category)")):
+    for task, name in (
+        ("sentiment", "ChnSentiCorp balanced test (250 + 250)"),
+        ("cross_domain", "cross-domain test (held-out category)"),
+    ):
         if task in sentiment:
             floor = sentiment[task].get("tfidf_logreg", {})
-            rows.append([name, f"{sentiment[task]['model']['accuracy']:.4f}",
-                         f"{sentiment[task]['model']['macro_f1']:.4f}", _fmt(floor.get("accuracy"), 4),
-                         sentiment[task]["model"]["n"]])
-    lines += _table(["test", "CharGPT accuracy", "macro-F1", "TF-IDF + LR accuracy (same training files)", "rows"],
-                    rows)
+            rows.append(
+                [
+                    name,
+                    f"{sentiment[task]['model']['accuracy']:.4f}",
+                    f"{sentiment[task]['model']['macro_f1']:.4f}",
+                    _fmt(floor.get("accuracy"), 4),
+                    sentiment[task]["model"]["n"],
+                ]
+            )
+    lines += _table(
+        ["test", "CharGPT accuracy", "macro-F1", "TF-IDF + LR accuracy (same training files)", "rows"], rows
+    )
     chat, gpt2 = recipe["chat"], recipe.get("gpt2")
-    rows = [["CharGPT chat model (recipe)", f"{chat['train_seconds']:.0f}", f"{chat['perplexity']:.2f}",
-             f"{chat['replies']['distinct_1']:.3f}", f"{chat['replies']['distinct_2']:.3f}",
-             _pct(chat['replies']['repetition_share']), f"{chat['replies']['mean_length']:.1f}"]]
+    rows = [
+        [
+            "CharGPT chat model (recipe)",
+            f"{chat['train_seconds']:.0f}",
+            f"{chat['perplexity']:.2f}",
+            f"{chat['replies']['distinct_1']:.3f}",
+            f"{chat['replies']['distinct_2']:.3f}",
+            _pct(chat["replies"]["repetition_share"]),
+            f"{chat['replies']['mean_length']:.1f}",
+        ]
+    ]
     if gpt2:
-        rows.append([f"GPT-2, same data and training time (AdamW {gpt2['learning_rate']:g}, {gpt2['steps']} steps)",
-                     f"{gpt2['train_seconds']:.0f}", f"{gpt2['perplexity']:.2f}",
-                     f"{gpt2['replies']['distinct_1']:.3f}", f"{gpt2['replies']['distinct_2']:.3f}",
-                     _pct(gpt2['replies']['repetition_share']), f"{gpt2['replies']['mean_length']:.1f}"])
+        rows.append(
+            [
+                f"GPT-2, same data and training time (AdamW {gpt2['learning_rate']:g}, {gpt2['steps']} steps)",
+                f"{gpt2['train_seconds']:.0f}",
+                f"{gpt2['perplexity']:.2f}",
+                f"{gpt2['replies']['distinct_1']:.3f}",
+                f"{gpt2['replies']['distinct_2']:.3f}",
+                _pct(gpt2["replies"]["repetition_share"]),
+                f"{gpt2['replies']['mean_length']:.1f}",
+            ]
+        )
     ref = chat["references"]
-    rows.append(["human replies", "", "", f"{ref['distinct_1']:.3f}", f"{ref['distinct_2']:.3f}",
-                 _pct(ref["repetition_share"]), f"{ref['mean_length']:.1f}"])
-    lines += _table(["dialogue model", "train s", "held-out perplexity", "Distinct-1", "Distinct-2", "repetitive",
-                     "mean length"], rows)
+    rows.append(
+        [
+            "human replies",
+            "",
+            "",
+            f"{ref['distinct_1']:.3f}",
+            f"{ref['distinct_2']:.3f}",
+            _pct(ref["repetition_share"]),
+            f"{ref['mean_length']:.1f}",
+        ]
+    )
+    lines += _table(
+        ["dialogue model", "train s", "held-out perplexity", "Distinct-1", "Distinct-2", "repetitive", "mean length"],
+        rows,
+    )
     chosen = (recipe.get("sampling") or {}).get("chosen")
     if chosen:
-        lines += [f"Replies to the {chat['replies']['n']} held-out posts are sampled with the settings chosen on "
-                  f"validation posts: " + ", ".join(f"{k} {v}" for k, v in chosen.items()) + ".", ""]
+        lines += [
+            f"Replies to the {chat['replies']['n']} held-out posts are sampled with the settings chosen on "
+            f"validation posts: " + ", ".join(f"{k} {v}" for k, v in chosen.items()) + ".",
+            "",
+        ]
     lines += ["Sample replies (held-out posts):", ""]
     lines += [f"- {s['post']} -> {s['reply']} (human: {s['reference']})" for s in chat.get("samples", [])]
     return lines + [""]
@@ -475,22 +828,32 @@ def _profiles_md(speed: dict) -> list[str]:
 
 def render(results: dict) -> str:
     quality = results.get("quality") or {}
-    lines = ["# CharGPT benchmarks: CharGPT against transformers' GPT-2 with the same dimensions", "",
-             "Generated by `python benchmarks/run.py` from the results file beside this report; do not edit by hand "
-             "(the analysis of missed targets comes from benchmarks/NOTES.md).", "",
-             "Peer: `GPT2LMHeadModel` / `GPT2ForSequenceClassification` as a user would configure it instead of "
-             "installing CharGPT: hidden 256, 8 heads, 6 layers, feed-forward 1024, context 512, the same character "
-             "vocabulary, exact GELU, tied embeddings, `attn_implementation=\"sdpa\"` (PyTorch's fused attention, "
-             "like CharGPT), everything else at GPT-2's defaults (dropout 0.1 on residuals, embeddings and attention "
-             "probabilities). CharGPT runs at its own defaults: the same, except attention-probability dropout 0.0. "
-             "A like-for-like check (CharGPT with attention dropout 0.1) is reported beside the training table.", ""]
+    lines = [
+        "# CharGPT benchmarks: CharGPT against transformers' GPT-2 with the same dimensions",
+        "",
+        "Generated by `python benchmarks/run.py` from the results file beside this report; do not edit by hand "
+        "(the analysis of missed targets comes from benchmarks/NOTES.md).",
+        "",
+        "Peer: `GPT2LMHeadModel` / `GPT2ForSequenceClassification` as a user would configure it instead of "
+        "installing CharGPT: hidden 256, 8 heads, 6 layers, feed-forward 1024, context 512, the same character "
+        'vocabulary, exact GELU, tied embeddings, `attn_implementation="sdpa"` (PyTorch\'s fused attention, '
+        "like CharGPT), everything else at GPT-2's defaults (dropout 0.1 on residuals, embeddings and attention "
+        "probabilities). CharGPT runs at its own defaults: the same, except attention-probability dropout 0.0. "
+        "A like-for-like check (CharGPT with attention dropout 0.1) is reported beside the training table.",
+        "",
+    ]
     lines += _machine(results) + _targets_md(results) + _speed_md(results.get("speed") or {})
     lines += _memory_md(results.get("memory") or {})
     if quality:
         d = quality["data"]
-        lines += ["## Data and splits", "", f"- LCCC: {d['lccc']['split']}.",
-                  f"- Pretraining corpus: {d['pretraining_corpus']}; {d['kdconv_dialogues']} KdConv dialogues.",
-                  f"- Tokenizer: {d['tokenizer']}, {d['vocab_size']} tokens.", ""]
+        lines += [
+            "## Data and splits",
+            "",
+            f"- LCCC: {d['lccc']['split']}.",
+            f"- Pretraining corpus: {d['pretraining_corpus']}; {d['kdconv_dialogues']} KdConv dialogues.",
+            f"- Tokenizer: {d['tokenizer']}, {d['vocab_size']} tokens.",
+            "",
+        ]
     lines += _dialogue_md(quality) + _sentiment_md(quality) + _int8_md(quality) + _data_md(results.get("data") or {})
     lines += _ttq_md(results.get("time_to_quality") or {})
     lines += _recipe_md(results.get("recipe") or {})

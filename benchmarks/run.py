@@ -1,4 +1,6 @@
-"""Run the CharGPT benchmarks: `python benchmarks/run.py [--quick] [--only speed,memory,quality,data,time_to_quality,recipe]`.
+"""Run the CharGPT benchmarks:
+
+    python benchmarks/run.py [--quick] [--only speed,memory,quality,data,time_to_quality,recipe]
 
 Each section's results are written to benchmarks/results/<name>.json as soon as it finishes (atomically), together
 with the machine description, and the Markdown report is re-rendered after every section, so a long run can be
@@ -85,8 +87,14 @@ def run(args: BenchmarkArguments, argv: list[str] | None = None) -> dict:
         for section in args.sections():
             logger.info("=== %s ===", section)
             start, load_before = time.perf_counter(), _load_average()
-            runs[section] = {"command": command, "quick": args.quick, "settings": vars(args),
-                             "started": _now(), "load_average_before": load_before, "machine": machine}
+            runs[section] = {
+                "command": command,
+                "quick": args.quick,
+                "settings": vars(args),
+                "started": _now(),
+                "load_average_before": load_before,
+                "machine": machine,
+            }
 
             def save(partial, section=section):
                 # Incremental results: a long section shows (and keeps) what it has measured so far.
@@ -96,8 +104,9 @@ def run(args: BenchmarkArguments, argv: list[str] | None = None) -> dict:
 
             results[section] = _section_runner(section)(args, work_dir, save)
             # Other work on a shared machine shows in the load average; a reader of the numbers should see it.
-            runs[section].update({"finished": _now(), "seconds": time.perf_counter() - start,
-                                  "load_average_after": _load_average()})
+            runs[section].update(
+                {"finished": _now(), "seconds": time.perf_counter() - start, "load_average_after": _load_average()}
+            )
             write_json_atomic(json_path, results)
             write_text_atomic(report_path(args), render(results))
             logger.info("%s done in %.1f min; results in %s", section, runs[section]["seconds"] / 60, json_path)

@@ -9,8 +9,9 @@ clients, through the OpenAI API as a user's application meets it, for
 
 Every client sends a different user message from the chat prompts below and gets exactly `--max_tokens` tokens
 (min_tokens; for transformers serve, which has no such field, the benchmark's copy of the export says so in its
-generation_config.json), sampled at the model's own settings (seeded); time to first token is measured at the first streamed piece of text, tokens per
-second as all completion tokens of a round over the round's wall time. Each arm runs alone; servers bind 127.0.0.1.
+generation_config.json), sampled at the model's own settings (seeded); time to first token is measured at the first
+streamed piece of text, tokens per second as all completion tokens of a round over the round's wall time. Each arm
+runs alone; servers bind 127.0.0.1.
 """
 
 import contextlib
@@ -29,9 +30,24 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 
-PROMPTS = ["你好", "今天天气怎么样", "你喜欢看电影吗", "周末一起去爬山吧", "我有点累了", "晚饭吃什么",
-           "最近在忙什么", "早上好", "你是哪里人", "这首歌真好听", "明天要下雨了", "我考试通过了",
-           "推荐一本书吧", "好久不见", "你会做饭吗", "我们去公园散步吧"]
+PROMPTS = [
+    "你好",
+    "今天天气怎么样",
+    "你喜欢看电影吗",
+    "周末一起去爬山吧",
+    "我有点累了",
+    "晚饭吃什么",
+    "最近在忙什么",
+    "早上好",
+    "你是哪里人",
+    "这首歌真好听",
+    "明天要下雨了",
+    "我考试通过了",
+    "推荐一本书吧",
+    "好久不见",
+    "你会做饭吗",
+    "我们去公园散步吧",
+]
 
 
 @dataclass
@@ -41,8 +57,10 @@ class ServingArguments:
     concurrency: list[int] = field(default_factory=lambda: [1, 4, 16], metadata={"help": "Client counts."})
     max_tokens: int = field(default=48, metadata={"help": "Tokens per reply (min_tokens too where the API has it)."})
     rounds: int = field(default=2, metadata={"help": "Rounds per client count; medians are reported."})
-    arms: list[str] = field(default_factory=lambda: ["pytorch", "int8", "transformers-serve",
-                                                     "transformers-serve-cb"], metadata={"help": "What to measure."})
+    arms: list[str] = field(
+        default_factory=lambda: ["pytorch", "int8", "transformers-serve", "transformers-serve-cb"],
+        metadata={"help": "What to measure."},
+    )
     num_threads: int | None = field(default=None, metadata={"help": "torch / ONNX Runtime threads (default: all)."})
 
 
@@ -51,9 +69,15 @@ def _request(client, model: str, prompt: str, max_tokens: int, seed: int, min_to
     extra = {"min_tokens": max_tokens} if min_tokens else {}
     start = time.perf_counter()
     first, pieces, usage = None, 0, None
-    stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}],
-                                            max_tokens=max_tokens, seed=seed, stream=True,
-                                            stream_options={"include_usage": True}, extra_body=extra)
+    stream = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=max_tokens,
+        seed=seed,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body=extra,
+    )
     for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
             pieces += 1
@@ -83,9 +107,14 @@ def _rounds(base_url: str, model: str, args: ServingArguments, min_tokens: bool)
                 requests = list(pool.map(one, range(clients)))
             wall = time.perf_counter() - start
             ttfts = sorted(q["ttft"] for q in requests if q["ttft"] is not None)
-            per_round.append({"wall_s": wall, "tokens": sum(q["tokens"] for q in requests),
-                              "ttft_median_s": statistics.median(ttfts) if ttfts else None,
-                              "ttft_max_s": ttfts[-1] if ttfts else None})
+            per_round.append(
+                {
+                    "wall_s": wall,
+                    "tokens": sum(q["tokens"] for q in requests),
+                    "ttft_median_s": statistics.median(ttfts) if ttfts else None,
+                    "ttft_max_s": ttfts[-1] if ttfts else None,
+                }
+            )
         results[str(clients)] = {
             "tokens_per_s": round(statistics.median(p["tokens"] / p["wall_s"] for p in per_round), 1),
             "ttft_median_s": round(statistics.median(p["ttft_median_s"] for p in per_round), 3),
@@ -103,8 +132,9 @@ def server_process(command: list[str], port: int, timeout: float = 180.0):
     import openai
 
     with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+        )
         try:
             client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
             deadline = time.monotonic() + timeout
@@ -144,8 +174,22 @@ def chargpt_serve(folder: str, name: str = "bench"):
     from chargpt.serving.app import free_port
 
     port = free_port()
-    return server_process([_command("chargpt"), "serve", folder, "--port", str(port), "--model_name", name,
-                           "--max_queue", "64", "--log_level", "warning"], port)
+    return server_process(
+        [
+            _command("chargpt"),
+            "serve",
+            folder,
+            "--port",
+            str(port),
+            "--model_name",
+            name,
+            "--max_queue",
+            "64",
+            "--log_level",
+            "warning",
+        ],
+        port,
+    )
 
 
 def _arm(arm: str, folder: str, args: ServingArguments) -> dict:

@@ -23,17 +23,29 @@ def _csv_ints(text: str) -> list[int]:
 class BenchmarkArguments:
     # What to run and where results go
     quick: bool = field(default=False, metadata={"help": "Small workloads (a few minutes) instead of the full run."})
-    only: str = field(default="speed,memory,quality,data,time_to_quality,recipe",
-                      metadata={"help": "Comma-separated sections to run: speed, memory, quality, data, "
-                                        "time_to_quality. Results of "
-                                        "the others already in the results file are kept."})
-    name: str | None = field(default=None,
-                             metadata={"help": "Results name: benchmarks/results/<name>.json (default 'full', or "
-                                               "'quick' with --quick). The full run also writes REPORT.md."})
-    results_dir: str = field(default=str(REPO_ROOT / "benchmarks" / "results"),
-                             metadata={"help": "Folder for <name>.json and the Markdown report."})
-    data_dir: str = field(default=str(REPO_ROOT.parent / "shared" / "data"),
-                          metadata={"help": "The shared data folder (lccc/, kdconv/, chnsenticorp/)."})
+    only: str = field(
+        default="speed,memory,quality,data,time_to_quality,recipe",
+        metadata={
+            "help": "Comma-separated sections to run: speed, memory, quality, data, "
+            "time_to_quality. Results of "
+            "the others already in the results file are kept."
+        },
+    )
+    name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Results name: benchmarks/results/<name>.json (default 'full', or "
+            "'quick' with --quick). The full run also writes REPORT.md."
+        },
+    )
+    results_dir: str = field(
+        default=str(REPO_ROOT / "benchmarks" / "results"),
+        metadata={"help": "Folder for <name>.json and the Markdown report."},
+    )
+    data_dir: str = field(
+        default=str(REPO_ROOT.parent / "shared" / "data"),
+        metadata={"help": "The shared data folder (lccc/, kdconv/, chnsenticorp/)."},
+    )
     work_dir: str | None = field(default=None, metadata={"help": "Scratch folder for exports (default: a temp dir)."})
     threads: int = field(default=2, metadata={"help": "torch.set_num_threads for every measurement."})
     seed: int = field(default=1234, metadata={"help": "Seed of every split, initialisation and batch order."})
@@ -43,12 +55,19 @@ class BenchmarkArguments:
     n_head: int = field(default=8, metadata={"help": "Attention heads."})
     n_inner: int = field(default=1024, metadata={"help": "Feed-forward width."})
     n_positions: int = field(default=512, metadata={"help": "Context length."})
-    dropout: float = field(default=0.1, metadata={"help": "Residual and embedding dropout of both models and GPT-2's "
-                                                          "attention dropout (0.1: both libraries' defaults)."})
-    chargpt_attn_pdrop: float | None = field(default=None, metadata={"help": "CharGPT's attention dropout; default: "
-                                                                             "CharGPTConfig's own (0.0)."})
-    speed_vocab_size: int = field(default=6000,
-                                  metadata={"help": "Vocabulary of the random-weight models in the speed/memory runs."})
+    dropout: float = field(
+        default=0.1,
+        metadata={
+            "help": "Residual and embedding dropout of both models and GPT-2's "
+            "attention dropout (0.1: both libraries' defaults)."
+        },
+    )
+    chargpt_attn_pdrop: float | None = field(
+        default=None, metadata={"help": "CharGPT's attention dropout; default: CharGPTConfig's own (0.0)."}
+    )
+    speed_vocab_size: int = field(
+        default=6000, metadata={"help": "Vocabulary of the random-weight models in the speed/memory runs."}
+    )
     # Speed
     train_shapes: str = field(default="32x64,16x256", metadata={"help": "Training batch x length shapes."})
     train_precisions: str = field(default="fp32,bf16", metadata={"help": "fp32 and/or bf16 (autocast)."})
@@ -57,28 +76,48 @@ class BenchmarkArguments:
     train_steps_per_rep: int = field(default=2, metadata={"help": "Optimiser steps per timed round (fp32)."})
     bf16_repetitions: int = field(default=2, metadata={"help": "Timed rounds per bf16 config (bf16 can be slow)."})
     bf16_steps_per_rep: int = field(default=1, metadata={"help": "Steps per timed bf16 round."})
-    bf16_policy: str = field(default="auto", metadata={"help": "auto: where the measured bf16 matmul peak is under a "
-                                                               "quarter of fp32's (no native bf16), time bf16 at the "
-                                                               "first training shape only; all: every shape."})
+    bf16_policy: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: where the measured bf16 matmul peak is under a "
+            "quarter of fp32's (no native bf16), time bf16 at the "
+            "first training shape only; all: every shape."
+        },
+    )
     generation_batches: str = field(default="1,8", metadata={"help": "Generation batch sizes."})
     generation_new_tokens: int = field(default=128, metadata={"help": "New tokens per generation call."})
     generation_repetitions: int = field(default=5, metadata={"help": "Timed rounds per generation config."})
-    generation_static_compiled: bool = field(default=True, metadata={"help": "At batch 1 also time CharGPT's "
-                                                                              "generate() with a static KV cache "
-                                                                              "and a compiled forward."})
-    matched_dropout_probe: bool = field(default=True, metadata={"help": "Also time CharGPT with GPT-2's attention "
-                                                                        "dropout (fp32 eager, last training shape): "
-                                                                        "a like-for-like check of the implementations."})
-    profile: bool = field(default=True, metadata={"help": "Record torch.profiler top ops for a train and a "
-                                                          "generation step of both models."})
+    generation_static_compiled: bool = field(
+        default=True,
+        metadata={"help": "At batch 1 also time CharGPT's generate() with a static KV cache and a compiled forward."},
+    )
+    matched_dropout_probe: bool = field(
+        default=True,
+        metadata={
+            "help": "Also time CharGPT with GPT-2's attention "
+            "dropout (fp32 eager, last training shape): "
+            "a like-for-like check of the implementations."
+        },
+    )
+    profile: bool = field(
+        default=True,
+        metadata={"help": "Record torch.profiler top ops for a train and a generation step of both models."},
+    )
     # Quality: causal LM pretraining (both models, same budget)
     lm_steps: int = field(default=450, metadata={"help": "Pretraining steps for each model."})
     lm_batch_size: int = field(default=16, metadata={"help": "Pretraining batch size (blocks)."})
     lm_block_len: int = field(default=128, metadata={"help": "Pretraining block length (tokens)."})
-    lm_lr: float = field(default=1e-3, metadata={"help": "Peak learning rate (warm-up over 5 percent of the steps, cosine to a tenth)."})
-    lm_precision: str = field(default="fp32", metadata={"help": "fp32 or bf16 autocast for pretraining and "
-                                                                "fine-tuning (bf16 only pays where the CPU has "
-                                                                "bf16 matrix instructions)."})
+    lm_lr: float = field(
+        default=1e-3, metadata={"help": "Peak learning rate (warm-up over 5 percent of the steps, cosine to a tenth)."}
+    )
+    lm_precision: str = field(
+        default="fp32",
+        metadata={
+            "help": "fp32 or bf16 autocast for pretraining and "
+            "fine-tuning (bf16 only pays where the CPU has "
+            "bf16 matrix instructions)."
+        },
+    )
     n_valid_pairs: int = field(default=500, metadata={"help": "LCCC pairs held out for perplexity."})
     n_valid_dialogs: int = field(default=50, metadata={"help": "LCCC multi-turn dialogues held out for perplexity."})
     n_test_posts: int = field(default=500, metadata={"help": "LCCC posts held out for reply sampling."})
@@ -87,29 +126,47 @@ class BenchmarkArguments:
     cls_max_len: int = field(default=160, metadata={"help": "Classifier input length in characters (with specials)."})
     cls_epochs: int = field(default=2, metadata={"help": "Fine-tuning epochs (all freezing modes)."})
     cls_batch_size: int = field(default=32, metadata={"help": "Fine-tuning batch size."})
-    cls_lr_none: float = field(default=6e-4, metadata={"help": "Peak LR when nothing is frozen (chosen on 400 reviews "
-                                                                 "held out of the TRAINING split, never the test set: "
-                                                                 "86.3 percent after one epoch against 82.0 at 2e-4)."})
-    cls_lr_last2: float = field(default=6e-4, metadata={"help": "Peak LR when all but the last two blocks are frozen "
-                                                                  "(set like none's; not tuned separately)."})
+    cls_lr_none: float = field(
+        default=6e-4,
+        metadata={
+            "help": "Peak LR when nothing is frozen (chosen on 400 reviews "
+            "held out of the TRAINING split, never the test set: "
+            "86.3 percent after one epoch against 82.0 at 2e-4)."
+        },
+    )
+    cls_lr_last2: float = field(
+        default=6e-4,
+        metadata={
+            "help": "Peak LR when all but the last two blocks are frozen (set like none's; not tuned separately)."
+        },
+    )
     cls_lr_all: float = field(default=3e-3, metadata={"help": "Peak LR when only the head trains."})
     cls_max_train: int | None = field(default=None, metadata={"help": "Cap on balanced training reviews."})
     peer_freezing: str = field(default="none,all,last-2", metadata={"help": "Freezing modes also run for GPT-2."})
     # Data path: throughput, streaming, shards
-    data_max_dialogues: int | None = field(default=None, metadata={"help": "Cap on the shared dialogues timed "
-                                                                           "(default: all of them)."})
+    data_max_dialogues: int | None = field(
+        default=None, metadata={"help": "Cap on the shared dialogues timed (default: all of them)."}
+    )
     data_repetitions: int = field(default=3, metadata={"help": "Timed rounds per data-path contender."})
     data_block_len: int = field(default=256, metadata={"help": "Packed block length of the data path."})
-    data_stream_gb: float = field(default=2.0, metadata={"help": "Size of the streamed corpus in GB (the shared "
-                                                                 "corpora repeated; written to --work_dir, deleted "
-                                                                 "after)."})
+    data_stream_gb: float = field(
+        default=2.0,
+        metadata={
+            "help": "Size of the streamed corpus in GB (the shared "
+            "corpora repeated; written to --work_dir, deleted "
+            "after)."
+        },
+    )
     data_stream_steps: int = field(default=40, metadata={"help": "Optimisation steps of the streamed training run."})
     data_batch_size: int = field(default=16, metadata={"help": "Blocks a step in the streamed training run."})
-    data_read_seconds: float = field(default=60.0, metadata={"help": "How long the data path alone reads the "
-                                                                     "streamed corpus."})
+    data_read_seconds: float = field(
+        default=60.0, metadata={"help": "How long the data path alone reads the streamed corpus."}
+    )
     # Time to quality (benchmarks/time_to_quality.py); the learning rates were chosen on the validation split
-    ttq_contenders: str = field(default="gpt2,llama,chargpt-course,chargpt-modern",
-                                metadata={"help": "Models trained for the same wall time, in this order."})
+    ttq_contenders: str = field(
+        default="gpt2,llama,chargpt-course,chargpt-modern",
+        metadata={"help": "Models trained for the same wall time, in this order."},
+    )
     ttq_budget_s: float = field(default=300.0, metadata={"help": "Training wall time of each contender (seconds)."})
     ttq_batch_size: int = field(default=16, metadata={"help": "Blocks a step."})
     ttq_block_len: int = field(default=128, metadata={"help": "Tokens a block (and the models' context)."})
@@ -118,22 +175,29 @@ class BenchmarkArguments:
     ttq_evaluations: int = field(default=15, metadata={"help": "Evaluations along each run."})
     ttq_warmup_share: float = field(default=0.05, metadata={"help": "Warm-up share of the steps."})
     ttq_decay_share: float = field(default=0.2, metadata={"help": "Final decay share of the steps (WSD)."})
-    ttq_weight_decay: float = field(default=0.01, metadata={"help": "Weight decay of every contender (train_lm.py's default)."})
+    ttq_weight_decay: float = field(
+        default=0.01, metadata={"help": "Weight decay of every contender (train_lm.py's default)."}
+    )
     # Peak learning rates, each the best of {5e-4, 1e-3, 2e-3, 4e-3, ...} for its model on the validation split in
     # 120-s runs (benchmarks/NOTES.md)
     ttq_lr_gpt2: float = field(default=1e-3, metadata={"help": "Peak learning rate of GPT-2 (AdamW)."})
     ttq_lr_llama: float = field(default=2e-3, metadata={"help": "Peak learning rate of Llama (AdamW)."})
-    ttq_lr_course: float = field(default=5e-4, metadata={"help": "Peak learning rate of CharGPT's course preset "
-                                                                 "(AdamW)."})
-    ttq_lr_modern: float = field(default=2e-3, metadata={"help": "Peak learning rate of CharGPT's modern preset "
-                                                                 "(train_lm.py's default)."})
+    ttq_lr_course: float = field(
+        default=5e-4, metadata={"help": "Peak learning rate of CharGPT's course preset (AdamW)."}
+    )
+    ttq_lr_modern: float = field(
+        default=2e-3, metadata={"help": "Peak learning rate of CharGPT's modern preset (train_lm.py's default)."}
+    )
     ttq_modern_optimizer: str = field(default="muon", metadata={"help": "Optimizer of the modern preset."})
-    ttq_muon_ns_steps: int = field(default=5, metadata={"help": "Newton-Schulz iterations of Muon (train_lm.py's "
-                                                                "default)."})
+    ttq_muon_ns_steps: int = field(
+        default=5, metadata={"help": "Newton-Schulz iterations of Muon (train_lm.py's default)."}
+    )
 
     # The recipe on the held-out splits (benchmarks/recipe.py)
-    recipe_dir: str | None = field(default=None, metadata={"help": "An existing run_recipe.py output to measure "
-                                                                    "(default: run the recipe in --work_dir)."})
+    recipe_dir: str | None = field(
+        default=None,
+        metadata={"help": "An existing run_recipe.py output to measure (default: run the recipe in --work_dir)."},
+    )
 
     def __post_init__(self):
         unknown = set(self.sections()) - set(SECTIONS)

@@ -152,7 +152,9 @@ def generate_closure(model, prompt: torch.Tensor, config: GenerationConfig):
         with torch.inference_mode():
             out = model.generate(input_ids=prompt, attention_mask=mask, generation_config=config)
         if out.shape[1] != prompt.shape[1] + config.max_new_tokens:
-            raise RuntimeError(f"generate returned {out.shape[1] - prompt.shape[1]} new tokens, not {config.max_new_tokens}")
+            raise RuntimeError(
+                f"generate returned {out.shape[1] - prompt.shape[1]} new tokens, not {config.max_new_tokens}"
+            )
 
     return run
 
@@ -201,11 +203,19 @@ def generation_throughput(
         model.eval()
         fns[name] = generate_closure(model, prompt, config)
     times = interleaved_times(fns, repetitions, warmup=1)
-    result = {"batch_size": batch_size, "new_tokens": new_tokens, "prompt_len": prompt_len, "sample": sample,
-              "repetitions": repetitions}
+    result = {
+        "batch_size": batch_size,
+        "new_tokens": new_tokens,
+        "prompt_len": prompt_len,
+        "sample": sample,
+        "repetitions": repetitions,
+    }
     for name, t in times.items():
-        result[name] = {"tokens_per_s": batch_size * new_tokens / median(t),
-                        "best_tokens_per_s": batch_size * new_tokens / min(t), "times_s": t}
+        result[name] = {
+            "tokens_per_s": batch_size * new_tokens / median(t),
+            "best_tokens_per_s": batch_size * new_tokens / min(t),
+            "times_s": t,
+        }
     result["speedups"] = {f"{a}/{b}": paired_ratio(times[a], times[b]) for a, b in speedups}
     result["speedups_best"] = {f"{a}/{b}": best_ratio(times[a], times[b]) for a, b in speedups}
     return result
@@ -245,11 +255,16 @@ def gpu_half_generation(dims: ModelDims, batch_sizes, new_tokens: int, repetitio
 
             fns[name] = timed
         times = interleaved_times(fns, repetitions, warmup=1)
-        runs.append({
-            "batch_size": batch_size,
-            **{name: {"tokens_per_s": batch_size * new_tokens / median(t), "times_s": t} for name, t in times.items()},
-            "ratio": paired_ratio(times["chargpt"], times["gpt2"]),
-        })
+        runs.append(
+            {
+                "batch_size": batch_size,
+                **{
+                    name: {"tokens_per_s": batch_size * new_tokens / median(t), "times_s": t}
+                    for name, t in times.items()
+                },
+                "ratio": paired_ratio(times["chargpt"], times["gpt2"]),
+            }
+        )
     return {"status": "run", "device": torch.cuda.get_device_name(0), "runs": runs}
 
 
@@ -275,13 +290,25 @@ def run_speed(args, work_dir: str, save=lambda partial: None) -> dict:
         # Like-for-like implementation check: CharGPT with GPT-2's attention dropout, so both do the same work.
         batch_size, seq_len = args.shapes()[-1]
         peak = result["matmul_peak"].get("fp32", {}).get("gflops")
-        result["probes"].append(training_throughput(
-            dims, batch_size, seq_len, "fp32", False, peak, repetitions=args.train_repetitions,
-            steps_per_rep=args.train_steps_per_rep, seed=args.seed, chargpt_overrides={"attn_pdrop": dims.dropout}))
+        result["probes"].append(
+            training_throughput(
+                dims,
+                batch_size,
+                seq_len,
+                "fp32",
+                False,
+                peak,
+                repetitions=args.train_repetitions,
+                steps_per_rep=args.train_steps_per_rep,
+                seed=args.seed,
+                chargpt_overrides={"attn_pdrop": dims.dropout},
+            )
+        )
         logger.info("probe CharGPT attn_pdrop=%s: ratio %.2f", dims.dropout, result["probes"][-1]["ratio"])
     models = _generation_section(args, dims, work_dir, result)
-    result["gpu_half_generation"] = gpu_half_generation(dims, args.generation_batch_sizes(),
-                                                        args.generation_new_tokens, args.generation_repetitions)
+    result["gpu_half_generation"] = gpu_half_generation(
+        dims, args.generation_batch_sizes(), args.generation_new_tokens, args.generation_repetitions
+    )
     if args.profile:
         result["profiles"] = _profiles(models, dims, args.seed)
     save(result)
@@ -301,20 +328,35 @@ def _training_config(args, dims: ModelDims, peaks: dict, precision: str, mode: s
     if slow_bf16 and args.bf16_policy == "auto" and shape != args.shapes()[0]:
         # Without bf16 matrix instructions (AVX512-BF16 / AMX) bf16 is emulated and many times slower than fp32;
         # one shape shows the ratio without spending the run's hour on it.
-        return {**settings, "status": "skipped",
-                "reason": f"bf16 matmul peak {peaks['bf16']['gflops']:.1f} GFLOP/s is under a quarter of fp32's "
-                          f"{fp32_peak:.1f} (no native bf16 on this CPU); measured at the first shape only "
-                          f"(--bf16_policy all to run every shape)"}
+        return {
+            **settings,
+            "status": "skipped",
+            "reason": f"bf16 matmul peak {peaks['bf16']['gflops']:.1f} GFLOP/s is under a quarter of fp32's "
+            f"{fp32_peak:.1f} (no native bf16 on this CPU); measured at the first shape only "
+            f"(--bf16_policy all to run every shape)",
+        }
     try:
         record = training_throughput(
-            dims, batch_size, seq_len, precision, mode == "compile", peaks[precision]["gflops"],
+            dims,
+            batch_size,
+            seq_len,
+            precision,
+            mode == "compile",
+            peaks[precision]["gflops"],
             repetitions=args.bf16_repetitions if bf16 else args.train_repetitions,
-            steps_per_rep=args.bf16_steps_per_rep if bf16 else args.train_steps_per_rep, seed=args.seed)
+            steps_per_rep=args.bf16_steps_per_rep if bf16 else args.train_steps_per_rep,
+            seed=args.seed,
+        )
     except Exception as err:  # e.g. no C++ compiler for torch.compile: recorded and shown in the report
         logger.exception("training config %s failed", settings)
         return {**settings, "status": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
-    logger.info("train %s: chargpt %.0f tok/s, gpt2 %.0f tok/s, ratio %.2f", settings,
-                record["chargpt"]["tokens_per_s"], record["gpt2"]["tokens_per_s"], record["ratio"])
+    logger.info(
+        "train %s: chargpt %.0f tok/s, gpt2 %.0f tok/s, ratio %.2f",
+        settings,
+        record["chargpt"]["tokens_per_s"],
+        record["gpt2"]["tokens_per_s"],
+        record["ratio"],
+    )
     return record
 
 
@@ -339,12 +381,23 @@ def _generation_section(args, dims: ModelDims, work_dir: str, result: dict) -> d
                 # Batch 1 is where per-step overhead dominates: also time the static-cache, compiled decode path.
                 runs["chargpt-static-compiled"] = StaticCacheGenerate(models["chargpt"])
                 pairs += [("chargpt-static-compiled", "gpt2"), ("chargpt-static-compiled", "chargpt")]
-            record = generation_throughput(runs, dims.vocab_size, batch_size, sample, pairs,
-                                           new_tokens=args.generation_new_tokens,
-                                           repetitions=args.generation_repetitions, seed=args.seed)
+            record = generation_throughput(
+                runs,
+                dims.vocab_size,
+                batch_size,
+                sample,
+                pairs,
+                new_tokens=args.generation_new_tokens,
+                repetitions=args.generation_repetitions,
+                seed=args.seed,
+            )
             result["generation"].append(record)
-            logger.info("generate batch %d %s: %s", batch_size, "sample" if sample else "greedy",
-                        {k: round(v, 2) for k, v in record["speedups"].items()})
+            logger.info(
+                "generate batch %d %s: %s",
+                batch_size,
+                "sample" if sample else "greedy",
+                {k: round(v, 2) for k, v in record["speedups"].items()},
+            )
     return models
 
 

@@ -59,13 +59,18 @@ def load_blocks(args) -> dict:
     random.Random(args.seed).shuffle(dialogues)
     n_valid = max(1, int(len(dialogues) * args.ttq_validation_share))
     valid, train = dialogues[:n_valid], dialogues[n_valid:]
-    tokenizer = CharGPTTokenizer.from_texts([t for d in train for t in d], min_frequency=2,
-                                            model_max_length=args.ttq_block_len)
+    tokenizer = CharGPTTokenizer.from_texts(
+        [t for d in train for t in d], min_frequency=2, model_max_length=args.ttq_block_len
+    )
     train_blocks = pack_blocks([encode_dialog(tokenizer, d) for d in train], args.ttq_block_len)
     valid_blocks = pack_blocks([encode_dialog(tokenizer, d) for d in valid], args.ttq_block_len)
-    return {"tokenizer": tokenizer, "train": train_blocks, "valid": valid_blocks[: args.ttq_valid_blocks],
-            "n_dialogues": {"train": len(train), "valid": len(valid)},
-            "n_characters": sum(len(t) for d in dialogues for t in d)}
+    return {
+        "tokenizer": tokenizer,
+        "train": train_blocks,
+        "valid": valid_blocks[: args.ttq_valid_blocks],
+        "n_dialogues": {"train": len(train), "valid": len(valid)},
+        "n_characters": sum(len(t) for d in dialogues for t in d),
+    }
 
 
 def build_contender(name: str, vocab_size: int, args) -> torch.nn.Module:
@@ -78,14 +83,22 @@ def build_contender(name: str, vocab_size: int, args) -> torch.nn.Module:
     if name == "llama":
         # LlamaConfig's defaults at this size, with a SwiGLU width of 8/3 x hidden (as CharGPT's gated MLP) and a tied
         # head (Llama's default unties it: a second vocabulary x hidden matrix, a sixth more parameters here)
-        config = LlamaConfig(vocab_size=vocab_size, hidden_size=args.n_embd, num_hidden_layers=args.n_layer,
-                             num_attention_heads=args.n_head, num_key_value_heads=args.n_head,
-                             intermediate_size=-(-8 * args.n_embd // 96) * 32, tie_word_embeddings=True,
-                             max_position_embeddings=args.ttq_block_len, **ids)
+        config = LlamaConfig(
+            vocab_size=vocab_size,
+            hidden_size=args.n_embd,
+            num_hidden_layers=args.n_layer,
+            num_attention_heads=args.n_head,
+            num_key_value_heads=args.n_head,
+            intermediate_size=-(-8 * args.n_embd // 96) * 32,
+            tie_word_embeddings=True,
+            max_position_embeddings=args.ttq_block_len,
+            **ids,
+        )
         return LlamaForCausalLM(config)
     if name.startswith("chargpt-"):  # what train_lm.py builds for --preset course|modern
-        model_args = LMModelArguments(tokenizer_name_or_path="", preset=name.split("-", 1)[1],
-                                      n_positions=args.ttq_block_len, **size)
+        model_args = LMModelArguments(
+            tokenizer_name_or_path="", preset=name.split("-", 1)[1], n_positions=args.ttq_block_len, **size
+        )
         config = build_causal_lm_config(model_args, None, vocab_size=vocab_size, sep_token_id=2, **ids)
         return CharGPTForCausalLM(config)
     raise ValueError(f"Unknown contender {name!r}; choose from {CONTENDERS}.")
@@ -95,8 +108,11 @@ def optimizer_settings(name: str, args) -> dict:
     """The optimizer and peak learning rate of a contender: CharGPT's modern preset trains as train_lm.py's default
     (Muon + AdamW), the others with AdamW, each at the learning rate that was best for it on validation data."""
     if name == "chargpt-modern":
-        return {"optimizer": args.ttq_modern_optimizer, "learning_rate": args.ttq_lr_modern,
-                "muon_ns_steps": args.ttq_muon_ns_steps}
+        return {
+            "optimizer": args.ttq_modern_optimizer,
+            "learning_rate": args.ttq_lr_modern,
+            "muon_ns_steps": args.ttq_muon_ns_steps,
+        }
     rates = {"gpt2": args.ttq_lr_gpt2, "llama": args.ttq_lr_llama, "chargpt-course": args.ttq_lr_course}
     return {"optimizer": "adamw", "learning_rate": rates[name]}
 
@@ -147,8 +163,9 @@ class WallClockCurve(TrainerCallback):
         over = elapsed > self.limit
         if state.global_step % self.eval_every == 0 or state.global_step >= state.max_steps or over:
             pause = time.perf_counter()
-            self.curve.append({"seconds": elapsed, "step": state.global_step,
-                               "loss": validation_loss(model, self.valid)})
+            self.curve.append(
+                {"seconds": elapsed, "step": state.global_step, "loss": validation_loss(model, self.valid)}
+            )
             self.paused += time.perf_counter() - pause
         if over:
             control.should_training_stop = True
@@ -159,16 +176,30 @@ def _trainer(model, blocks, args, name: str, max_steps: int, out_dir: str, callb
     optimizer = settings.pop("optimizer")  # the report's name: "muon", or "adamw" for Trainer's default --optim
     training_args = CharGPTTrainingArguments(
         optim=optimizer if optimizer != "adamw" else CharGPTTrainingArguments.optim,
-        output_dir=out_dir, max_steps=max_steps, per_device_train_batch_size=args.ttq_batch_size,
-        lr_scheduler_type="warmup_stable_decay", warmup_steps=args.ttq_warmup_share,
-        decay_fraction=args.ttq_decay_share, weight_decay=args.ttq_weight_decay, adam_beta2=0.95,
-        max_grad_norm=1.0, eval_strategy="no", save_strategy="no", logging_strategy="no", logging_first_step=False,
+        output_dir=out_dir,
+        max_steps=max_steps,
+        per_device_train_batch_size=args.ttq_batch_size,
+        lr_scheduler_type="warmup_stable_decay",
+        warmup_steps=args.ttq_warmup_share,
+        decay_fraction=args.ttq_decay_share,
+        weight_decay=args.ttq_weight_decay,
+        adam_beta2=0.95,
+        max_grad_norm=1.0,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_strategy="no",
+        logging_first_step=False,
         report_to="none",
-        load_best_model_at_end=False, use_cpu=True, seed=args.seed, dataloader_num_workers=0, disable_tqdm=True,
+        load_best_model_at_end=False,
+        use_cpu=True,
+        seed=args.seed,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
         **settings,
     )
-    return CharGPTTrainer(model=model, args=training_args, train_dataset=_BlockDataset(blocks),
-                          callbacks=list(callbacks))
+    return CharGPTTrainer(
+        model=model, args=training_args, train_dataset=_BlockDataset(blocks), callbacks=list(callbacks)
+    )
 
 
 def seconds_per_step(model, blocks, args, name: str, out_dir: str, steps: int = 10, skip: int = 3) -> float:
@@ -197,10 +228,18 @@ def run_contender(name: str, data: dict, args, out_dir: str) -> dict:
     final = curve.curve[-1]
     if final["step"] < max_steps:
         logger.warning("%s: stopped at the time limit after %d of %d steps", name, final["step"], max_steps)
-    return {"parameters": n_params, "steps": final["step"], "planned_steps": max_steps, "seconds": final["seconds"],
-            "tokens_per_second": final["step"] * tokens / final["seconds"], "calibrated_seconds_per_step": rate,
-            "final_loss": final["loss"], "final_perplexity": math.exp(final["loss"]), "curve": curve.curve,
-            **optimizer_settings(name, args)}
+    return {
+        "parameters": n_params,
+        "steps": final["step"],
+        "planned_steps": max_steps,
+        "seconds": final["seconds"],
+        "tokens_per_second": final["step"] * tokens / final["seconds"],
+        "calibrated_seconds_per_step": rate,
+        "final_loss": final["loss"],
+        "final_perplexity": math.exp(final["loss"]),
+        "curve": curve.curve,
+        **optimizer_settings(name, args),
+    }
 
 
 def first_time_at(curve: list[dict], target: float) -> float | None:
@@ -270,13 +309,24 @@ def plot_curves(runs: dict, path: Path) -> str | None:
 
 def run_time_to_quality(args, work_dir: str, save=lambda partial: None) -> dict:
     data = load_blocks(args)
-    result = {"settings": {"budget_s": args.ttq_budget_s, "batch_size": args.ttq_batch_size,
-                           "block_len": args.ttq_block_len, "threads": args.threads,
-                           "schedule": f"warmup {args.ttq_warmup_share}, decay {args.ttq_decay_share} (WSD)"},
-              "data": {"files": list(DIALOGUE_FILES), "vocab_size": len(data["tokenizer"]),
-                       "train_blocks": len(data["train"]), "valid_blocks": len(data["valid"]),
-                       "dialogues": data["n_dialogues"], "characters": data["n_characters"]},
-              "runs": {}}
+    result = {
+        "settings": {
+            "budget_s": args.ttq_budget_s,
+            "batch_size": args.ttq_batch_size,
+            "block_len": args.ttq_block_len,
+            "threads": args.threads,
+            "schedule": f"warmup {args.ttq_warmup_share}, decay {args.ttq_decay_share} (WSD)",
+        },
+        "data": {
+            "files": list(DIALOGUE_FILES),
+            "vocab_size": len(data["tokenizer"]),
+            "train_blocks": len(data["train"]),
+            "valid_blocks": len(data["valid"]),
+            "dialogues": data["n_dialogues"],
+            "characters": data["n_characters"],
+        },
+        "runs": {},
+    }
     for name in args.ttq_contenders.split(","):
         with tempfile.TemporaryDirectory(dir=work_dir) as out_dir:
             result["runs"][name] = run_contender(name.strip(), data, args, out_dir)

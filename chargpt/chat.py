@@ -57,7 +57,7 @@ class ReplyStreamer(BaseStreamer):
         # Decode the whole reply each time (a few hundred characters at most) rather than token by token, so that a
         # tokenizer joining tokens differently would still print the right text.
         text = self.tokenizer.decode(self.token_ids, skip_special_tokens=True)
-        new, self.text = text[len(self.text):], text
+        new, self.text = text[len(self.text) :], text
         if new and self.on_text is not None:
             self.on_text(new)
 
@@ -92,8 +92,14 @@ class ChatSession:
             prompt + reply always fits the context.
     """
 
-    def __init__(self, model, tokenizer, generation_kwargs: dict | None = None, max_prompt_tokens: int | None = None,
-                 catch_interrupts: bool = True):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        generation_kwargs: dict | None = None,
+        max_prompt_tokens: int | None = None,
+        catch_interrupts: bool = True,
+    ):
         self.model, self.tokenizer = model, tokenizer
         # Interactive chat: Ctrl-C cuts the current reply short. Scripted use (publish's sample chats) wants it to
         # stop the whole command instead, so nothing half-made is kept.
@@ -109,9 +115,12 @@ class ChatSession:
                 f"{self.max_new_tokens}. Lower --max_new_tokens."
             )
         stop_ids = [tokenizer.sep_token_id, tokenizer.eos_token_id]
-        self.generation_kwargs = {**kwargs, "max_new_tokens": self.max_new_tokens,
-                                  "eos_token_id": [i for i in stop_ids if i is not None],
-                                  "pad_token_id": tokenizer.pad_token_id}
+        self.generation_kwargs = {
+            **kwargs,
+            "max_new_tokens": self.max_new_tokens,
+            "eos_token_id": [i for i in stop_ids if i is not None],
+            "pad_token_id": tokenizer.pad_token_id,
+        }
         self.history: list[dict] = []
 
     def reset(self):
@@ -126,8 +135,9 @@ class ChatSession:
             text = self.tokenizer.normalize(text)
         text, removed = self._strip_special_tokens(text)
         if removed:
-            prepared.notices.append(f"Removed {', '.join(removed)} from your message: reserved for the conversation "
-                                    f"format.")
+            prepared.notices.append(
+                f"Removed {', '.join(removed)} from your message: reserved for the conversation format."
+            )
         text = text.strip()
         if not text:
             prepared.notices.append("Empty message: nothing to reply to.")
@@ -139,14 +149,18 @@ class ChatSession:
         unknown = sorted({t for t in tokens if t not in vocab})
         if unknown:
             shown = " ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-            prepared.notices.append(f"{len(unknown)} character(s) are not in the model's vocabulary and are read as "
-                                    f"{self.tokenizer.unk_token}: {shown}")
+            prepared.notices.append(
+                f"{len(unknown)} character(s) are not in the model's vocabulary and are read as "
+                f"{self.tokenizer.unk_token}: {shown}"
+            )
         limit = self.prompt_budget - 2  # <bos> before and <sep> after the message
         if len(tokens) > limit:
             prepared.dropped_chars = len(text) - len("".join(tokens[-limit:]))
             text = "".join(tokens[-limit:])  # one token per character: the last `limit` characters
-            prepared.notices.append(f"Your message has {len(tokens)} characters but the model reads at most {limit} "
-                                    f"with its reply; kept the last {limit}.")
+            prepared.notices.append(
+                f"Your message has {len(tokens)} characters but the model reads at most {limit} "
+                f"with its reply; kept the last {limit}."
+            )
         prepared.text = text
         return prepared
 
@@ -189,8 +203,9 @@ class ChatSession:
         interrupted = False
         try:
             # The random state goes on from the previous reply (a caller seeds the conversation once).
-            sample_replies(self.model, self.tokenizer, [ids], batch_size=1, seed=None, streamer=streamer,
-                           **self.generation_kwargs)
+            sample_replies(
+                self.model, self.tokenizer, [ids], batch_size=1, seed=None, streamer=streamer, **self.generation_kwargs
+            )
         except KeyboardInterrupt:
             if not self.catch_interrupts:
                 raise
@@ -208,8 +223,13 @@ class ChatSession:
         return len(encode(self.tokenizer, self.tokenizer.apply_chat_template(self.history, tokenize=False), False))
 
 
-def chat_loop(session: ChatSession, read_line: Callable[[], str | None], write: Callable[[str], None],
-              echo_user: bool = False, records: list | None = None) -> list[dict]:
+def chat_loop(
+    session: ChatSession,
+    read_line: Callable[[], str | None],
+    write: Callable[[str], None],
+    echo_user: bool = False,
+    records: list | None = None,
+) -> list[dict]:
     """Run a conversation: `read_line()` returns the next user line (None or EOFError at the end; KeyboardInterrupt
     ends it too), `write` shows everything, replies streamed. Returns the transcript records (appended to `records`
     as they happen, when given, so a caller keeps them even if the loop fails): one per exchange ({"turn", "user",
@@ -238,15 +258,23 @@ def chat_loop(session: ChatSession, read_line: Callable[[], str | None], write: 
         reply = session.respond(prepared, on_text=write)
         write(" [interrupted]\n" if reply.interrupted else "\n")
         if reply.dropped_turns:
-            write(f"(The conversation outgrew the model's context: dropped the {reply.dropped_turns} oldest "
-                  f"turn(s).)\n")
+            write(
+                f"(The conversation outgrew the model's context: dropped the {reply.dropped_turns} oldest turn(s).)\n"
+            )
         turn += 1
-        records.append({
-            "turn": turn, "user": prepared.text, "bot": reply.text, "interrupted": reply.interrupted,
-            "notices": prepared.notices, "user_chars": prepared.original_chars,
-            "user_chars_dropped": prepared.dropped_chars, "prompt_tokens": reply.prompt_tokens,
-            "dropped_turns": reply.dropped_turns,
-        })
+        records.append(
+            {
+                "turn": turn,
+                "user": prepared.text,
+                "bot": reply.text,
+                "interrupted": reply.interrupted,
+                "notices": prepared.notices,
+                "user_chars": prepared.original_chars,
+                "user_chars_dropped": prepared.dropped_chars,
+                "prompt_tokens": reply.prompt_tokens,
+                "dropped_turns": reply.dropped_turns,
+            }
+        )
     return records
 
 
@@ -298,5 +326,12 @@ def format_transcript(records: list[dict], fmt: str = "text") -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-__all__ = ["ChatSession", "ChatReply", "PreparedMessage", "ReplyStreamer", "chat_loop", "format_transcript",
-           "window_history"]
+__all__ = [
+    "ChatSession",
+    "ChatReply",
+    "PreparedMessage",
+    "ReplyStreamer",
+    "chat_loop",
+    "format_transcript",
+    "window_history",
+]

@@ -31,32 +31,47 @@ from . import __version__
 from .chat import COMMANDS_HELP, ChatSession, chat_loop, format_transcript
 from .files import atomic_write_text
 from .loading import detect_task, load_config, load_model_and_tokenizer
+from .publish import PublishArguments, publish
 from .tasks import classify_texts, cosine_similarity, generate_texts, label_names, most_similar, sampling_kwargs
 from .textio import make_record, read_records, write_rows
-from .publish import PublishArguments, publish
 
 
 @dataclass
 class ModelArguments:
-    model_dir: str = field(metadata={"help": "Model directory (first positional argument): save_pretrained output, "
-                                             "a `chargpt publish` directory or a `chargpt export-int8` directory."})
-    trust_remote_code: bool = field(default=False, metadata={
-        "help": "Run the modeling/tokenizer code stored in the directory (auto_map) instead of this package's."})
+    model_dir: str = field(
+        metadata={
+            "help": "Model directory (first positional argument): save_pretrained output, "
+            "a `chargpt publish` directory or a `chargpt export-int8` directory."
+        }
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={
+            "help": "Run the modeling/tokenizer code stored in the directory (auto_map) instead of this package's."
+        },
+    )
     device: str = field(default="cpu", metadata={"help": "cpu, cuda, cuda:N or auto (CUDA when available)."})
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = field(default="auto", metadata={
-        "help": "Weights dtype: auto is float16 on CUDA, float32 on CPU."})
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = field(
+        default="auto", metadata={"help": "Weights dtype: auto is float16 on CUDA, float32 on CPU."}
+    )
     compile: bool = field(default=False, metadata={"help": "Wrap the forward pass in torch.compile (GPU path)."})
 
 
 @dataclass
 class SamplingArguments:
-    temperature: float | None = field(default=None, metadata={
-        "help": "Sampling temperature; 0 = greedy. Default: the model's generation_config (0.7 for CharGPT)."})
+    temperature: float | None = field(
+        default=None,
+        metadata={
+            "help": "Sampling temperature; 0 = greedy. Default: the model's generation_config (0.7 for CharGPT)."
+        },
+    )
     top_k: int | None = field(default=None, metadata={"help": "Keep the k most likely tokens (0 = off)."})
     top_p: float | None = field(default=None, metadata={"help": "Nucleus sampling mass in (0, 1]."})
     repetition_penalty: float | None = field(default=None, metadata={"help": "> 1 discourages repeats (1 = off)."})
-    max_new_tokens: int | None = field(default=None, metadata={
-        "help": "Longest reply/continuation; must leave room for the prompt in the context (default 64)."})
+    max_new_tokens: int | None = field(
+        default=None,
+        metadata={"help": "Longest reply/continuation; must leave room for the prompt in the context (default 64)."},
+    )
     seed: int | None = field(default=None, metadata={"help": "Random seed, for reproducible samples."})
 
     def generation_kwargs(self) -> dict:
@@ -65,20 +80,30 @@ class SamplingArguments:
 
 @dataclass
 class ChatArguments:
-    script: str | None = field(default=None, metadata={
-        "help": "Non-interactive: read the user's turns from this file, one per line (commands like /reset work). "
-                "Without it, a piped (non-terminal) standard input is read the same way."})
-    transcript: str | None = field(default=None, metadata={
-        "help": "Write the conversation here: JSON lines if the name ends in .jsonl/.json, else text."})
-    max_prompt_tokens: int | None = field(default=None, metadata={
-        "help": "Keep the history within this many tokens (default: n_positions - max_new_tokens)."})
+    script: str | None = field(
+        default=None,
+        metadata={
+            "help": "Non-interactive: read the user's turns from this file, one per line (commands like /reset work). "
+            "Without it, a piped (non-terminal) standard input is read the same way."
+        },
+    )
+    transcript: str | None = field(
+        default=None,
+        metadata={"help": "Write the conversation here: JSON lines if the name ends in .jsonl/.json, else text."},
+    )
+    max_prompt_tokens: int | None = field(
+        default=None,
+        metadata={"help": "Keep the history within this many tokens (default: n_positions - max_new_tokens)."},
+    )
 
 
 @dataclass
 class GenerateArguments:
     prompt: list[str] = field(default_factory=list, metadata={"help": "Prompts (also: positional after MODEL_DIR)."})
-    prompt_file: str | None = field(default=None, metadata={
-        "help": "More prompts: a text file (one per line) or CSV/JSON lines with --text_column."})
+    prompt_file: str | None = field(
+        default=None,
+        metadata={"help": "More prompts: a text file (one per line) or CSV/JSON lines with --text_column."},
+    )
     text_column: str | None = field(default=None, metadata={"help": "Column of --prompt_file (default: text)."})
     num_return_sequences: int = field(default=1, metadata={"help": "Samples per prompt."})
     output: str | None = field(default=None, metadata={"help": "Also write the samples to this .jsonl or .csv file."})
@@ -87,21 +112,29 @@ class GenerateArguments:
 @dataclass
 class ClassifyArguments:
     text: list[str] = field(default_factory=list, metadata={"help": "Texts (also: positional after MODEL_DIR)."})
-    input_file: str | None = field(default=None, metadata={
-        "help": "Texts to label: a text file (one per line), CSV/TSV with a header, or JSON lines."})
+    input_file: str | None = field(
+        default=None,
+        metadata={"help": "Texts to label: a text file (one per line), CSV/TSV with a header, or JSON lines."},
+    )
     text_column: str | None = field(default=None, metadata={"help": "Column/key holding the text (default: text)."})
     batch_size: int = field(default=32, metadata={"help": "Texts per forward pass."})
-    output: str | None = field(default=None, metadata={
-        "help": "Write the labels here (.csv or .jsonl); default: JSON lines on standard output."})
+    output: str | None = field(
+        default=None,
+        metadata={"help": "Write the labels here (.csv or .jsonl); default: JSON lines on standard output."},
+    )
 
 
 @dataclass
 class SimilarityArguments:
-    text: list[str] = field(default_factory=list, metadata={
-        "help": "Two texts to compare (also: positional after MODEL_DIR); with --query, extra candidates."})
+    text: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Two texts to compare (also: positional after MODEL_DIR); with --query, extra candidates."},
+    )
     query: str | None = field(default=None, metadata={"help": "Find the candidates most similar to this text."})
-    candidates_file: str | None = field(default=None, metadata={
-        "help": "Candidates for --query: a text file (one per line) or CSV/JSON lines with --text_column."})
+    candidates_file: str | None = field(
+        default=None,
+        metadata={"help": "Candidates for --query: a text file (one per line) or CSV/JSON lines with --text_column."},
+    )
     text_column: str | None = field(default=None, metadata={"help": "Column of --candidates_file (default: text)."})
     top_k: int = field(default=5, metadata={"help": "How many candidates to show."})
     batch_size: int = field(default=32, metadata={"help": "Texts per forward pass."})
@@ -112,9 +145,13 @@ class SimilarityArguments:
 class ExportArguments:
     output_dir: str = field(metadata={"help": "Where to write the int8 export (second positional argument)."})
     overwrite: bool = field(default=False, metadata={"help": "Replace output_dir if it exists."})
-    eval_file: str | None = field(default=None, metadata={
-        "help": "Measure agreement with the float model on these texts (perplexity for a causal LM; accuracy for a "
-                "classifier, with --label_column): a text file or CSV/JSON lines."})
+    eval_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Measure agreement with the float model on these texts (perplexity for a causal LM; accuracy for a "
+            "classifier, with --label_column): a text file or CSV/JSON lines."
+        },
+    )
     text_column: str | None = field(default=None, metadata={"help": "Text column of --eval_file (default: text)."})
     label_column: str | None = field(default=None, metadata={"help": "Label column of --eval_file (classifiers)."})
     max_eval_texts: int = field(default=500, metadata={"help": "Use at most this many texts of --eval_file."})
@@ -126,23 +163,36 @@ EXPORT_FORMATS = ("transformers", "gguf", "int8")
 
 @dataclass
 class FormatArguments:
-    format: Literal[EXPORT_FORMATS] = field(metadata={
-        "help": "transformers: a native checkpoint (Qwen3 for modern models, GPT-2 for course models) that loads "
-                "without remote code in transformers, transformers serve, vLLM and SGLang; gguf: one file for "
-                "llama.cpp and ollama (OUTPUT ends in .gguf); int8: the ONNX Runtime int8 export (as export-int8)."})
-    type: Literal["f32", "f16", "q8_0"] = field(default="f32", metadata={
-        "help": "GGUF weight type: f32 (exact), f16 or q8_0 (8-bit blocks; smaller and faster in llama.cpp)."})
+    format: Literal[EXPORT_FORMATS] = field(
+        metadata={
+            "help": "transformers: a native checkpoint (Qwen3 for modern models, GPT-2 for course models) that loads "
+            "without remote code in transformers, transformers serve, vLLM and SGLang; gguf: one file for "
+            "llama.cpp and ollama (OUTPUT ends in .gguf); int8: the ONNX Runtime int8 export (as export-int8)."
+        }
+    )
+    type: Literal["f32", "f16", "q8_0"] = field(
+        default="f32",
+        metadata={
+            "help": "GGUF weight type: f32 (exact), f16 or q8_0 (8-bit blocks; smaller and faster in llama.cpp)."
+        },
+    )
 
 
 @dataclass
 class ServeArguments:
-    host: str = field(default="127.0.0.1", metadata={
-        "help": "Address to listen on. The default answers this machine only; 0.0.0.0 opens it to the network."})
+    host: str = field(
+        default="127.0.0.1",
+        metadata={
+            "help": "Address to listen on. The default answers this machine only; 0.0.0.0 opens it to the network."
+        },
+    )
     port: int = field(default=8000, metadata={"help": "Port to listen on."})
-    model_name: str | None = field(default=None, metadata={
-        "help": "The model's name in the API (the `model` field; default: the folder's name)."})
-    max_queue: int = field(default=32, metadata={
-        "help": "Requests that may wait for the model; more are answered 503 with Retry-After."})
+    model_name: str | None = field(
+        default=None, metadata={"help": "The model's name in the API (the `model` field; default: the folder's name)."}
+    )
+    max_queue: int = field(
+        default=32, metadata={"help": "Requests that may wait for the model; more are answered 503 with Retry-After."}
+    )
     log_level: str = field(default="info", metadata={"help": "uvicorn's log level (warning, info, debug)."})
 
 
@@ -152,9 +202,14 @@ class ServeArguments:
 
 
 def _load(model_args: ModelArguments, task: str):
-    return load_model_and_tokenizer(model_args.model_dir, task=task, device=model_args.device,
-                                    dtype=model_args.dtype, compile=model_args.compile,
-                                    trust_remote_code=model_args.trust_remote_code)
+    return load_model_and_tokenizer(
+        model_args.model_dir,
+        task=task,
+        device=model_args.device,
+        dtype=model_args.dtype,
+        compile=model_args.compile,
+        trust_remote_code=model_args.trust_remote_code,
+    )
 
 
 def _write(text: str):
@@ -232,12 +287,21 @@ def run_generate(model_args: ModelArguments, sampling: SamplingArguments, gen_ar
     for record, result in zip(used, results):
         _write(f"=== prompt (row {record.row}): {result.prompt}\n")
         if result.prompt_tokens_dropped:
-            _warn(f"Prompt at row {record.row} was too long: kept its last part, dropping "
-                  f"{result.prompt_tokens_dropped} characters.")
+            _warn(
+                f"Prompt at row {record.row} was too long: kept its last part, dropping "
+                f"{result.prompt_tokens_dropped} characters."
+            )
         for j, sample in enumerate(result.samples, start=1):
             _write(f"--- sample {j}\n{result.prompt}{sample}\n")
-            rows.append({"row": record.row, "prompt": result.prompt, "sample": j, "continuation": sample,
-                         "prompt_chars_dropped": result.prompt_tokens_dropped})
+            rows.append(
+                {
+                    "row": record.row,
+                    "prompt": result.prompt,
+                    "sample": j,
+                    "continuation": sample,
+                    "prompt_chars_dropped": result.prompt_tokens_dropped,
+                }
+            )
     _report_skipped(skipped, "prompts")
     if gen_args.output:
         write_rows(rows, gen_args.output)
@@ -264,15 +328,22 @@ def run_classify(model_args: ModelArguments, cls_args: ClassifyArguments) -> int
         summary.append(f"{len(skipped)} empty rows kept with an error field ({errors})")
     truncated = sum(bool(r["truncated"]) for r in results)
     if truncated:
-        summary.append(f"{truncated} texts longer than the context were cut to their first "
-                       f"{model.config.n_positions} tokens")
+        summary.append(
+            f"{truncated} texts longer than the context were cut to their first {model.config.n_positions} tokens"
+        )
     _warn("; ".join(summary) + ".")
     return 0
 
 
 def _classification_row(record, result, names, fmt) -> dict:
-    row = {"row": record.row, "text": record.text if record.text is not None else "", "label": "", "score": "",
-           "truncated": False, "error": record.error}
+    row = {
+        "row": record.row,
+        "text": record.text if record.text is not None else "",
+        "label": "",
+        "score": "",
+        "truncated": False,
+        "error": record.error,
+    }
     if result is None:
         return row if fmt == "csv" else {**row, "probabilities": {}}
     row.update(label=result["label"], score=round(result["score"], 6), truncated=result["truncated"])
@@ -289,8 +360,10 @@ def _classification_row(record, result, names, fmt) -> dict:
 def run_similarity(model_args: ModelArguments, sim_args: SimilarityArguments) -> int:
     if sim_args.query is None:
         if sim_args.candidates_file is not None or len(sim_args.text) != 2:
-            raise ValueError("Give exactly two texts to compare, or --query TEXT with candidates (texts after the "
-                             "model directory, or --candidates_file).")
+            raise ValueError(
+                "Give exactly two texts to compare, or --query TEXT with candidates (texts after the "
+                "model directory, or --candidates_file)."
+            )
         empty = [i + 1 for i, t in enumerate(sim_args.text) if not t.strip()]
         if empty:
             raise ValueError(f"Text {empty[0]} is empty; there is nothing to compare.")
@@ -303,10 +376,13 @@ def run_similarity(model_args: ModelArguments, sim_args: SimilarityArguments) ->
     if not used:
         raise ValueError("All candidate texts are empty.")
     model, tokenizer = _load(model_args, "base")
-    ranking = most_similar(model, tokenizer, sim_args.query, [r.text for r in used], sim_args.top_k,
-                           sim_args.batch_size)
-    rows = [{"rank": k, "score": round(score, 6), "row": used[i].row, "text": used[i].text}
-            for k, (i, score) in enumerate(ranking, start=1)]
+    ranking = most_similar(
+        model, tokenizer, sim_args.query, [r.text for r in used], sim_args.top_k, sim_args.batch_size
+    )
+    rows = [
+        {"rank": k, "score": round(score, 6), "row": used[i].row, "text": used[i].text}
+        for k, (i, score) in enumerate(ranking, start=1)
+    ]
     for row in rows:
         _write(f"{row['rank']}\t{row['score']:.4f}\trow {row['row']}\t{row['text']}\n")
     _report_skipped(skipped, "candidates")
@@ -327,15 +403,26 @@ def run_export(model_args: ModelArguments, export_args: ExportArguments) -> int:
     task = detect_task(load_config(model_args.model_dir, model_args.trust_remote_code))
     model, tokenizer = _load(ModelArguments(model_args.model_dir, model_args.trust_remote_code), task)
     texts, labels = _eval_data(export_args, model.config, task)
-    info = export_int8(model, tokenizer, export_args.output_dir, source=model_args.model_dir,
-                       overwrite=export_args.overwrite, num_threads=export_args.num_threads,
-                       eval_texts=texts, eval_labels=labels)
-    _write(f"Wrote {export_args.output_dir} ({task}): int8 weights {info['int8_weights_bytes'] / 1e6:.2f} MB, "
-           f"{info['size_ratio']:.3f} of the float32 weights ({info['source_weights_bytes'] / 1e6:.2f} MB).\n"
-           f"Check against the float model (int8): {info['checks']['int8']}\n")
+    info = export_int8(
+        model,
+        tokenizer,
+        export_args.output_dir,
+        source=model_args.model_dir,
+        overwrite=export_args.overwrite,
+        num_threads=export_args.num_threads,
+        eval_texts=texts,
+        eval_labels=labels,
+    )
+    _write(
+        f"Wrote {export_args.output_dir} ({task}): int8 weights {info['int8_weights_bytes'] / 1e6:.2f} MB, "
+        f"{info['size_ratio']:.3f} of the float32 weights ({info['source_weights_bytes'] / 1e6:.2f} MB).\n"
+        f"Check against the float model (int8): {info['checks']['int8']}\n"
+    )
     if info["checks"]["int8"]["top1_agreement"] < 0.9:
-        _warn("Warning: the int8 model's top-1 predictions differ from the float model's on more than 10% of the "
-              "probe positions; check the export with --eval_file on real text before using it.")
+        _warn(
+            "Warning: the int8 model's top-1 predictions differ from the float model's on more than 10% of the "
+            "probe positions; check the export with --eval_file on real text before using it."
+        )
     if "evaluation" in info:
         _write(f"Agreement on {export_args.eval_file}: {info['evaluation']}\n")
     _write(f"Load it with chargpt.int8.load_int8({export_args.output_dir!r}) or any chargpt command.\n")
@@ -347,11 +434,15 @@ def run_export_format(model_args: ModelArguments, export_args: ExportArguments, 
     if format_args.format == "int8":
         return run_export(model_args, export_args)
     if format_args.type != "f32" and format_args.format != "gguf":
-        raise ValueError(f"--type {format_args.type} applies to --format gguf only; a {format_args.format} export "
-                         f"keeps the model's float32 weights.")
+        raise ValueError(
+            f"--type {format_args.type} applies to --format gguf only; a {format_args.format} export "
+            f"keeps the model's float32 weights."
+        )
     if export_args.eval_file is not None:
-        raise ValueError("--eval_file is for --format int8; the transformers and gguf exports check themselves "
-                         "against the model as they are written.")
+        raise ValueError(
+            "--eval_file is for --format int8; the transformers and gguf exports check themselves "
+            "against the model as they are written."
+        )
     if model_args.device not in ("cpu", "auto") or model_args.dtype not in ("auto", "float32") or model_args.compile:
         raise ValueError("export reads the model in float32 on CPU; drop --device, --dtype and --compile.")
     output = export_args.output_dir
@@ -365,18 +456,22 @@ def run_export_format(model_args: ModelArguments, export_args: ExportArguments, 
         from .export import export_native
 
         info = export_native(model, tokenizer, output, source=model_args.model_dir, overwrite=export_args.overwrite)
-        _write(f"Wrote {output}: {info['class']} (transformers' own {info['target']} class; no remote code).\n"
-               f"Check against the CharGPT model: {info['checks']}\n"
-               f"Load it with AutoModelFor{'CausalLM' if task == 'causal-lm' else 'SequenceClassification'}"
-               f".from_pretrained({output!r}) and AutoTokenizer; it runs in {', '.join(info['engines'])}.\n")
+        _write(
+            f"Wrote {output}: {info['class']} (transformers' own {info['target']} class; no remote code).\n"
+            f"Check against the CharGPT model: {info['checks']}\n"
+            f"Load it with AutoModelFor{'CausalLM' if task == 'causal-lm' else 'SequenceClassification'}"
+            f".from_pretrained({output!r}) and AutoTokenizer; it runs in {', '.join(info['engines'])}.\n"
+        )
         return 0
     from .export.gguf import export_gguf
 
     info = export_gguf(model, tokenizer, output, file_type=format_args.type, overwrite=export_args.overwrite)
-    _write(f"Wrote {output}: llama.cpp's qwen3, {format_args.type}, {info['bytes'] / 1e6:.2f} MB "
-           f"({info['size_ratio']:.3f} of float32).\nCheck against the CharGPT model: {info['checks']}\n"
-           f"Run it with llama.cpp (llama-server -m {output} --jinja) or ollama (docs/export.md). llama.cpp does not "
-           f"apply the tokenizer's normalisation: normalise texts with chargpt.normalize_text first.\n")
+    _write(
+        f"Wrote {output}: llama.cpp's qwen3, {format_args.type}, {info['bytes'] / 1e6:.2f} MB "
+        f"({info['size_ratio']:.3f} of float32).\nCheck against the CharGPT model: {info['checks']}\n"
+        f"Run it with llama.cpp (llama-server -m {output} --jinja) or ollama (docs/export.md). llama.cpp does not "
+        f"apply the tokenizer's normalisation: normalise texts with chargpt.normalize_text first.\n"
+    )
     return 0
 
 
@@ -395,16 +490,20 @@ def _eval_data(export_args: ExportArguments, config, task: str):
     labels = []
     for r in records:
         if export_args.label_column not in r.fields:
-            raise ValueError(f"{export_args.eval_file} row {r.row} has no column {export_args.label_column!r}; "
-                             f"columns: {', '.join(r.fields)}.")
+            raise ValueError(
+                f"{export_args.eval_file} row {r.row} has no column {export_args.label_column!r}; "
+                f"columns: {', '.join(r.fields)}."
+            )
         value = str(r.fields[export_args.label_column]).strip()
         if value in label2id:
             labels.append(label2id[value])
         elif value.lstrip("-").isdigit() and 0 <= int(value) < config.num_labels:
             labels.append(int(value))
         else:
-            raise ValueError(f"{export_args.eval_file} row {r.row}: label {value!r} is neither a label name "
-                             f"({', '.join(label2id)}) nor an id in [0, {config.num_labels}).")
+            raise ValueError(
+                f"{export_args.eval_file} row {r.row}: label {value!r} is neither a label name "
+                f"({', '.join(label2id)}) nor an id in [0, {config.num_labels})."
+            )
     return [r.text for r in records], labels
 
 
@@ -424,10 +523,13 @@ def run_serve(model_args: ModelArguments, serve_args: ServeArguments) -> int:
 
     if model_args.compile:
         raise ValueError("chargpt serve does not compile the model; drop --compile.")
-    served = load_served_model(model_args.model_dir, serve_args.model_name, model_args.trust_remote_code,
-                               model_args.device, model_args.dtype)
-    _write(f"Serving {served.name} ({type(served.model).__name__}, context {served.context_length}) on "
-           f"http://{serve_args.host}:{serve_args.port}/ : the chat page at /, the OpenAI API under /v1.\n")
+    served = load_served_model(
+        model_args.model_dir, serve_args.model_name, model_args.trust_remote_code, model_args.device, model_args.dtype
+    )
+    _write(
+        f"Serving {served.name} ({type(served.model).__name__}, context {served.context_length}) on "
+        f"http://{serve_args.host}:{serve_args.port}/ : the chat page at /, the OpenAI API under /v1.\n"
+    )
     serve(served, serve_args.host, serve_args.port, serve_args.max_queue, serve_args.log_level)
     return 0
 
@@ -446,39 +548,69 @@ class Command:
 
 
 COMMANDS = {
-    "chat": Command(run_chat, (ModelArguments, SamplingArguments, ChatArguments),
-                    "Talk with a causal LM in the terminal (or run a script of user turns)."),
-    "generate": Command(run_generate, (ModelArguments, SamplingArguments, GenerateArguments),
-                        "Continue prompts, several samples each.", ("model_dir", "*prompt")),
-    "classify": Command(run_classify, (ModelArguments, ClassifyArguments),
-                        "Label texts with a sequence classifier, with probabilities.", ("model_dir", "*text")),
-    "similarity": Command(run_similarity, (ModelArguments, SimilarityArguments),
-                          "Cosine similarity of sentence embeddings; nearest lines of a file.",
-                          ("model_dir", "*text")),
-    "export": Command(run_export_format, (ModelArguments, ExportArguments, FormatArguments),
-                      "Export the model for other engines: a native transformers checkpoint, a GGUF file or int8.",
-                      ("model_dir", "output_dir")),
-    "export-int8": Command(run_export, (ModelArguments, ExportArguments),
-                           "Write a dynamic int8 ONNX Runtime export for fast CPU inference.",
-                           ("model_dir", "output_dir")),
-    "serve": Command(run_serve, (ModelArguments, ServeArguments),
-                     "Serve a chat model: an OpenAI-compatible API (/v1) and a chat page (/)."),
-    "publish": Command(run_publish, (ModelArguments, PublishArguments),
-                       "Write a hub-ready directory with code, weights, tokenizer and a model card.",
-                       ("model_dir", "output_dir")),
+    "chat": Command(
+        run_chat,
+        (ModelArguments, SamplingArguments, ChatArguments),
+        "Talk with a causal LM in the terminal (or run a script of user turns).",
+    ),
+    "generate": Command(
+        run_generate,
+        (ModelArguments, SamplingArguments, GenerateArguments),
+        "Continue prompts, several samples each.",
+        ("model_dir", "*prompt"),
+    ),
+    "classify": Command(
+        run_classify,
+        (ModelArguments, ClassifyArguments),
+        "Label texts with a sequence classifier, with probabilities.",
+        ("model_dir", "*text"),
+    ),
+    "similarity": Command(
+        run_similarity,
+        (ModelArguments, SimilarityArguments),
+        "Cosine similarity of sentence embeddings; nearest lines of a file.",
+        ("model_dir", "*text"),
+    ),
+    "export": Command(
+        run_export_format,
+        (ModelArguments, ExportArguments, FormatArguments),
+        "Export the model for other engines: a native transformers checkpoint, a GGUF file or int8.",
+        ("model_dir", "output_dir"),
+    ),
+    "export-int8": Command(
+        run_export,
+        (ModelArguments, ExportArguments),
+        "Write a dynamic int8 ONNX Runtime export for fast CPU inference.",
+        ("model_dir", "output_dir"),
+    ),
+    "serve": Command(
+        run_serve,
+        (ModelArguments, ServeArguments),
+        "Serve a chat model: an OpenAI-compatible API (/v1) and a chat page (/).",
+    ),
+    "publish": Command(
+        run_publish,
+        (ModelArguments, PublishArguments),
+        "Write a hub-ready directory with code, weights, tokenizer and a model card.",
+        ("model_dir", "output_dir"),
+    ),
 }
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, HfArgumentParser]]:
     parser = argparse.ArgumentParser(
-        prog="chargpt", description="Use a trained CharGPT model. `chargpt COMMAND --help` shows a command's options.")
+        prog="chargpt", description="Use a trained CharGPT model. `chargpt COMMAND --help` shows a command's options."
+    )
     parser.add_argument("--version", action="version", version=f"chargpt {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=HfArgumentParser)
     parsers = {}
     for name, command in COMMANDS.items():
         usage = " ".join(p.lstrip("*").upper() + (" ..." if p.startswith("*") else "") for p in command.positionals)
         parsers[name] = subparsers.add_parser(
-            name, dataclass_types=command.groups, help=command.help, description=command.help,
+            name,
+            dataclass_types=command.groups,
+            help=command.help,
+            description=command.help,
             usage=f"chargpt {name} {usage} [options]  |  chargpt {name} ARGS.json",
         )
     return parser, parsers
@@ -489,7 +621,7 @@ def _positionals_to_options(argv: list[str], names: tuple) -> list[str]:
     leading = []
     while len(leading) < len(argv) and not argv[len(leading)].startswith("-"):
         leading.append(argv[len(leading)])
-    rest, options = argv[len(leading):], []
+    rest, options = argv[len(leading) :], []
     for name in names:
         if not leading:
             break
@@ -513,7 +645,8 @@ def parse_command(argv: list[str]):
     if len(rest) == 1 and rest[0].endswith(".json") and os.path.isfile(rest[0]):
         return COMMANDS[name], parsers[name].parse_json_file(os.path.abspath(rest[0]))
     return COMMANDS[name], parsers[name].parse_args_into_dataclasses(
-        args=_positionals_to_options(rest, COMMANDS[name].positionals))
+        args=_positionals_to_options(rest, COMMANDS[name].positionals)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

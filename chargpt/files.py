@@ -84,8 +84,12 @@ def clean_stale_staging(output_dir) -> list[str]:
     for leftover in sorted(glob.glob(os.path.join(glob.escape(parent), f".{glob.escape(name)}.tmp-*"))):
         pid = os.path.basename(leftover)[len(name) + 6 :].split("-")[0]
         if not pid.isdigit():
-            logger.warning("%s looks like a staging folder left by an interrupted run; remove it if no chargpt "
-                           "command is writing %s.", leftover, output_dir)
+            logger.warning(
+                "%s looks like a staging folder left by an interrupted run; remove it if no chargpt "
+                "command is writing %s.",
+                leftover,
+                output_dir,
+            )
         elif not process_running(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
             removed.append(leftover)
@@ -111,8 +115,11 @@ def _check_replaceable(output_dir: str, source, overwrite: bool) -> None:
         return
     if not overwrite:
         raise ValueError(f"{output_dir} already exists and is not empty; pass --overwrite to replace it.")
-    foreign = [n for n in os.listdir(output_dir)
-               if os.path.islink(os.path.join(output_dir, n)) or not os.path.isfile(os.path.join(output_dir, n))]
+    foreign = [
+        n
+        for n in os.listdir(output_dir)
+        if os.path.islink(os.path.join(output_dir, n)) or not os.path.isfile(os.path.join(output_dir, n))
+    ]
     if foreign:
         raise ValueError(
             f"--overwrite replaces {output_dir} as a whole, but it holds folders or links "

@@ -52,8 +52,9 @@ def resolve_device(device: str = "auto") -> torch.device:
     except RuntimeError as err:
         raise ValueError(f"Unknown device {device!r}; use auto, cpu, cuda or cuda:N.") from err
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: PyTorch sees no CUDA GPU here (torch.cuda.is_available() is False); "
-                         f"use --device cpu.")
+        raise ValueError(
+            f"--device {device}: PyTorch sees no CUDA GPU here (torch.cuda.is_available() is False); use --device cpu."
+        )
     return resolved
 
 
@@ -141,7 +142,10 @@ def _check_task(model_dir, config, task: str):
 
 _TOKENIZER_FILES = ("vocab.json", "tokenizer.json")
 _WEIGHT_FILES = (
-    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
 )
 
 
@@ -179,18 +183,31 @@ def check_model_and_tokenizer(model, tokenizer, model_dir) -> None:
                 )
 
 
-def load_model_and_tokenizer(model_dir, task: str = "causal-lm", device: str = "cpu", dtype: str = "auto",
-                             compile: bool = False, trust_remote_code: bool = False):
+def load_model_and_tokenizer(
+    model_dir,
+    task: str = "causal-lm",
+    device: str = "cpu",
+    dtype: str = "auto",
+    compile: bool = False,
+    trust_remote_code: bool = False,
+):
     """`load_model` and `load_tokenizer`, with the directory checked as a whole (`check_model_and_tokenizer`)."""
     tokenizer = load_tokenizer(model_dir, trust_remote_code=trust_remote_code)
-    model = load_model(model_dir, task=task, device=device, dtype=dtype, compile=compile,
-                       trust_remote_code=trust_remote_code)
+    model = load_model(
+        model_dir, task=task, device=device, dtype=dtype, compile=compile, trust_remote_code=trust_remote_code
+    )
     check_model_and_tokenizer(model, tokenizer, model_dir)
     return model, tokenizer
 
 
-def load_model(model_dir, task: str = "causal-lm", device: str = "cpu", dtype: str = "auto",
-               compile: bool = False, trust_remote_code: bool = False):
+def load_model(
+    model_dir,
+    task: str = "causal-lm",
+    device: str = "cpu",
+    dtype: str = "auto",
+    compile: bool = False,
+    trust_remote_code: bool = False,
+):
     """A model ready for inference: a PyTorch CharGPT (Auto classes; `trust_remote_code` runs the directory's own
     code) or, for an int8 export, `chargpt.int8.load_int8(model_dir)`. `task` is 'causal-lm',
     'sequence-classification' or 'base' (the decoder alone, from any head's checkpoint, for embeddings).

@@ -121,7 +121,7 @@ def rotary_cos_sin(position_ids, head_dim: int, theta: float, dtype):
     turns by position * theta^(-2i/d). Recomputed per call (a few thousand numbers) rather than kept in a buffer,
     so nothing position-dependent is stored in, or missing from, a checkpoint."""
     exponents = torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim
-    inv_freq = theta ** -exponents  # (head_dim / 2,)
+    inv_freq = theta**-exponents  # (head_dim / 2,)
     angles = position_ids[:, None, :, None].float() * inv_freq  # (B, 1, T, head_dim / 2)
     angles = torch.cat((angles, angles), dim=-1)  # (B, 1, T, head_dim)
     return angles.cos().to(dtype), angles.sin().to(dtype)
@@ -157,7 +157,12 @@ class CharGPTAttention(nn.Module):
             self.k_norm = nn.RMSNorm(self.head_dim, eps=config.layer_norm_epsilon)
 
     def forward(
-        self, hidden_states, attention_mask=None, cache=None, output_attentions=False, position_embeddings=None,
+        self,
+        hidden_states,
+        attention_mask=None,
+        cache=None,
+        output_attentions=False,
+        position_embeddings=None,
         **kwargs,
     ):
         B, T, C = hidden_states.shape
@@ -244,7 +249,9 @@ class CharGPTPreTrainedModel(PreTrainedModel):
             # Each block adds two branches (attention, MLP) to the residual stream, so its variance grows with depth.
             # Scaling the projections that write into the stream by 1/sqrt(2 * n_layer) keeps the activations at the
             # same scale at initialisation however deep the model is (GPT-2 paper, section 2.3).
-            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range / math.sqrt(2 * self.config.n_layer))
+            init.normal_(
+                module.weight, mean=0.0, std=self.config.initializer_range / math.sqrt(2 * self.config.n_layer)
+            )
             if module.bias is not None:
                 init.zeros_(module.bias)
         else:
@@ -273,7 +280,9 @@ class CharGPTModel(CharGPTPreTrainedModel):
         super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         # learned absolute positions (GPT-2), or none: rotary embeddings are computed from the positions per call
-        self.wpe = nn.Embedding(config.n_positions, config.n_embd) if config.position_embedding_type == "learned" else None
+        self.wpe = (
+            nn.Embedding(config.n_positions, config.n_embd) if config.position_embedding_type == "learned" else None
+        )
         self.drop = nn.Dropout(config.embd_pdrop)
         self.h = nn.ModuleList([CharGPTBlock(config, i) for i in range(config.n_layer)])
         self.ln_f = make_norm(config)
@@ -358,6 +367,7 @@ class CharGPTModel(CharGPTPreTrainedModel):
             )
         hidden_states = self.ln_f(hidden_states)
         return BaseModelOutputWithPast(last_hidden_state=hidden_states, **{CACHE_NAME: cache})
+
     def _check_inputs(self, input_ids, inputs_embeds, attention_mask, past_len):
         """Turn the mistakes users make into errors that say what to change, before torch fails deep inside."""
         if (input_ids is None) == (inputs_embeds is None):

@@ -19,8 +19,9 @@ def context_length(config) -> int:
     return getattr(config, "n_positions", None) or config.max_position_embeddings
 
 
-def sampling_kwargs(temperature=None, top_k=None, top_p=None, repetition_penalty=None, max_new_tokens=None,
-                    do_sample=None) -> dict:
+def sampling_kwargs(
+    temperature=None, top_k=None, top_p=None, repetition_penalty=None, max_new_tokens=None, do_sample=None
+) -> dict:
     """generate() keyword arguments from the CLI's sampling flags; unset flags keep the model's generation_config.
     temperature 0 means greedy decoding."""
     kwargs = {}
@@ -64,12 +65,18 @@ def effective_max_new_tokens(model, kwargs: dict) -> int:
         value = getattr(generation_config, "max_new_tokens", None)
         value = value or default_generation_config(model.config).max_new_tokens
         if value > n_positions // 2:
-            logger.warning("The default max_new_tokens=%d leaves little room in the %d-token context; using %d.",
-                           value, n_positions, n_positions // 2)
+            logger.warning(
+                "The default max_new_tokens=%d leaves little room in the %d-token context; using %d.",
+                value,
+                n_positions,
+                n_positions // 2,
+            )
             value = max(1, n_positions // 2)
     if value >= n_positions:
-        raise ValueError(f"max_new_tokens ({value}) must be below the model's context length n_positions="
-                         f"{n_positions}, since prompt + reply must fit in it.")
+        raise ValueError(
+            f"max_new_tokens ({value}) must be below the model's context length n_positions="
+            f"{n_positions}, since prompt + reply must fit in it."
+        )
     return value
 
 
@@ -100,12 +107,14 @@ def generate_texts(model, tokenizer, prompts: list[str], num_return_sequences: i
         ids = torch.tensor([encode(tokenizer, prompt)])  # (1, T), starts with <bos>
         dropped = max(0, ids.shape[1] - budget)
         if dropped:
-            ids = torch.cat([ids[:, :1], ids[:, 1 + dropped:]], dim=1)  # keep <bos> and the most recent tokens
+            ids = torch.cat([ids[:, :1], ids[:, 1 + dropped :]], dim=1)  # keep <bos> and the most recent tokens
         out = model.generate(
-            ids.to(model.device), attention_mask=torch.ones_like(ids).to(model.device),
-            num_return_sequences=num_return_sequences, **{**kwargs, "max_new_tokens": max_new},
+            ids.to(model.device),
+            attention_mask=torch.ones_like(ids).to(model.device),
+            num_return_sequences=num_return_sequences,
+            **{**kwargs, "max_new_tokens": max_new},
         )
-        samples = [tokenizer.decode(row[ids.shape[1]:], skip_special_tokens=True) for row in out]
+        samples = [tokenizer.decode(row[ids.shape[1] :], skip_special_tokens=True) for row in out]
         results.append(Generation(prompt, samples, dropped))
     return results
 
@@ -126,7 +135,13 @@ def _reply_prompts(model, tokenizer, prompts: list, budget: int, max_new: int) -
         if len(ids) > budget:
             logger.warning(
                 "Prompt %d has %d tokens but only %d fit beside a %d-token reply in the %d-token context; keeping its "
-                "last %d.", i, len(ids), budget, max_new, context_length(model.config), budget
+                "last %d.",
+                i,
+                len(ids),
+                budget,
+                max_new,
+                context_length(model.config),
+                budget,
             )
             ids = ids[-budget:]
         encoded.append(list(ids))
@@ -141,8 +156,9 @@ def _left_padded(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tens
 
 
 @torch.no_grad()
-def sample_replies(model, tokenizer, prompts: list, batch_size: int = 32, seed: int | None = 0,
-                   **generate_kwargs) -> list[str]:
+def sample_replies(
+    model, tokenizer, prompts: list, batch_size: int = 32, seed: int | None = 0, **generate_kwargs
+) -> list[str]:
     """One sampled reply per prompt: the one place a reply is sampled (a trained model's sample replies, held-out
     evaluation, the generation-config search, chat and the model card's conversations).
 
@@ -188,7 +204,7 @@ def _batches(tokenizer, texts: list[str], batch_size: int, max_length: int):
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         rows = [encoded[i][:max_length] for i in idx]
         width = max(len(r) for r in rows)
         ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
@@ -221,8 +237,13 @@ def _label_row(logits: torch.Tensor, names: list[str], problem, truncated: bool)
         return {"label": "", "label_id": None, "score": float(logits[0]), "probabilities": {}, "truncated": truncated}
     probs = logits.sigmoid() if problem == "multi_label_classification" else logits.softmax(-1)
     best = int(probs.argmax())
-    row = {"label": names[best], "label_id": best, "score": float(probs[best]),
-           "probabilities": {n: float(p) for n, p in zip(names, probs)}, "truncated": truncated}
+    row = {
+        "label": names[best],
+        "label_id": best,
+        "score": float(probs[best]),
+        "probabilities": {n: float(p) for n, p in zip(names, probs)},
+        "truncated": truncated,
+    }
     if problem == "multi_label_classification":
         row["labels"] = [n for n, p in zip(names, probs) if p >= 0.5]
     return row
@@ -260,8 +281,9 @@ def cosine_similarity(model, tokenizer, text_a: str, text_b: str) -> float:
     return float(a @ b)  # both unit length
 
 
-def most_similar(model, tokenizer, query: str, candidates: list[str], top_k: int = 5,
-                 batch_size: int = 32) -> list[tuple[int, float]]:
+def most_similar(
+    model, tokenizer, query: str, candidates: list[str], top_k: int = 5, batch_size: int = 32
+) -> list[tuple[int, float]]:
     """The `top_k` candidates closest to `query` by cosine similarity: (index into candidates, score), best first."""
     if top_k < 1:
         raise ValueError(f"--top_k must be >= 1, got {top_k}.")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from .files import atomic_write_text
 from .tokenization_chargpt import normalize_text
 
+
 @dataclass
 class TextRecord:
     row: int  # 1-based: line number for text files, data row for CSV (header excluded), line for JSON lines
@@ -37,8 +38,10 @@ def read_records(path, text_column: str | None = None) -> list[TextRecord]:
         raise ValueError(f"Input file {path!r} does not exist.")
     kind = _format(path)
     if kind == "text" and text_column is not None:
-        raise ValueError(f"--text_column applies to CSV, TSV and JSON-lines files; {path} is read as plain text, "
-                         f"one text per line (name it *.csv, *.tsv or *.jsonl to read columns).")
+        raise ValueError(
+            f"--text_column applies to CSV, TSV and JSON-lines files; {path} is read as plain text, "
+            f"one text per line (name it *.csv, *.tsv or *.jsonl to read columns)."
+        )
     with open(path, encoding="utf-8-sig", newline="") as f:  # utf-8-sig: drop a byte-order mark at the start
         if kind == "text":
             return [make_record(n, line.rstrip("\r\n")) for n, line in enumerate(f, start=1)]
@@ -61,8 +64,10 @@ def _read_csv(f, path, column, delimiter) -> list[TextRecord]:
     if not reader.fieldnames:
         raise ValueError(f"{path} is empty: a CSV file needs a header row naming its columns.")
     if column not in reader.fieldnames:
-        raise ValueError(f"{path} has no column {column!r}; its columns are: {', '.join(reader.fieldnames)}. "
-                         f"Choose the text column with --text_column.")
+        raise ValueError(
+            f"{path} has no column {column!r}; its columns are: {', '.join(reader.fieldnames)}. "
+            f"Choose the text column with --text_column."
+        )
     return [make_record(n, row.get(column), row) for n, row in enumerate(reader, start=1)]
 
 
@@ -81,8 +86,10 @@ def _read_jsonl(f, path, column) -> list[TextRecord]:
         if not isinstance(obj, dict):
             raise ValueError(f"{path} line {n} is a JSON {type(obj).__name__}; expected an object per line.")
         if column not in obj:
-            raise ValueError(f"{path} line {n} has no key {column!r}; its keys are: {', '.join(obj) or '(none)'}. "
-                             f"Choose the text column with --text_column.")
+            raise ValueError(
+                f"{path} line {n} has no key {column!r}; its keys are: {', '.join(obj) or '(none)'}. "
+                f"Choose the text column with --text_column."
+            )
         records.append(make_record(n, obj[column], obj))
     return records
 

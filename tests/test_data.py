@@ -400,8 +400,12 @@ def test_classifier_data_counts_evaluation_texts_found_in_training_files(tmp_pat
         'label,review\n0,"又脏又吵,后悔2"\n1,"很好，很喜欢3"\n1,全新的评论很好\n0,全新的评论很差\n', encoding="utf-8"
     )
     validation = write_labelled_csv(tmp_path / "validation.csv", n=4, extra_chars="甲乙")  # no text in train
-    args = LabelledDataArguments(train_files=[str(train)], validation_files=[str(validation)],
-                                 test_files=[str(held_out)], class_names=["negative", "positive"])
+    args = LabelledDataArguments(
+        train_files=[str(train)],
+        validation_files=[str(validation)],
+        test_files=[str(held_out)],
+        class_names=["negative", "positive"],
+    )
     with caplog.at_level(logging.WARNING):
         splits, summaries = classifier_datasets(args, CleaningConfig(min_turns=1), seed=0)
     assert summaries["test"]["texts_in_train"] == 2 and summaries["validation"]["texts_in_train"] == 0

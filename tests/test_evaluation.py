@@ -1,5 +1,6 @@
-"""chargpt.evaluation: the fixed splits (deterministic, disjoint, as documented), the metrics, the TF-IDF floor, the
-split files, a model's scores, and train_scripts/run_evaluation.py on tiny models; the real splits on the shared data."""
+"""chargpt.evaluation and the recipes' splits: the fixed splits (deterministic, disjoint, as documented), the
+metrics, the TF-IDF floor, the split files, a model's scores, and train_scripts/run_evaluation.py on tiny models; the
+real splits on the shared data."""
 
 import csv
 import json
@@ -148,8 +149,9 @@ def test_cross_domain_split_names_the_categories_when_the_choice_is_unknown(tmp_
 
 def test_dialogue_split_deals_whole_first_turn_groups_and_takes_posts_from_first_turns(tmp_path):
     path = write_dialogues(tmp_path / "lccc.json", 120, shared_first_turns=30)  # 30 posts answered twice
-    splits, info = lccc_base_splits([path], seed=5, n_posts=10, test_size=20, validation_size=15,
-                                    cache_dir=str(tmp_path / "cache"))
+    splits, info = lccc_base_splits(
+        [path], seed=5, n_posts=10, test_size=20, validation_size=15, cache_dir=str(tmp_path / "cache")
+    )
     assert len(splits["posts"]) == 10 and len(splits["test"]) >= 20 and len(splits["validation"]) >= 15
     assert sum(info["rows"].values()) + info["set_aside_with_posts"] == 120
     firsts = {name: {turns[0] for turns in splits[name]["turns"]} for name in ("train", "validation", "test")}
@@ -160,24 +162,39 @@ def test_dialogue_split_deals_whole_first_turn_groups_and_takes_posts_from_first
     assert_disjoint({n: splits[n] for n in ("train", "validation", "test")})
     post, reply = splits["posts"][0]["post"], splits["posts"][0]["reply"]
     assert post.startswith("帖子") and reply.startswith("回复") and " " not in post  # LCCC spacing undone
-    again, _ = lccc_base_splits([path], seed=5, n_posts=10, test_size=20, validation_size=15,
-                                cache_dir=str(tmp_path / "cache"))
+    again, _ = lccc_base_splits(
+        [path], seed=5, n_posts=10, test_size=20, validation_size=15, cache_dir=str(tmp_path / "cache")
+    )
     assert again["posts"]["post"] == splits["posts"]["post"] and again["train"]["turns"] == splits["train"]["turns"]
 
 
 def test_split_files_read_back_as_the_same_rows(tmp_path):
     path = write_reviews(tmp_path / "s.csv", 20, 30)
     splits, info = chnsenticorp_splits(path, test_per_class=5, validation_per_class=5, cache_dir=str(tmp_path / "c1"))
-    dialogues, _ = lccc_base_splits([write_dialogues(tmp_path / "d.json", 40)], n_posts=4, test_size=5,
-                                    validation_size=5, cache_dir=str(tmp_path / "c2"))
+    dialogues, _ = lccc_base_splits(
+        [write_dialogues(tmp_path / "d.json", 40)],
+        n_posts=4,
+        test_size=5,
+        validation_size=5,
+        cache_dir=str(tmp_path / "c2"),
+    )
     written = write_split_files(splits, tmp_path / "out", "senti", info)
     written += write_split_files(dialogues, tmp_path / "out", "chat")
     assert sorted(p.name for p in written) == sorted(
-        ["senti_train.csv", "senti_validation.csv", "senti_test.csv", "senti_splits.json", "chat_train.jsonl",
-         "chat_validation.jsonl", "chat_test.jsonl", "chat_posts.jsonl"]
+        [
+            "senti_train.csv",
+            "senti_validation.csv",
+            "senti_test.csv",
+            "senti_splits.json",
+            "chat_train.jsonl",
+            "chat_validation.jsonl",
+            "chat_test.jsonl",
+            "chat_posts.jsonl",
+        ]
     )
-    test, _ = load_labelled([tmp_path / "out" / "senti_test.csv"], label_names=["negative", "positive"],
-                            cache_dir=str(tmp_path / "c3"))
+    test, _ = load_labelled(
+        [tmp_path / "out" / "senti_test.csv"], label_names=["negative", "positive"], cache_dir=str(tmp_path / "c3")
+    )
     assert test["text"] == splits["test"]["text"] and test["label"] == splits["test"]["label"]
     train, _ = load_dialogues([tmp_path / "out" / "chat_train.jsonl"], cache_dir=str(tmp_path / "c4"))
     assert train["turns"] == dialogues["train"]["turns"]
@@ -241,11 +258,23 @@ def test_evaluate_script_scores_a_classifier_on_both_sentiment_tests(tmp_path):
     labels = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
     tiny_model_dir(tmp_path / "cls", CharGPTForSequenceClassification, texts, num_labels=2, **labels)
     tfidf = ["--tfidf_baseline"] if importlib_available("sklearn") else []
-    report = load_script("run_evaluation.py").main([
-        "--model_name_or_path", str(tmp_path / "cls"), "--chnsenticorp_file", str(senti), "--online_shopping_file",
-        str(shop), "--holdout_category", "fruit", "--max_eval_samples", "40", "--cache_dir", str(tmp_path / "cache"),
-        *tfidf,
-    ])
+    report = load_script("run_evaluation.py").main(
+        [
+            "--model_name_or_path",
+            str(tmp_path / "cls"),
+            "--chnsenticorp_file",
+            str(senti),
+            "--online_shopping_file",
+            str(shop),
+            "--holdout_category",
+            "fruit",
+            "--max_eval_samples",
+            "40",
+            "--cache_dir",
+            str(tmp_path / "cache"),
+            *tfidf,
+        ]
+    )
     written = json.loads((tmp_path / "cls" / "heldout_evaluation.json").read_text(encoding="utf-8"))
     assert written == json.loads(json.dumps(report)) and written["model_kind"] == "sequence-classification"
     assert written["sentiment"]["split"]["label_counts"]["test"] == {"negative": 250, "positive": 250}
@@ -260,9 +289,14 @@ def test_evaluate_script_scores_a_classifier_on_both_sentiment_tests(tmp_path):
 def test_evaluate_script_fits_the_tfidf_floor_on_given_train_files_and_counts_test_reviews_in_them(tmp_path):
     pytest.importorskip("sklearn", reason="scikit-learn (the `dev` extra) is not installed")
     senti = write_reviews(tmp_path / "senti.csv", 510, 520)
-    tiny_model_dir(tmp_path / "cls", CharGPTForSequenceClassification,
-                   [row[-1] for row in csv.reader(senti.open(encoding="utf-8"))], num_labels=2,
-                   id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    tiny_model_dir(
+        tmp_path / "cls",
+        CharGPTForSequenceClassification,
+        [row[-1] for row in csv.reader(senti.open(encoding="utf-8"))],
+        num_labels=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
     # --max_eval_samples 40 scores the first 20 test reviews of each class. The floor's training file: 7 of those,
     # 5 test reviews that are not scored (not counted), and 30 negative + 12 positive reviews of its own.
     splits, _ = chnsenticorp_splits(senti, seed=42, cache_dir=str(tmp_path / "cache"))
@@ -276,11 +310,23 @@ def test_evaluate_script_fits_the_tfidf_floor_on_given_train_files_and_counts_te
     with train_file.open("w", encoding="utf-8", newline="") as f:
         csv.writer(f).writerows([("label", "review"), *rows])
     positives = sum(label for label, _ in rows)
-    report = load_script("run_evaluation.py").main([
-        "--model_name_or_path", str(tmp_path / "cls"), "--chnsenticorp_file", str(senti), "--tasks", "sentiment",
-        "--max_eval_samples", "40", "--tfidf_baseline", "--tfidf_train_files", str(train_file),
-        "--cache_dir", str(tmp_path / "cache"),
-    ])
+    report = load_script("run_evaluation.py").main(
+        [
+            "--model_name_or_path",
+            str(tmp_path / "cls"),
+            "--chnsenticorp_file",
+            str(senti),
+            "--tasks",
+            "sentiment",
+            "--max_eval_samples",
+            "40",
+            "--tfidf_baseline",
+            "--tfidf_train_files",
+            str(train_file),
+            "--cache_dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     sentiment = report["sentiment"]
     assert sentiment["model"]["n"] == 40 and sentiment["tfidf_logreg"]["n"] == 40
     assert sentiment["test_rows_in_tfidf_train_files"] == 7
@@ -293,11 +339,24 @@ def test_evaluate_script_scores_a_causal_lm_on_perplexity_and_replies(tmp_path):
     lccc = write_dialogues(tmp_path / "lccc.json", 2100)  # 1000 test + 1000 validation dialogues are held out
     model, _ = tiny_model_dir(tmp_path / "lm", CharGPTForCausalLM, ["帖子回复再说0123456789"])
     output = tmp_path / "reports" / "lm.json"
-    load_script("run_evaluation.py").main([
-        "--model_name_or_path", str(tmp_path / "lm"), "--lccc_base_files", str(lccc), "--n_posts", "20",
-        "--max_eval_samples", "12", "--max_new_tokens", "5", "--output_file", str(output),
-        "--cache_dir", str(tmp_path / "cache"),
-    ])
+    load_script("run_evaluation.py").main(
+        [
+            "--model_name_or_path",
+            str(tmp_path / "lm"),
+            "--lccc_base_files",
+            str(lccc),
+            "--n_posts",
+            "20",
+            "--max_eval_samples",
+            "12",
+            "--max_new_tokens",
+            "5",
+            "--output_file",
+            str(output),
+            "--cache_dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     report = json.loads(output.read_text(encoding="utf-8"))
     assert report["model_kind"] == "causal-lm" and report["perplexity"]["model"]["dialogues"] == 12
     assert 1 < report["perplexity"]["model"]["perplexity"] < 2 * model.config.vocab_size  # untrained: near uniform
@@ -325,11 +384,22 @@ def test_make_eval_splits_writes_the_training_parts(tmp_path):
     (data / "chnsenticorp").mkdir(parents=True)
     write_reviews(data / CHNSENTICORP_FILE, 510, 520)
     written = load_script("make_eval_splits.py").main(
-        ["--output_dir", str(tmp_path / "splits"), "--data_dir", str(data), "--splits", "sentiment", "--cache_dir",
-         str(tmp_path / "cache")]
+        [
+            "--output_dir",
+            str(tmp_path / "splits"),
+            "--data_dir",
+            str(data),
+            "--splits",
+            "sentiment",
+            "--cache_dir",
+            str(tmp_path / "cache"),
+        ]
     )
     assert [p.name for p in written] == [
-        "chnsenticorp_train.csv", "chnsenticorp_validation.csv", "chnsenticorp_test.csv", "chnsenticorp_splits.json"
+        "chnsenticorp_train.csv",
+        "chnsenticorp_validation.csv",
+        "chnsenticorp_test.csv",
+        "chnsenticorp_splits.json",
     ]
     info = json.loads(written[-1].read_text(encoding="utf-8"))
     assert info["rows"] == {"train": 30, "validation": 500, "test": 500} and info["seed"] == 42

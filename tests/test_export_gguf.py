@@ -46,8 +46,9 @@ def exported(modern, tmp_path_factory):
     """The modern tiny causal LM exported once per file type: {file type: (path, export info)}."""
     model, tokenizer = modern
     root = tmp_path_factory.mktemp("gguf")
-    return {t: (root / f"model-{t}.gguf", export_gguf(model, tokenizer, root / f"model-{t}.gguf", t))
-            for t in FILE_TYPES}
+    return {
+        t: (root / f"model-{t}.gguf", export_gguf(model, tokenizer, root / f"model-{t}.gguf", t)) for t in FILE_TYPES
+    }
 
 
 def fields(path) -> dict:
@@ -61,15 +62,26 @@ def test_file_read_back_holds_qwen3_sizes_tokenizer_settings_and_every_tensor_sh
     meta, tensors = fields(exported["f32"][0])
     head_dim = config.n_embd // config.n_head
     expected = {
-        "general.architecture": "qwen3", "general.file_type": 0, "qwen3.context_length": config.n_positions,
-        "qwen3.embedding_length": config.n_embd, "qwen3.block_count": config.n_layer,
-        "qwen3.feed_forward_length": config.n_inner, "qwen3.attention.head_count": config.n_head,
-        "qwen3.attention.head_count_kv": config.n_head, "qwen3.attention.key_length": head_dim,
-        "qwen3.attention.value_length": head_dim, "qwen3.vocab_size": config.vocab_size,
-        "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "qwen2", "tokenizer.ggml.bos_token_id": 3,
-        "tokenizer.ggml.eos_token_id": 4, "tokenizer.ggml.eot_token_id": 2, "tokenizer.ggml.unknown_token_id": 1,
-        "tokenizer.ggml.padding_token_id": 0, "tokenizer.ggml.add_bos_token": True,
-        "tokenizer.ggml.add_eos_token": False
+        "general.architecture": "qwen3",
+        "general.file_type": 0,
+        "qwen3.context_length": config.n_positions,
+        "qwen3.embedding_length": config.n_embd,
+        "qwen3.block_count": config.n_layer,
+        "qwen3.feed_forward_length": config.n_inner,
+        "qwen3.attention.head_count": config.n_head,
+        "qwen3.attention.head_count_kv": config.n_head,
+        "qwen3.attention.key_length": head_dim,
+        "qwen3.attention.value_length": head_dim,
+        "qwen3.vocab_size": config.vocab_size,
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.pre": "qwen2",
+        "tokenizer.ggml.bos_token_id": 3,
+        "tokenizer.ggml.eos_token_id": 4,
+        "tokenizer.ggml.eot_token_id": 2,
+        "tokenizer.ggml.unknown_token_id": 1,
+        "tokenizer.ggml.padding_token_id": 0,
+        "tokenizer.ggml.add_bos_token": True,
+        "tokenizer.ggml.add_eos_token": False,
     }
     assert {key: meta.get(key) for key in expected} == expected
     assert meta["qwen3.attention.layer_norm_rms_epsilon"] == pytest.approx(config.layer_norm_epsilon)
@@ -81,11 +93,22 @@ def test_file_read_back_holds_qwen3_sizes_tokenizer_settings_and_every_tensor_sh
     E, V, F = config.n_embd, config.vocab_size, config.n_inner
     assert shapes.pop("token_embd.weight") == (E, V) and shapes.pop("output_norm.weight") == (E,)
     assert "output.weight" not in shapes  # tied: llama.cpp reads the head from token_embd
-    per_layer = {"attn_norm": (E,), "attn_q": (E, E), "attn_k": (E, E), "attn_v": (E, E), "attn_q_norm": (head_dim,),
-                 "attn_k_norm": (head_dim,), "attn_output": (E, E), "ffn_norm": (E,), "ffn_gate": (E, F),
-                 "ffn_up": (E, F), "ffn_down": (F, E)}
-    assert shapes == {f"blk.{i}.{name}.weight": shape
-                      for i in range(config.n_layer) for name, shape in per_layer.items()}
+    per_layer = {
+        "attn_norm": (E,),
+        "attn_q": (E, E),
+        "attn_k": (E, E),
+        "attn_v": (E, E),
+        "attn_q_norm": (head_dim,),
+        "attn_k_norm": (head_dim,),
+        "attn_output": (E, E),
+        "ffn_norm": (E,),
+        "ffn_gate": (E, F),
+        "ffn_up": (E, F),
+        "ffn_down": (F, E),
+    }
+    assert shapes == {
+        f"blk.{i}.{name}.weight": shape for i in range(config.n_layer) for name, shape in per_layer.items()
+    }
 
 
 @pytest.mark.parametrize("file_type", FILE_TYPES)
@@ -94,8 +117,9 @@ def test_transformers_gguf_loading_gives_chargpt_logits_within_the_file_types_to
     path, info = exported[file_type]
     loaded = load_gguf_in_transformers(str(path), model.config.n_embd // model.config.n_head)
     ids, mask = probe_inputs(model.config)
-    relative = relative_difference(task_output(loaded, ids, mask, "causal-lm"),
-                                   task_output(model, ids, mask, "causal-lm"))
+    relative = relative_difference(
+        task_output(loaded, ids, mask, "causal-lm"), task_output(model, ids, mask, "causal-lm")
+    )
     assert relative <= GGUF_TOLERANCE[file_type]
     assert info["checks"]["relative_difference"] == pytest.approx(relative, rel=1e-3)
     matrix_type = {"f32": "F32", "f16": "F16", "q8_0": "Q8_0"}[file_type]
@@ -154,8 +178,13 @@ def test_stored_tokens_decode_to_exactly_chargpts_vocabulary_and_merges_never_cr
     decoded = [bytes(to_byte[ch] for ch in token).decode("utf-8") for token in meta["tokenizer.ggml.tokens"]]
     assert decoded == sorted(tokenizer.get_vocab(), key=tokenizer.get_vocab().get)
     types = meta["tokenizer.ggml.token_type"]
-    assert [t for t, kind in zip(decoded, types) if kind == gguf.TokenType.CONTROL] == \
-        ["<pad>", "<unk>", "<sep>", "<bos>", "<eos>"]
+    assert [t for t, kind in zip(decoded, types) if kind == gguf.TokenType.CONTROL] == [
+        "<pad>",
+        "<unk>",
+        "<sep>",
+        "<bos>",
+        "<eos>",
+    ]
     assert all(kind == gguf.TokenType.NORMAL for t, kind in zip(decoded, types) if not t.startswith("<"))
     characters = [t.encode("utf-8") for t in decoded[5:]]
     for merge in meta["tokenizer.ggml.merges"]:
@@ -172,13 +201,18 @@ def test_chat_template_gives_chargpts_prompt_when_rendered_with_only_bos_and_eos
 
     _, tokenizer = modern
     template = ImmutableSandboxedEnvironment().from_string(fields(exported["f32"][0])[0]["tokenizer.chat_template"])
-    chat = [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "你好！"},
-            {"role": "user", "content": "天气"}]
+    chat = [
+        {"role": "user", "content": "你好"},
+        {"role": "assistant", "content": "你好！"},
+        {"role": "user", "content": "天气"},
+    ]
     for generation_prompt, messages in ((True, chat), (False, chat[:2])):
-        rendered = template.render(messages=messages, add_generation_prompt=generation_prompt, bos_token="<bos>",
-                                   eos_token="<eos>")
-        assert rendered == tokenizer.apply_chat_template(messages, add_generation_prompt=generation_prompt,
-                                                         tokenize=False)
+        rendered = template.render(
+            messages=messages, add_generation_prompt=generation_prompt, bos_token="<bos>", eos_token="<eos>"
+        )
+        assert rendered == tokenizer.apply_chat_template(
+            messages, add_generation_prompt=generation_prompt, tokenize=False
+        )
     assert rendered == "<bos>你好<sep>你好！<eos>"
 
 
@@ -237,8 +271,11 @@ def test_a_file_that_does_not_reproduce_the_model_is_never_written(modern, tmp_p
 
     def queries_and_keys_swapped(model, file_type):
         for name, array, kind in real(model, file_type):
-            yield name.replace("attn_q.", "attn_K.").replace("attn_k.", "attn_q.").replace("attn_K.", "attn_k."), \
-                array, kind
+            yield (
+                name.replace("attn_q.", "attn_K.").replace("attn_k.", "attn_q.").replace("attn_K.", "attn_k."),
+                array,
+                kind,
+            )
 
     monkeypatch.setattr(gguf_export, "gguf_tensors", queries_and_keys_swapped)
     with pytest.raises(ExportCheckError, match="does not reproduce the model.*logits"):

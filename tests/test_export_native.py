@@ -60,8 +60,9 @@ def test_native_tokenizer_gives_chargpt_ids_and_text_on_hostile_random_texts(exp
         assert native(text)["input_ids"] == ids, repr(text[:40])
         assert native.decode(ids, skip_special_tokens=True) == tokenizer.decode(ids, skip_special_tokens=True)
     chat = [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "你好！"}]
-    assert native.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False) == \
-        tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False)
+    assert native.apply_chat_template(
+        chat, add_generation_prompt=True, tokenize=True, return_dict=False
+    ) == tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False)
     # the template writes <bos> itself: no double <bos> and none missing
     rendered = native.apply_chat_template(chat[:1], add_generation_prompt=True, tokenize=False)
     assert rendered == "<bos>你好<sep>"
@@ -101,8 +102,9 @@ def test_cli_exports_a_chargpt_folder_and_refuses_mean_pooling_writing_nothing(t
     error = capsys.readouterr().err
     assert "classifier_pooling='mean'" in error and error.count("\n") == 1
     assert not os.path.exists(tmp_path / "cls-out")
-    assert main(["export", str(tmp_path / "lm"), str(tmp_path / "x"), "--format", "transformers", "--type",
-                 "q8_0"]) == 1
+    assert (
+        main(["export", str(tmp_path / "lm"), str(tmp_path / "x"), "--format", "transformers", "--type", "q8_0"]) == 1
+    )
     assert "--type q8_0 applies to --format gguf only" in capsys.readouterr().err
 
 
@@ -118,4 +120,3 @@ def test_an_export_that_would_not_reproduce_the_model_is_refused(tmp_path, monke
     with pytest.raises(native.ExportCheckError, match="does not reproduce the model"):
         export_native(model, tester.tokenizer, tmp_path / "out")
     assert not os.path.exists(tmp_path / "out")
-

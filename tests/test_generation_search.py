@@ -142,8 +142,19 @@ def test_search_is_deterministic_for_a_seed_and_refuses_unpaired_references(tiny
 
 
 TUNE_FLAGS = [
-    "--temperature", "0.8", "--top_p", "0.85", "--repetition_penalty", "1.0", "1.3", "--no_repeat_ngram_size", "0",
-    "--n_posts", "5", "--max_new_tokens", "4",
+    "--temperature",
+    "0.8",
+    "--top_p",
+    "0.85",
+    "--repetition_penalty",
+    "1.0",
+    "1.3",
+    "--no_repeat_ngram_size",
+    "0",
+    "--n_posts",
+    "5",
+    "--max_new_tokens",
+    "4",
 ]
 
 
@@ -183,8 +194,16 @@ def test_tune_generation_with_no_save_leaves_the_generation_config_untouched(tun
     before = (model_dir / "generation_config.json").read_bytes()
     output = tmp_path / "reports" / "search.json"
     load_script("tune_generation.py").main(
-        ["--model_name_or_path", str(model_dir), "--dialogue_files", str(dialogues), *TUNE_FLAGS, "--no_save",
-         "--output_file", str(output)]
+        [
+            "--model_name_or_path",
+            str(model_dir),
+            "--dialogue_files",
+            str(dialogues),
+            *TUNE_FLAGS,
+            "--no_save",
+            "--output_file",
+            str(output),
+        ]
     )
     assert (model_dir / "generation_config.json").read_bytes() == before
     assert not (model_dir / "generation_search.json").exists()

@@ -26,8 +26,16 @@ from ._helpers_training import write_labelled_csv, write_pairs
 
 peft = pytest.importorskip("peft", reason="LoRA tests need peft (pip install 'chargpt[lora]'; in the dev extra)")
 
-QUICK = dict(use_cpu=True, report_to="none", max_steps=3, learning_rate=5e-2, eval_strategy="no", save_strategy="no",
-             load_best_model_at_end=False, per_device_train_batch_size=8)
+QUICK = dict(
+    use_cpu=True,
+    report_to="none",
+    max_steps=3,
+    learning_rate=5e-2,
+    eval_strategy="no",
+    save_strategy="no",
+    load_best_model_at_end=False,
+    per_device_train_batch_size=8,
+)
 
 
 @pytest.fixture(scope="module")

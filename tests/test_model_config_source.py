@@ -11,10 +11,10 @@ from chargpt import CharGPTConfig, CharGPTTokenizer
 from chargpt.configuration_chargpt import PRESETS
 from chargpt.data import CleaningConfig
 from chargpt.training import (
+    DEFAULT_PRESET,
     DialogueDataArguments,
     LMModelArguments,
     LMTrainingArguments,
-    DEFAULT_PRESET,
     build_causal_lm_config,
     parse_arguments,
     train_causal_lm,
@@ -36,8 +36,17 @@ def config_from_flags(tokenizer, *flags):
 def test_no_flags_give_the_default_preset_with_the_tokenizer_vocabulary(tokenizer):
     config = config_from_flags(tokenizer)
     defaults = CharGPTConfig.from_preset(DEFAULT_PRESET)
-    for name in ("n_positions", "n_embd", "n_layer", "n_head", "n_inner", "resid_pdrop", "embd_pdrop", "attn_pdrop",
-                 *PRESETS[DEFAULT_PRESET]):
+    for name in (
+        "n_positions",
+        "n_embd",
+        "n_layer",
+        "n_head",
+        "n_inner",
+        "resid_pdrop",
+        "embd_pdrop",
+        "attn_pdrop",
+        *PRESETS[DEFAULT_PRESET],
+    ):
         assert getattr(config, name) == getattr(defaults, name), name
     assert config.attn_pdrop == 0.0  # the fast attention path the benchmark times
     assert config.vocab_size == len(tokenizer)
@@ -46,8 +55,17 @@ def test_no_flags_give_the_default_preset_with_the_tokenizer_vocabulary(tokenize
 
 def test_config_overrides_and_size_flags_change_only_what_they_name(tokenizer):
     config = config_from_flags(
-        tokenizer, "--preset", "course", "--config_overrides", "n_layer=3,attn_pdrop=0.1,activation_function=silu",
-        "--n_embd", "64", "--n_head", "4", "--dropout", "0.2",
+        tokenizer,
+        "--preset",
+        "course",
+        "--config_overrides",
+        "n_layer=3,attn_pdrop=0.1,activation_function=silu",
+        "--n_embd",
+        "64",
+        "--n_head",
+        "4",
+        "--dropout",
+        "0.2",
     )
     assert (config.n_layer, config.n_embd, config.n_head) == (3, 64, 4)
     assert config.n_inner == 4 * 64  # not chosen: follows the final width
@@ -94,10 +112,19 @@ def test_the_benchmark_builds_the_model_train_lm_builds():
 
     dims = ModelDims(vocab_size=100, n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=64, dropout=0.1)
     ours = chargpt_config(dims)
-    args = LMModelArguments(tokenizer_name_or_path="", preset="course", n_positions=64, n_embd=32, n_layer=2, n_head=4,
-                            n_inner=64, dropout=0.1)
-    built = build_causal_lm_config(args, None, vocab_size=100, pad_token_id=0, sep_token_id=2, bos_token_id=3,
-                                   eos_token_id=4)
+    args = LMModelArguments(
+        tokenizer_name_or_path="",
+        preset="course",
+        n_positions=64,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        n_inner=64,
+        dropout=0.1,
+    )
+    built = build_causal_lm_config(
+        args, None, vocab_size=100, pad_token_id=0, sep_token_id=2, bos_token_id=3, eos_token_id=4
+    )
     assert ours.to_diff_dict() == built.to_diff_dict()
     assert ours.attn_pdrop == CharGPTConfig().attn_pdrop
 
@@ -108,13 +135,23 @@ def test_a_sample_prompt_longer_than_the_context_is_cut_after_the_final_save(tmp
     long_prompt = "你好" * 200  # far past the 64-token context
     with caplog.at_level(logging.WARNING):
         results = train_causal_lm(
-            LMModelArguments(tokenizer_name_or_path=str(tokenizer_dir), n_positions=64, n_embd=32, n_layer=2,
-                             n_head=2),
-            DialogueDataArguments(train_files=[str(pairs)], sample_prompts=[long_prompt, "你好"],
-                                  validation_split_size=0, test_split_size=0),
+            LMModelArguments(tokenizer_name_or_path=str(tokenizer_dir), n_positions=64, n_embd=32, n_layer=2, n_head=2),
+            DialogueDataArguments(
+                train_files=[str(pairs)],
+                sample_prompts=[long_prompt, "你好"],
+                validation_split_size=0,
+                test_split_size=0,
+            ),
             CleaningConfig(),
-            LMTrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none", max_steps=2,
-                                eval_strategy="no", save_strategy="no", load_best_model_at_end=False),
+            LMTrainingArguments(
+                output_dir=str(tmp_path / "out"),
+                use_cpu=True,
+                report_to="none",
+                max_steps=2,
+                eval_strategy="no",
+                save_strategy="no",
+                load_best_model_at_end=False,
+            ),
         )
     out = tmp_path / "out"
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()

@@ -210,8 +210,13 @@ def test_ctrl_c_during_publish_exits_130_and_leaves_nothing(tester, tmp_path):
     model_dir = save_lm(tester, tmp_path / "lm")
     out = tmp_path / "pub"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", _PUBLISH_WITH_CTRL_C, str(model_dir), str(out)], env=env,
-                            capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        [sys.executable, "-c", _PUBLISH_WITH_CTRL_C, str(model_dir), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode == 130, result.stderr[-2000:]
     assert "interrupted" in result.stderr
     assert not out.exists()

@@ -1,6 +1,7 @@
 """One test matrix for the model, written once: {each preset and architecture option} x {causal LM, classifier with
 last-token pooling, classifier with mean pooling} x {each form the model exists in: PyTorch, the int8 export, the
-native transformers export, the GGUF file}. Every form is held to the PyTorch model; each contract check is written here once.
+native transformers export, the GGUF file}. Every form is held to the PyTorch model; each contract check is written
+here once.
 
 A form is a row of FORMS: how to build it from the PyTorch model, how to load its directory, and how far its logits
 may stray from PyTorch's (the export's own CHECK_TOLERANCE). The int8 export also checks its float32 graph against
@@ -82,8 +83,9 @@ class NativeRunnable:
     def embed(self, input_ids, attention_mask=None):
         positions = None if attention_mask is None else (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         with torch.no_grad():
-            hidden = self.model.base_model(input_ids=input_ids, attention_mask=attention_mask,
-                                           position_ids=positions).last_hidden_state
+            hidden = self.model.base_model(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=positions
+            ).last_hidden_state
         return F.normalize(mean_pool(hidden, attention_mask), dim=-1)
 
 
@@ -124,8 +126,7 @@ def _gguf_export(model, tokenizer, directory):
 
 FORMS = {
     "pytorch": Form("pytorch", _pytorch, tolerance=1e-5),
-    "int8": Form("int8", _int8_export, tolerance=int8.CHECK_TOLERANCE["int8"], load=int8.load_int8,
-                 exact_steps=False),
+    "int8": Form("int8", _int8_export, tolerance=int8.CHECK_TOLERANCE["int8"], load=int8.load_int8, exact_steps=False),
     "native": Form("native", _native_export, tolerance=1e-5, load=_load_native),
 }
 try:
@@ -178,8 +179,9 @@ def assert_close_to_pytorch(got, expected, form: Form, what: str):
     """`got` within the form's tolerance of PyTorch's `expected`, measured as the export's own check measures it."""
     assert got.shape == expected.shape, f"{what}: shape {tuple(got.shape)} != {tuple(expected.shape)}"
     relative = int8.relative_difference(got, expected)
-    assert relative <= form.tolerance, f"{form.name} {what} differs from PyTorch by {relative:.3g} (RMS ratio; " \
-                                       f"tolerance {form.tolerance})"
+    assert relative <= form.tolerance, (
+        f"{form.name} {what} differs from PyTorch by {relative:.3g} (RMS ratio; tolerance {form.tolerance})"
+    )
 
 
 def argmax_loop(model, input_ids, new_tokens):
@@ -189,7 +191,7 @@ def argmax_loop(model, input_ids, new_tokens):
     for _ in range(new_tokens):
         logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, -1]
         ids = torch.cat([ids, logits.argmax(dim=-1, keepdim=True)], dim=1)
-    return ids[:, input_ids.shape[1]:]
+    return ids[:, input_ids.shape[1] :]
 
 
 GREEDY = dict(do_sample=False, max_new_tokens=12, min_new_tokens=12, eos_token_id=None, pad_token_id=0)
@@ -197,8 +199,13 @@ PROMPTS = ["你好", "今天天气很好，我们", "我喜欢看"]
 # The cells the native export writes (GPT-2 for course, Qwen3 for modern, each as a causal LM or a last-token
 # classifier), and for every other cell the option its refusal must name.
 NATIVE_CELLS = {("course", "lm"), ("course", "cls-last"), ("modern", "lm"), ("modern", "cls-last")}
-NATIVE_REFUSAL = {"rope": "normalization", "rmsnorm": "normalization", "gated_mlp": "gated_mlp",
-                  "relu2": "activation_function", "qk_norm": "qk_norm"}
+NATIVE_REFUSAL = {
+    "rope": "normalization",
+    "rmsnorm": "normalization",
+    "gated_mlp": "gated_mlp",
+    "relu2": "activation_function",
+    "qk_norm": "qk_norm",
+}
 
 
 # The forms that express only some cells: the GGUF export holds rotary causal LMs (llama.cpp's qwen3).
@@ -224,6 +231,7 @@ all_cells = pytest.mark.parametrize("architecture, head", CELLS, ids=_ids(CELLS)
 
 
 # ------------------------------------------------------------------------------------ what each form can express
+
 
 @all_cells
 def test_a_form_refuses_exactly_the_cells_it_cannot_express(zoo, architecture, head):
@@ -299,7 +307,7 @@ def test_classifier_pools_as_configured_whatever_the_padding_side(zoo, architect
     batch = tester.batch(("你好", "今天天气很好"))
     with torch.no_grad():
         hidden = model.transformer(**batch).last_hidden_state
-    last = (batch["attention_mask"].sum(dim=1) - 1)
+    last = batch["attention_mask"].sum(dim=1) - 1
     pooled = {"cls-mean": mean_pool(hidden, batch["attention_mask"]), "cls-last": hidden[torch.arange(2), last]}[head]
     with torch.no_grad():
         expected = model.score(pooled)
@@ -359,7 +367,7 @@ def test_greedy_generate_equals_an_argmax_loop_outside_generate(zoo, architectur
     if FORMS[form].exact_steps:
         reference = argmax_loop(runnable, ids, n_new)
     else:  # each new token is the argmax of the logits the cache gave for the position before it
-        reference = runnable.logits_through_cache(output[:, :-1], n_prompt)[:, n_prompt - 1:].argmax(dim=-1)
+        reference = runnable.logits_through_cache(output[:, :-1], n_prompt)[:, n_prompt - 1 :].argmax(dim=-1)
     assert torch.equal(generated, reference)
     assert len(set(reference[0].tolist())) > 1  # a model that forgot its context would repeat one token
     if form == "pytorch":
@@ -375,10 +383,10 @@ def test_left_padded_batch_generates_what_each_prompt_generates_alone(zoo, archi
         with pytest.raises(ValueError, match="unpadded|right padding"):
             runnable.generate(**batch, **GREEDY)
         return
-    batched = runnable.generate(**batch, **GREEDY)[:, batch["input_ids"].shape[1]:]
+    batched = runnable.generate(**batch, **GREEDY)[:, batch["input_ids"].shape[1] :]
     for i, prompt in enumerate(PROMPTS):
         alone = tester.batch((prompt,))
-        single = runnable.generate(**alone, **GREEDY)[0, alone["input_ids"].shape[1]:]
+        single = runnable.generate(**alone, **GREEDY)[0, alone["input_ids"].shape[1] :]
         assert torch.equal(batched[i], single), f"prompt {prompt!r} differs when batched"
 
 
@@ -387,15 +395,19 @@ def test_sampling_is_seeded_and_top_k_1_is_greedy(zoo, architecture, head, form)
     tester, _ = zoo.model(architecture, head)
     runnable = zoo.form(architecture, head, form)
     ids = tester.batch(("你好",))["input_ids"]
-    common = dict(attention_mask=torch.ones_like(ids), max_new_tokens=10, min_new_tokens=10, eos_token_id=None,
-                  pad_token_id=0)
+    common = dict(
+        attention_mask=torch.ones_like(ids), max_new_tokens=10, min_new_tokens=10, eos_token_id=None, pad_token_id=0
+    )
     greedy = runnable.generate(ids, do_sample=False, **common)
     assert torch.equal(runnable.generate(ids, do_sample=True, top_k=1, temperature=1.3, **common), greedy)
     samples = []
     for _ in range(2):
         torch.manual_seed(0)
-        samples.append(runnable.generate(ids, do_sample=True, temperature=1.5, top_p=0.95, top_k=0,
-                                         num_return_sequences=3, **common))
+        samples.append(
+            runnable.generate(
+                ids, do_sample=True, temperature=1.5, top_p=0.95, top_k=0, num_return_sequences=3, **common
+            )
+        )
     assert torch.equal(samples[0], samples[1]) and samples[0].shape == (3, ids.shape[1] + 10)
 
 
@@ -503,8 +515,14 @@ def remote_report(zoo, tmp_path_factory):
     script = root / "load.py"
     script.write_text(REMOTE_SCRIPT, encoding="utf-8")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(root / "modules")}
-    result = subprocess.run([sys.executable, str(script), json.dumps(entries)], capture_output=True, text=True,
-                            env=env, timeout=600, cwd="/")
+    result = subprocess.run(
+        [sys.executable, str(script), json.dumps(entries)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd="/",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return root, json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -521,8 +539,9 @@ def _check_fresh_process_entry(zoo, entry, architecture, head):
 
 @pytest.mark.slow
 @all_cells
-def test_directory_runs_with_trust_remote_code_in_a_fresh_process_without_chargpt(zoo, remote_report, architecture,
-                                                                                  head):
+def test_directory_runs_with_trust_remote_code_in_a_fresh_process_without_chargpt(
+    zoo, remote_report, architecture, head
+):
     root, report = remote_report
     entry = report[str(root / f"{architecture}-{head}")]
     assert entry["module"].startswith("transformers_modules.")
@@ -531,8 +550,9 @@ def test_directory_runs_with_trust_remote_code_in_a_fresh_process_without_chargp
 
 @pytest.mark.slow
 @pytest.mark.parametrize("architecture, head", sorted(NATIVE_CELLS), ids=_ids(sorted(NATIVE_CELLS)))
-def test_native_export_runs_without_remote_code_in_a_fresh_process_without_chargpt(zoo, remote_report, architecture,
-                                                                                   head):
+def test_native_export_runs_without_remote_code_in_a_fresh_process_without_chargpt(
+    zoo, remote_report, architecture, head
+):
     root, report = remote_report
     entry = report[str(root / f"{architecture}-{head}-native")]
     assert entry["module"].startswith("transformers.models.")  # transformers' own class, no code from the folder

@@ -61,8 +61,16 @@ def test_classifier_head_and_frozen_parameters_stay_out_of_muon():
 
 def test_other_architectures_split_too_llama_head_is_not_a_hidden_matrix():
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=4, num_key_value_heads=4))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=40,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+        )
+    )
     muon = names_of(model, split_parameters(model, set())["muon"])
     assert "lm_head.weight" not in muon and "model.embed_tokens.weight" not in muon
     assert "model.layers.0.mlp.gate_proj.weight" in muon and len(muon) == 7
@@ -136,9 +144,20 @@ class Rates(TrainerCallback):
 def test_trainer_builds_muon_and_the_warmup_stable_decay_schedule(corpus, tmp_path):
     pairs, tokenizer_dir = corpus
     rates = Rates()
-    lm_run(tmp_path, "run", tokenizer_dir, pairs, callbacks=[rates], max_steps=10, optim="muon",
-           learning_rate=1e-2, lr_scheduler_type="warmup_stable_decay", warmup_steps=2, decay_fraction=0.3,
-           data={"validation_split_size": 0, "test_split_size": 0})
+    lm_run(
+        tmp_path,
+        "run",
+        tokenizer_dir,
+        pairs,
+        callbacks=[rates],
+        max_steps=10,
+        optim="muon",
+        learning_rate=1e-2,
+        lr_scheduler_type="warmup_stable_decay",
+        warmup_steps=2,
+        decay_fraction=0.3,
+        data={"validation_split_size": 0, "test_split_size": 0},
+    )
     assert isinstance(getattr(rates.optimizer, "optimizer", rates.optimizer), MuonWithAdamW)
     per_step = [set(r) for r in rates.rates]
     assert all(len(s) == 1 for s in per_step)  # one schedule for both optimizers' groups
@@ -151,8 +170,15 @@ def test_trainer_builds_muon_and_the_warmup_stable_decay_schedule(corpus, tmp_pa
 @pytest.mark.slow
 def test_resume_restores_the_muon_state_and_ends_like_an_uninterrupted_run(corpus, tmp_path):
     pairs, tokenizer_dir = corpus
-    run = dict(max_steps=6, save_strategy="steps", save_steps=2, optim="muon", learning_rate=1e-2,
-               lr_scheduler_type="warmup_stable_decay", data={"validation_split_size": 0, "test_split_size": 0})
+    run = dict(
+        max_steps=6,
+        save_strategy="steps",
+        save_steps=2,
+        optim="muon",
+        learning_rate=1e-2,
+        lr_scheduler_type="warmup_stable_decay",
+        data={"validation_split_size": 0, "test_split_size": 0},
+    )
     with pytest.raises(RuntimeError, match="simulated crash"):
         lm_run(tmp_path, "run", tokenizer_dir, pairs, callbacks=[CrashAt(5)], **run)
     first = FirstStep()
@@ -257,8 +283,14 @@ def test_lora_factors_are_not_hidden_matrices_and_muon_falls_back_to_adamw_witho
     assert any("lora_A" in n for n in names_of(model, groups["adamw_no_decay"] + groups["adamw_decay"]))
     model = tiny()
     model.transformer.h.requires_grad_(False)
-    args = LMTrainingArguments(output_dir=str(tmp_path / "t"), use_cpu=True, report_to="none", eval_strategy="no",
-                               save_strategy="no", load_best_model_at_end=False)
+    args = LMTrainingArguments(
+        output_dir=str(tmp_path / "t"),
+        use_cpu=True,
+        report_to="none",
+        eval_strategy="no",
+        save_strategy="no",
+        load_best_model_at_end=False,
+    )
     trainer = CharGPTTrainer(model=model, args=args)
     with caplog.at_level("WARNING"):
         optimizer = trainer.create_optimizer()

@@ -18,7 +18,12 @@ from .chargpt_tester import ARCHITECTURES, CharGPTTester
 
 # The architecture fields a preset sets (its dropout the tester overrides with 0).
 ARCHITECTURE_FIELDS = (
-    "position_embedding_type", "normalization", "activation_function", "gated_mlp", "qk_norm", "bias",
+    "position_embedding_type",
+    "normalization",
+    "activation_function",
+    "gated_mlp",
+    "qk_norm",
+    "bias",
 )
 
 
@@ -36,8 +41,11 @@ def _norms(model):
 
 def test_presets_set_their_architecture_and_keyword_arguments_win():
     modern = CharGPTConfig.from_preset("modern", vocab_size=100, n_embd=64, n_head=4, bias=True)
-    assert (modern.position_embedding_type, modern.normalization, modern.activation_function) == ("rope", "rmsnorm",
-                                                                                                  "silu")
+    assert (modern.position_embedding_type, modern.normalization, modern.activation_function) == (
+        "rope",
+        "rmsnorm",
+        "silu",
+    )
     assert modern.gated_mlp and modern.qk_norm and modern.bias and modern.vocab_size == 100
     assert modern.n_inner == default_inner_size(64, gated=True) == 192  # 8/3 * 64 rounded up to a multiple of 32
     assert CharGPTConfig.from_preset("modern", n_embd=256, n_head=8).n_inner == 704
@@ -75,8 +83,9 @@ def test_config_json_written_before_the_options_loads_as_the_course_design(tmp_p
         config.pop(key)
     (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
-    assert {f: getattr(loaded.config, f) for f in ARCHITECTURE_FIELDS} == {f: PRESETS["course"][f] for f in
-                                                                           ARCHITECTURE_FIELDS}
+    assert {f: getattr(loaded.config, f) for f in ARCHITECTURE_FIELDS} == {
+        f: PRESETS["course"][f] for f in ARCHITECTURE_FIELDS
+    }
     assert loaded.transformer.wpe is not None and isinstance(loaded.transformer.ln_f, torch.nn.LayerNorm)
     batch = tester.batch()
     torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, atol=1e-5, rtol=1e-5)
@@ -132,8 +141,9 @@ def test_freezing_a_rotary_classifier_trains_the_last_blocks_final_norm_and_head
     total = sum(p.numel() for p in model.parameters())
     apply_freezing(model, "last-1")
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable == {n for n, _ in model.named_parameters()
-                         if n.startswith(("transformer.h.1.", "transformer.ln_f.", "score."))}
+    assert trainable == {
+        n for n, _ in model.named_parameters() if n.startswith(("transformer.h.1.", "transformer.ln_f.", "score."))
+    }
     assert "transformer.h.1.attn.q_norm.weight" in trainable
     # with no position table, freezing every block but none leaves only the token embedding frozen
     frozen = total - apply_freezing(model, "last-2")["trainable"]
@@ -145,13 +155,15 @@ def test_model_card_describes_the_architecture(tmp_path, capsys):
 
     assert architecture_summary(CharGPTConfig()) == "pre-LayerNorm, learned positions"
     assert architecture_summary(CharGPTConfig.from_preset("modern")) == (
-        "pre-RMSNorm, rotary positions, SwiGLU feed-forward, QK-norm")
+        "pre-RMSNorm, rotary positions, SwiGLU feed-forward, QK-norm"
+    )
     tester = CharGPTTester(preset="modern")
     model = tester.classifier(num_labels=2)
     model.save_pretrained(tmp_path / "cls")
     tester.tokenizer.save_pretrained(tmp_path / "cls")
     assert main(["publish", str(tmp_path / "cls"), str(tmp_path / "out"), "--verify_load", "false"]) == 0, (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
     card = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
     assert "a GPT-style decoder (pre-RMSNorm, rotary positions, SwiGLU feed-forward, QK-norm)" in card
     assert "| Positions | rotary (theta 10000) |" in card and "| Normalisation | RMSNorm |" in card

@@ -51,8 +51,9 @@ def saved(tmp_path_factory):
     tester.lm().save_pretrained(lm_dir)
     tester.tokenizer.save_pretrained(lm_dir)
     _fake_training_output(lm_dir)
-    classifier = tester.classifier(num_labels=2, id2label={0: "negative", 1: "positive"},
-                                   label2id={"negative": 0, "positive": 1})
+    classifier = tester.classifier(
+        num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1}
+    )
     classifier.save_pretrained(cls_dir)
     tester.tokenizer.save_pretrained(cls_dir)
     _fake_training_output(root / "cls-training", task="sequence-classification")
@@ -82,18 +83,47 @@ print(json.dumps({"modules": [type(m).__module__ for m in (tokenizer, lm, base, 
 
 def test_published_chat_model_loads_without_chargpt_and_its_card_has_hub_metadata(saved, capsys):
     out = saved["root"] / "published-lm"
-    rc = main(["publish", str(saved["lm"]), str(out), "--datasets", "thu-coai/lccc", "--tags", "chat",
-               "--repo_id", "someone/chargpt-chat", "--verify_load", "false"])
+    rc = main(
+        [
+            "publish",
+            str(saved["lm"]),
+            str(out),
+            "--datasets",
+            "thu-coai/lccc",
+            "--tags",
+            "chat",
+            "--repo_id",
+            "someone/chargpt-chat",
+            "--verify_load",
+            "false",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     files = set(os.listdir(out))
-    assert {"README.md", "config.json", "model.safetensors", "generation_config.json", "configuration_chargpt.py",
-            "modeling_chargpt.py", "tokenization_chargpt.py", "tokenizer_config.json", "vocab.json",
-            "chat_template.jinja", "loss.png"} <= files
+    assert {
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "configuration_chargpt.py",
+        "modeling_chargpt.py",
+        "tokenization_chargpt.py",
+        "tokenizer_config.json",
+        "vocab.json",
+        "chat_template.jinja",
+        "loss.png",
+    } <= files
     auto_map = json.loads((out / "config.json").read_text(encoding="utf-8"))["auto_map"]
     assert set(auto_map) == {"AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelForSequenceClassification"}
 
-    proc = subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_CHARGPT, str(out)], capture_output=True, text=True,
-                          timeout=180, cwd=out, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOAD_WITHOUT_CHARGPT, str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=out,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert proc.returncode == 0, proc.stderr
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert all(m.startswith("transformers_modules") for m in loaded["modules"]), loaded["modules"]
@@ -104,14 +134,23 @@ def test_published_chat_model_loads_without_chargpt_and_its_card_has_hub_metadat
 
     card = ModelCard.load(out / "README.md")
     data = card.data.to_dict()
-    assert {"language", "license", "library_name", "pipeline_tag", "tags", "datasets", "metrics",
-            "model-index"} <= set(data)
+    assert {"language", "license", "library_name", "pipeline_tag", "tags", "datasets", "metrics", "model-index"} <= set(
+        data
+    )
     assert (data["language"], data["license"], data["library_name"], data["pipeline_tag"]) == (
-        "zh", "apache-2.0", "transformers", "text-generation")
+        "zh",
+        "apache-2.0",
+        "transformers",
+        "text-generation",
+    )
     assert data["datasets"] == ["thu-coai/lccc"] and {"chargpt", "chat"} <= set(data["tags"])
     results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
-    assert results == {("validation", "loss"): 4.25, ("validation", "perplexity"): 70.1, ("test", "loss"): 4.5,
-                       ("test", "perplexity"): pytest.approx(90.0171, abs=1e-3)}  # exp(4.5), derived
+    assert results == {
+        ("validation", "loss"): 4.25,
+        ("validation", "perplexity"): 70.1,
+        ("test", "loss"): 4.5,
+        ("test", "perplexity"): pytest.approx(90.0171, abs=1e-3),
+    }  # exp(4.5), derived
     text = card.text
     assert "| Parameters | " in text and "| Context length (characters) | 64 |" in text
     assert 'from_pretrained("someone/chargpt-chat", trust_remote_code=True)' in text and "![loss.png](loss.png)" in text
@@ -124,14 +163,29 @@ def test_published_chat_model_loads_without_chargpt_and_its_card_has_hub_metadat
 
 def test_published_classifier_is_verified_in_a_fresh_python_and_tagged_for_classification(saved, capsys):
     out = saved["root"] / "published-cls"
-    rc = main(["publish", str(saved["cls"]), str(out), "--training_dir", str(saved["cls_training"]),
-               "--datasets", "seamew/ChnSentiCorp", "--license", "mit"])
+    rc = main(
+        [
+            "publish",
+            str(saved["cls"]),
+            str(out),
+            "--training_dir",
+            str(saved["cls_training"]),
+            "--datasets",
+            "seamew/ChnSentiCorp",
+            "--license",
+            "mit",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert "generation_config.json" not in os.listdir(out)
     card = ModelCard.load(out / "README.md")
     assert (card.data.pipeline_tag, card.data.license) == ("text-classification", "mit")
     assert {(r.dataset_split, r.metric_type) for r in card.data.eval_results} == {
-        ("validation", "loss"), ("validation", "accuracy"), ("validation", "macro_f1"), ("test", "accuracy")}
+        ("validation", "loss"),
+        ("validation", "accuracy"),
+        ("validation", "macro_f1"),
+        ("test", "accuracy"),
+    }
     assert "## Sample conversations" not in card.text and "| Labels | 0: negative, 1: positive |" in card.text
 
 
@@ -157,8 +211,12 @@ def test_publish_format_transformers_writes_a_native_folder_whose_card_names_its
 
 def test_publish_uses_given_chat_scripts_and_refuses_short_ones(saved, tmp_path, capsys):
     out = tmp_path / "published"
-    assert main(["publish", str(saved["lm"]), str(out), "--chat_scripts", str(_script(tmp_path)),
-                 "--verify_load", "false"]) == 0
+    assert (
+        main(
+            ["publish", str(saved["lm"]), str(out), "--chat_scripts", str(_script(tmp_path)), "--verify_load", "false"]
+        )
+        == 0
+    )
     text = (out / "README.md").read_text(encoding="utf-8")
     assert "### Conversation 1 (10 turns)" in text and "### Conversation 2" not in text
     assert "User: 我们去公园散步吧" in text
@@ -175,8 +233,10 @@ def test_publish_draws_the_training_curves_from_the_log_as_training_does(saved, 
     saved["tester"].tokenizer.save_pretrained(model_dir)
     (_fake_training_output(model_dir) / "loss.png").unlink()  # no curves to copy: drawn from trainer_state.json
     out = tmp_path / "published"
-    assert main(["publish", str(model_dir), str(out), "--verify_load", "false",
-                 "--chat_scripts", str(_script(tmp_path))]) == 0, capsys.readouterr().err
+    assert (
+        main(["publish", str(model_dir), str(out), "--verify_load", "false", "--chat_scripts", str(_script(tmp_path))])
+        == 0
+    ), capsys.readouterr().err
     drawn = (out / "loss.png").read_bytes()
     assert drawn[:8] == b"\x89PNG\r\n\x1a\n" and len(drawn) > 1000  # a real image, not a stand-in
     assert "![loss.png](loss.png)" in (out / "README.md").read_text(encoding="utf-8")
@@ -213,8 +273,10 @@ def test_training_info_falls_back_to_the_newest_checkpoint_and_the_log(tmp_path)
     for step, loss in ((50, 3.0), (100, 2.0)):
         checkpoint = tmp_path / f"checkpoint-{step}"
         checkpoint.mkdir()
-        state = {"global_step": step, "log_history": [{"step": step, "loss": loss + 0.5},
-                                                      {"step": step, "eval_loss": loss}]}
+        state = {
+            "global_step": step,
+            "log_history": [{"step": step, "loss": loss + 0.5}, {"step": step, "eval_loss": loss}],
+        }
         (checkpoint / "trainer_state.json").write_text(json.dumps(state), encoding="utf-8")
     notes = []
     info = collect_training_info(str(tmp_path), "causal-lm", notes)
@@ -237,6 +299,7 @@ def test_card_validation_names_missing_metadata(tmp_path):
 
 def test_the_card_template_ships_inside_the_package():
     # pyproject's package-data `templates/*` installs it; model_cards/README.md points here.
-    assert os.path.isfile(TEMPLATE_PATH) and os.path.dirname(TEMPLATE_PATH).endswith(os.path.join("chargpt",
-                                                                                                   "templates"))
+    assert os.path.isfile(TEMPLATE_PATH) and os.path.dirname(TEMPLATE_PATH).endswith(
+        os.path.join("chargpt", "templates")
+    )
     assert "{{ card_data }}" in open(TEMPLATE_PATH, encoding="utf-8").read()

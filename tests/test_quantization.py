@@ -16,8 +16,10 @@ from chargpt.configuration_chargpt import ACTIVATIONS, PRESETS
 from .chargpt_tester import ARCHITECTURES, SAMPLE_TEXTS, CharGPTTester
 
 
-MATRIX_ACTIVATIONS = {arch.get("activation_function", PRESETS[arch.get("preset", "course")]["activation_function"])
-                      for arch in ARCHITECTURES.values()}
+MATRIX_ACTIVATIONS = {
+    arch.get("activation_function", PRESETS[arch.get("preset", "course")]["activation_function"])
+    for arch in ARCHITECTURES.values()
+}
 
 
 pytest.importorskip("onnx", reason="the int8 export needs onnx: pip install 'chargpt[int8]'")
@@ -137,8 +139,15 @@ def test_modern_int8_graph_keeps_matrices_int8_and_norms_float32(trained_modern)
 
 def test_export_directory_is_self_contained_and_describes_itself(trained, tmp_path):
     files = set(os.listdir(trained["int8"]))
-    assert {"model_int8.onnx", "config.json", "generation_config.json", "vocab.json", "tokenizer_config.json",
-            "chat_template.jinja", EXPORT_INFO_FILE} <= files
+    assert {
+        "model_int8.onnx",
+        "config.json",
+        "generation_config.json",
+        "vocab.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+        EXPORT_INFO_FILE,
+    } <= files
     assert not any(name.endswith(".safetensors") for name in files)
     info = json.loads(open(os.path.join(trained["int8"], EXPORT_INFO_FILE), encoding="utf-8").read())
     assert info["task"] == "causal-lm" and info["source"] == trained["lm"] and info["tied_embedding_stored_twice"]
@@ -170,13 +179,28 @@ def test_int8_classifier_export_agrees_with_fp32_on_padded_batches(tmp_path, cap
     tester.tokenizer.save_pretrained(tmp_path / "cls")
     data = tmp_path / "eval.csv"
     data.write_text("label,review\n" + "".join(f"{k % 2},{t}\n" for k, t in enumerate(SAMPLE_TEXTS)), encoding="utf-8")
-    assert main(["export-int8", str(tmp_path / "cls"), str(tmp_path / "cls-int8"), "--eval_file", str(data),
-                 "--text_column", "review", "--label_column", "label"]) == 0
+    assert (
+        main(
+            [
+                "export-int8",
+                str(tmp_path / "cls"),
+                str(tmp_path / "cls-int8"),
+                "--eval_file",
+                str(data),
+                "--text_column",
+                "review",
+                "--label_column",
+                "label",
+            ]
+        )
+        == 0
+    )
     assert "Agreement on" in capsys.readouterr().out
     info = json.loads((tmp_path / "cls-int8" / EXPORT_INFO_FILE).read_text(encoding="utf-8"))
     evaluation = info["evaluation"]
     assert evaluation["texts"] == len(SAMPLE_TEXTS) and {"accuracy_fp32", "accuracy_int8", "accuracy_change"} <= set(
-        evaluation)
+        evaluation
+    )
     from chargpt.tasks import classify_texts
 
     int8_model = load_int8(tmp_path / "cls-int8")
@@ -218,11 +242,27 @@ def test_int8_generate_sampling_is_seeded_and_returns_every_sequence(trained):
     int8_model = load_int8(trained["int8"])
     ids = torch.tensor([[3, 10, 11, 12]])
     torch.manual_seed(5)
-    a = int8_model.generate(ids, do_sample=True, temperature=0.8, top_k=10, top_p=0.9, repetition_penalty=1.3,
-                            max_new_tokens=6, num_return_sequences=3)
+    a = int8_model.generate(
+        ids,
+        do_sample=True,
+        temperature=0.8,
+        top_k=10,
+        top_p=0.9,
+        repetition_penalty=1.3,
+        max_new_tokens=6,
+        num_return_sequences=3,
+    )
     torch.manual_seed(5)
-    b = int8_model.generate(ids, do_sample=True, temperature=0.8, top_k=10, top_p=0.9, repetition_penalty=1.3,
-                            max_new_tokens=6, num_return_sequences=3)
+    b = int8_model.generate(
+        ids,
+        do_sample=True,
+        temperature=0.8,
+        top_k=10,
+        top_p=0.9,
+        repetition_penalty=1.3,
+        max_new_tokens=6,
+        num_return_sequences=3,
+    )
     assert torch.equal(a, b) and a.shape[0] == 3 and a.shape[1] <= 10 and torch.equal(a[:, :4], ids.repeat(3, 1))
 
 
@@ -359,8 +399,16 @@ def test_int8_classifier_predicts_like_fp32_on_real_reviews(shared_data, tmp_pat
 
     train, held_out = _reviews(shared_data, 300)
     tokenizer = CharGPTTokenizer.from_texts([t for t, _ in train + held_out], model_max_length=96)
-    config = CharGPTConfig.from_preset("modern", vocab_size=len(tokenizer), n_positions=96, n_embd=64, n_head=4,
-                                       n_layer=2, num_labels=2, classifier_pooling=pooling)
+    config = CharGPTConfig.from_preset(
+        "modern",
+        vocab_size=len(tokenizer),
+        n_positions=96,
+        n_embd=64,
+        n_head=4,
+        n_layer=2,
+        num_labels=2,
+        classifier_pooling=pooling,
+    )
     torch.manual_seed(0)
     model = CharGPTForSequenceClassification(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -372,8 +420,9 @@ def test_int8_classifier_predicts_like_fp32_on_real_reviews(shared_data, tmp_pat
         optimizer.step()
         optimizer.zero_grad()
     model.eval()
-    info = export_int8(model, tokenizer, tmp_path / "int8", eval_texts=[t for t, _ in held_out],
-                       eval_labels=[y for _, y in held_out])
+    info = export_int8(
+        model, tokenizer, tmp_path / "int8", eval_texts=[t for t, _ in held_out], eval_labels=[y for _, y in held_out]
+    )
     texts = [t for t, _ in held_out]
     expected = [r["label_id"] for r in classify_texts(model, tokenizer, texts, batch_size=16)]  # as the export's
     got = [r["label_id"] for r in classify_texts(load_int8(tmp_path / "int8"), tokenizer, texts, batch_size=16)]
@@ -392,8 +441,9 @@ def test_load_int8_refuses_a_config_its_runtime_does_not_implement(tmp_path):
         load_int8(tmp_path / "cls")
     (tmp_path / "cls" / "config.json").write_text(json.dumps(config), encoding="utf-8")
     info = json.loads((tmp_path / "cls" / EXPORT_INFO_FILE).read_text(encoding="utf-8"))
-    (tmp_path / "cls" / EXPORT_INFO_FILE).write_text(json.dumps({**info, "task": "token-classification"}),
-                                                     encoding="utf-8")
+    (tmp_path / "cls" / EXPORT_INFO_FILE).write_text(
+        json.dumps({**info, "task": "token-classification"}), encoding="utf-8"
+    )
     with pytest.raises(ValueError, match="task 'token-classification'"):
         load_int8(tmp_path / "cls")
 

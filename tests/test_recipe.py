@@ -27,9 +27,24 @@ N_BOOK_REVIEWS = 150
 N_LCCC_BASE = 2600  # 500 posts + 1000 test + 1000 validation dialogues are held out; about 100 train
 # A tiny model and workload: the recipe runs in seconds on one core.
 TINY_RECIPE_FLAGS = [
-    "--n_embd", "32", "--n_layer", "1", "--n_head", "2", "--chat_context", "64", "--chat_epochs", "1",
-    "--classifier_epochs", "1", "--classifier_max_length", "64", "--max_train_samples", "200",
-    "--generation_posts", "4",
+    "--n_embd",
+    "32",
+    "--n_layer",
+    "1",
+    "--n_head",
+    "2",
+    "--chat_context",
+    "64",
+    "--chat_epochs",
+    "1",
+    "--classifier_epochs",
+    "1",
+    "--classifier_max_length",
+    "64",
+    "--max_train_samples",
+    "200",
+    "--generation_posts",
+    "4",
 ]
 STEPS = ["splits", "vocabulary", "chat_model", "sampling_search", "review_lm", "classifier", "evaluation", "publish"]
 
@@ -61,25 +76,47 @@ def write_shared_data(root: Path) -> Path:
     write_shop_reviews(root / ONLINE_SHOPPING_FILE)  # 2,250 other-category reviews: 2,000 validation, 250 train
     valid_part, test_part = (root / f for f in LCCC_BASE_FILES)
     write_dialogues(valid_part, N_LCCC_BASE, shared_first_turns=20)  # 20 posts answered twice, as on Weibo
-    test_part.write_text(json.dumps([[_spaced(f"另一个帖子{i}"), _spaced(f"另一个回复{i}")] for i in range(40)],
-                                    ensure_ascii=False), encoding="utf-8")
+    test_part.write_text(
+        json.dumps([[_spaced(f"另一个帖子{i}"), _spaced(f"另一个回复{i}")] for i in range(40)], ensure_ascii=False),
+        encoding="utf-8",
+    )
     n = len(PHRASES)
     (root / "lccc" / "lccc_toy_train_pairs.txt").write_text(
         "".join(f"{_spaced(PHRASES[i % n] + str(i))}\t{_spaced(PHRASES[(i + 1) % n])}\n" for i in range(60)),
-        encoding="utf-8")
-    toy = {"train": [[_spaced(PHRASES[i % n]), _spaced(f"{PHRASES[(i + 3) % n]}{i}"), _spaced(PHRASES[(i + 5) % n])]
-                     for i in range(30)]}
+        encoding="utf-8",
+    )
+    toy = {
+        "train": [
+            [_spaced(PHRASES[i % n]), _spaced(f"{PHRASES[(i + 3) % n]}{i}"), _spaced(PHRASES[(i + 5) % n])]
+            for i in range(30)
+        ]
+    }
     (root / "lccc" / "lccc_toy_train_dialogs.json").write_text(json.dumps(toy, ensure_ascii=False), encoding="utf-8")
     for topic, name in KDCONV_TOPICS.items():
         for part in ("dev", "test"):
-            dialogues = [{"messages": [{"message": f"你看过这部{name}吗{part}{i}"},
-                                       {"message": f"{PHRASES[i % n]}{i}", "attrs": [{"attrname": "名字"}]}],
-                          "name": f"{name}{i}"} for i in range(10)]
-            (root / "kdconv" / f"kdconv_{topic}_{part}.json").write_text(json.dumps(dialogues, ensure_ascii=False),
-                                                                          encoding="utf-8")
-    cped = [{"id": f"{i:02d}_000", "turns": [{"speaker": "甲", "text": f"{PHRASES[i % n]} {i}", "sentiment": "neutral"},
-                                            {"speaker": "乙", "text": PHRASES[(i + 2) % n], "sentiment": "positive"}]}
-            for i in range(20)]
+            dialogues = [
+                {
+                    "messages": [
+                        {"message": f"你看过这部{name}吗{part}{i}"},
+                        {"message": f"{PHRASES[i % n]}{i}", "attrs": [{"attrname": "名字"}]},
+                    ],
+                    "name": f"{name}{i}",
+                }
+                for i in range(10)
+            ]
+            (root / "kdconv" / f"kdconv_{topic}_{part}.json").write_text(
+                json.dumps(dialogues, ensure_ascii=False), encoding="utf-8"
+            )
+    cped = [
+        {
+            "id": f"{i:02d}_000",
+            "turns": [
+                {"speaker": "甲", "text": f"{PHRASES[i % n]} {i}", "sentiment": "neutral"},
+                {"speaker": "乙", "text": PHRASES[(i + 2) % n], "sentiment": "positive"},
+            ],
+        }
+        for i in range(20)
+    ]
     (root / "cped" / "cped_dialogues.json").write_text(json.dumps(cped, ensure_ascii=False), encoding="utf-8")
     return root
 
@@ -157,8 +194,15 @@ def test_recipe_report_holds_every_steps_time_and_figures_in_their_ranges(recipe
     assert timings["total"] >= max(timings[s] for s in STEPS)
     assert written["arguments"]["n_embd"] == 32 and written["arguments"]["publish"] is True
     figures = written["figures"]
-    for name in ("sentiment_accuracy", "sentiment_tfidf_accuracy", "cross_domain_accuracy",
-                 "cross_domain_tfidf_accuracy", "distinct_1", "distinct_2", "repetition_share"):
+    for name in (
+        "sentiment_accuracy",
+        "sentiment_tfidf_accuracy",
+        "cross_domain_accuracy",
+        "cross_domain_tfidf_accuracy",
+        "distinct_1",
+        "distinct_2",
+        "repetition_share",
+    ):
         assert 0 <= figures[name] <= 1, name
     ppl = figures["chat_heldout_perplexity"]
     assert math.isfinite(ppl) and 1 < ppl < 2 * written["vocab_size"]
@@ -203,8 +247,9 @@ def test_classifier_trains_only_on_training_parts_and_never_on_the_held_out_cate
     shop_train = read_csv_rows(train_files[1])
     assert shop_train and "书籍" not in {row["group"] for row in shop_train}
     train_texts = {row["text"] for path in train_files for row in read_csv_rows(path)}
-    book_texts = {row[2] for row in csv.reader((recipe["data"] / ONLINE_SHOPPING_FILE).open(encoding="utf-8"))
-                  if row[0] == "书籍"}
+    book_texts = {
+        row[2] for row in csv.reader((recipe["data"] / ONLINE_SHOPPING_FILE).open(encoding="utf-8")) if row[0] == "书籍"
+    }
     assert len(book_texts) == N_BOOK_REVIEWS and not train_texts & book_texts
     for test in ("chnsenticorp_test.csv", "online_shopping_holdout_books_test.csv"):
         assert not train_texts & {row["text"] for row in read_csv_rows(splits / test)}, test
@@ -221,11 +266,17 @@ def test_chat_model_reads_every_dialogue_corpus_and_only_lccc_bases_training_par
     summary = json.loads((recipe["out"] / "chat" / "data_summary.json").read_text(encoding="utf-8"))
     train = summary["train"]
     assert train["sources"] == [str(data / f) for f in DIALOGUE_FILES] + [str(splits / "lccc_base_train.jsonl")]
-    kept = {Path(source).relative_to(data).as_posix(): counts["kept"] for source, counts in train["by_source"].items()
-            if source.startswith(str(data))}
-    assert kept == {"lccc/lccc_toy_train_pairs.txt": 60, "lccc/lccc_toy_train_dialogs.json": 30,
-                    **{f"kdconv/kdconv_{t}_{p}.json": 10 for t in KDCONV_TOPICS for p in ("dev", "test")},
-                    "cped/cped_dialogues.json": 20}  # every format parsed, every dialogue kept
+    kept = {
+        Path(source).relative_to(data).as_posix(): counts["kept"]
+        for source, counts in train["by_source"].items()
+        if source.startswith(str(data))
+    }
+    assert kept == {
+        "lccc/lccc_toy_train_pairs.txt": 60,
+        "lccc/lccc_toy_train_dialogs.json": 30,
+        **{f"kdconv/kdconv_{t}_{p}.json": 10 for t in KDCONV_TOPICS for p in ("dev", "test")},
+        "cped/cped_dialogues.json": 20,
+    }  # every format parsed, every dialogue kept
     assert summary["validation"]["sources"] == [str(splits / "lccc_base_validation.jsonl")]
     assert summary["test"]["sources"] == [str(splits / "lccc_base_test.jsonl")]
 
@@ -306,8 +357,9 @@ def test_benchmark_section_measures_the_recipe_beside_gpt2_and_renders_it(recipe
     from benchmarks.recipe import run_recipe_section
     from benchmarks.settings import BenchmarkArguments
 
-    args = BenchmarkArguments(only="recipe", recipe_dir=str(recipe["out"]), data_dir=str(recipe["data"]),
-                              ttq_lr_gpt2=2e-3)
+    args = BenchmarkArguments(
+        only="recipe", recipe_dir=str(recipe["out"]), data_dir=str(recipe["data"]), ttq_lr_gpt2=2e-3
+    )
     saved = []
     result = run_recipe_section(args, str(tmp_path / "work"), save=lambda partial: saved.append(dict(partial)))
     assert len(saved) == 1 and "gpt2" not in saved[0]  # the recipe's figures are saved before GPT-2 trains

@@ -53,8 +53,9 @@ def transformers_log():
 def causal_lm_dir(directory: Path, tie_word_embeddings: bool = True) -> tuple[Path, CharGPTForCausalLM]:
     """A tiny causal LM (hidden 32, 2 layers) saved with its tokenizer, as train_lm.py leaves one."""
     vocab_size = len(CharGPTTokenizer.from_pretrained(tiny_tokenizer(directory, PHRASES)))
-    config = CharGPTConfig(vocab_size=vocab_size, n_positions=64, n_embd=32, n_layer=2, n_head=2,
-                           tie_word_embeddings=tie_word_embeddings)
+    config = CharGPTConfig(
+        vocab_size=vocab_size, n_positions=64, n_embd=32, n_layer=2, n_head=2, tie_word_embeddings=tie_word_embeddings
+    )
     torch.manual_seed(0)
     model = CharGPTForCausalLM(config)
     model.save_pretrained(directory)
@@ -122,8 +123,14 @@ def test_train_classifier_says_the_head_is_new_once_and_shows_no_load_report(tmp
             LabelledDataArguments(train_files=[str(data)], class_names=["negative", "positive"], max_length=32),
             CleaningConfig(),
             ClassifierTrainingArguments(
-                output_dir=str(tmp_path / "clf"), use_cpu=True, report_to="none", max_steps=1, eval_strategy="no",
-                save_strategy="no", load_best_model_at_end=False, per_device_train_batch_size=8,
+                output_dir=str(tmp_path / "clf"),
+                use_cpu=True,
+                report_to="none",
+                max_steps=1,
+                eval_strategy="no",
+                save_strategy="no",
+                load_best_model_at_end=False,
+                per_device_train_batch_size=8,
             ),
         )
     assert notices(caplog) == [f"{HEAD_NOTICE} {lm_dir}."]
@@ -164,9 +171,18 @@ def tiny_lm_run(tmp_path, out: Path, **training) -> dict:
         DialogueDataArguments(train_files=[str(pairs)]),
         CleaningConfig(),
         LMTrainingArguments(
-            output_dir=str(out), use_cpu=True, report_to="none", max_steps=2, logging_steps=1, eval_strategy="no",
-            save_strategy="no", load_best_model_at_end=False, per_device_train_batch_size=8, seed=0,
-            overwrite_output_dir=True, **training,
+            output_dir=str(out),
+            use_cpu=True,
+            report_to="none",
+            max_steps=2,
+            logging_steps=1,
+            eval_strategy="no",
+            save_strategy="no",
+            load_best_model_at_end=False,
+            per_device_train_batch_size=8,
+            seed=0,
+            overwrite_output_dir=True,
+            **training,
         ),
     )
 
@@ -257,8 +273,11 @@ def fake_stages(monkeypatch, tmp_path):
         seen["disable_tqdm"].append(training_args.disable_tqdm)
         print({"loss": 1.5, "epoch": 1.0})
         logging.getLogger("chargpt.training.fake").warning("a warning of the stage")
-        return {"eval": {"eval_loss": 4.0, "eval_perplexity": 54.6}, "test": {
-            "test_perplexity": 60.0, "test_accuracy": 0.75, "test_macro_f1": 0.7}, "samples": {"replies": []}}
+        return {
+            "eval": {"eval_loss": 4.0, "eval_perplexity": 54.6},
+            "test": {"test_perplexity": 60.0, "test_accuracy": 0.75, "test_macro_f1": 0.7},
+            "samples": {"replies": []},
+        }
 
     monkeypatch.setattr(demo, "build_vocabulary", lambda *_: (None, {"vocab_size": 99}))
     files, counts = dict.fromkeys(("train", "validation", "test"), reviews), {"train": 6, "validation": 1, "test": 1}

@@ -54,8 +54,16 @@ def tokenizers(request, real_dialogues):
     return request.param.from_texts(texts, normalization="NFKC", model_max_length=4096)
 
 
-@pytest.mark.parametrize("limits", [dict(max_length=4096), dict(max_length=40), dict(max_length=24, max_turns=3),
-                                    dict(max_length=64, max_history_chars=20), dict(max_length=12)])
+@pytest.mark.parametrize(
+    "limits",
+    [
+        dict(max_length=4096),
+        dict(max_length=40),
+        dict(max_length=24, max_turns=3),
+        dict(max_length=64, max_history_chars=20),
+        dict(max_length=12),
+    ],
+)
 def test_batched_chat_ids_equal_one_apply_chat_template_per_dialogue_on_real_corpora(
     tokenizers, real_dialogues, limits
 ):
@@ -77,12 +85,15 @@ def test_rendering_the_default_template_by_joining_gives_the_jinja_string(tokeni
 
 
 def test_a_custom_chat_template_is_rendered_through_jinja(tokenizers):
-    tok = type(tokenizers)(vocab=tokenizers.get_vocab(), chat_template="{% for m in messages %}{{ m['content'] }}"
-                           "{{ eos_token }}{% endfor %}")
+    tok = type(tokenizers)(
+        vocab=tokenizers.get_vocab(),
+        chat_template="{% for m in messages %}{{ m['content'] }}{{ eos_token }}{% endfor %}",
+    )
     dialogues = [["你好", "好"], ["今天"]]
     assert render_chats(tok, dialogues) == ["你好<eos>好<eos>", "今天<eos>"]
-    assert dialogues_to_input_ids(dialogues, tok, 64, min_turns=1) == [reference_ids(d, tok, 64, min_turns=1)
-                                                                       for d in dialogues]
+    assert dialogues_to_input_ids(dialogues, tok, 64, min_turns=1) == [
+        reference_ids(d, tok, 64, min_turns=1) for d in dialogues
+    ]
 
 
 def test_fast_encoding_ignores_truncation_left_on_the_backend_by_an_earlier_call():

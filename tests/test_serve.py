@@ -24,8 +24,11 @@ openai = pytest.importorskip("openai", reason="the API tests speak through the o
 pytest.importorskip("fastapi", reason="chargpt serve needs fastapi and uvicorn: pip install 'chargpt[serve]'")
 
 FORMS = ["pytorch", "int8", "native"]
-CONVERSATION = [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "你好！"},
-                {"role": "user", "content": "今天天气很好"}]
+CONVERSATION = [
+    {"role": "user", "content": "你好"},
+    {"role": "assistant", "content": "你好！"},
+    {"role": "user", "content": "今天天气很好"},
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +62,9 @@ def _reference(served, messages, max_new_tokens, skip_special_tokens=True, **set
     session = ChatSession(served.model, served.tokenizer, {"max_new_tokens": max_new_tokens})
     ids, _, _ = session.prompt_for(messages)
     input_ids = torch.tensor([ids])
-    out = served.model.generate(input_ids, attention_mask=torch.ones_like(input_ids),
-                                **{**session.generation_kwargs, **settings})[0, len(ids):].tolist()
+    out = served.model.generate(
+        input_ids, attention_mask=torch.ones_like(input_ids), **{**session.generation_kwargs, **settings}
+    )[0, len(ids) :].tolist()
     if out and out[-1] in served.stop_ids:
         out = out[:-1]
     return served.tokenizer.decode(out, skip_special_tokens=skip_special_tokens)
@@ -85,8 +89,7 @@ def test_openai_client_gets_generate_s_greedy_reply_streamed_and_not(folders, fo
     with running_server(served) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused")
         assert [m.id for m in client.models.list().data] == ["tiny"]
-        common = dict(model="tiny", messages=CONVERSATION, temperature=0, max_tokens=20,
-                      extra_body={"min_tokens": 20})
+        common = dict(model="tiny", messages=CONVERSATION, temperature=0, max_tokens=20, extra_body={"min_tokens": 20})
         reply = client.chat.completions.create(**common)
         assert reply.choices[0].message.content == expected and reply.choices[0].finish_reason == "length"
         prompt_ids = ChatSession(served.model, served.tokenizer, {"max_new_tokens": 20}).prompt_for(CONVERSATION)[0]
@@ -97,8 +100,14 @@ def test_openai_client_gets_generate_s_greedy_reply_streamed_and_not(folders, fo
         assert chunks[0].choices[0].delta.role == "assistant" and chunks[-1].choices[0].finish_reason == "length"
         completion = client.completions.create(model="tiny", prompt="今天", temperature=0, max_tokens=8)
         ids = torch.tensor([served.tokenizer("今天")["input_ids"]])
-        out = served.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=8,
-                                    eos_token_id=served.stop_ids, pad_token_id=0)
+        out = served.model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=False,
+            max_new_tokens=8,
+            eos_token_id=served.stop_ids,
+            pad_token_id=0,
+        )
         assert completion.choices[0].text == served.tokenizer.decode(out[0, 3:], skip_special_tokens=True)
 
 
@@ -112,17 +121,21 @@ def test_seeded_sampling_n_and_stop_strings(folders):
         texts = [c.message.content for c in first.choices]
         assert len(texts) == 3 and texts == [c.message.content for c in again.choices]
         assert len(set(texts)) > 1  # three samples, not one repeated
-        greedy = client.chat.completions.create(model="tiny", messages=CONVERSATION, temperature=0,
-                                                max_tokens=20).choices[0].message.content
+        greedy = (
+            client.chat.completions.create(model="tiny", messages=CONVERSATION, temperature=0, max_tokens=20)
+            .choices[0]
+            .message.content
+        )
         stop = greedy[3:5]
-        cut = client.chat.completions.create(model="tiny", messages=CONVERSATION, temperature=0, max_tokens=20,
-                                             stop=[stop])
-        assert cut.choices[0].message.content == greedy[:greedy.find(stop)]
+        cut = client.chat.completions.create(
+            model="tiny", messages=CONVERSATION, temperature=0, max_tokens=20, stop=[stop]
+        )
+        assert cut.choices[0].message.content == greedy[: greedy.find(stop)]
         assert cut.choices[0].finish_reason == "stop"
-        streamed = client.chat.completions.create(model="tiny", messages=CONVERSATION, temperature=0,
-                                                  max_tokens=20, stop=stop, stream=True)
-        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == \
-            greedy[:greedy.find(stop)]
+        streamed = client.chat.completions.create(
+            model="tiny", messages=CONVERSATION, temperature=0, max_tokens=20, stop=stop, stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == greedy[: greedy.find(stop)]
 
 
 def test_eight_concurrent_streaming_clients_each_get_exactly_their_own_reply(folders):
@@ -132,8 +145,9 @@ def test_eight_concurrent_streaming_clients_each_get_exactly_their_own_reply(fol
 
     def ask(url, prompt):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused")
-        stream = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": prompt}],
-                                                temperature=0, max_tokens=24, stream=True)
+        stream = client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": prompt}], temperature=0, max_tokens=24, stream=True
+        )
         return prompt, "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
     with running_server(served) as url:
@@ -178,12 +192,20 @@ def _health(url):
 def test_a_full_queue_answers_503_with_retry_after_and_a_client_that_leaves_stops_its_generation(folders):
     served = _served(folders, "pytorch")
     served.model = _SlowModel(served.model, delay=0.05)
-    body = {"model": "tiny", "messages": [{"role": "user", "content": "你好"}], "temperature": 0, "max_tokens": 40,
-            "min_tokens": 40}  # forty tokens, two seconds
+    body = {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "你好"}],
+        "temperature": 0,
+        "max_tokens": 40,
+        "min_tokens": 40,
+    }  # forty tokens, two seconds
     with running_server(served, max_queue=1) as url:
         # One client streams and leaves after its first piece; its generation (40 tokens, 2 s) must stop.
-        request = urllib.request.Request(f"{url}/v1/chat/completions", headers={"Content-Type": "application/json"},
-                                         data=json.dumps({**body, "stream": True}).encode())
+        request = urllib.request.Request(
+            f"{url}/v1/chat/completions",
+            headers={"Content-Type": "application/json"},
+            data=json.dumps({**body, "stream": True}).encode(),
+        )
         response = urllib.request.urlopen(request, timeout=30)
         while b"content" not in response.readline():
             pass
@@ -218,10 +240,18 @@ BAD_REQUESTS = {
     "non-string content": ({"messages": [{"role": "user", "content": 42}]}, None, 400, "messages[0].content"),
     "last turn not the user's": ({"messages": [{"role": "assistant", "content": "你好"}]}, None, 400, "messages"),
     "max_tokens 0": ({"messages": [{"role": "user", "content": "你好"}], "max_tokens": 0}, None, 400, "max_tokens"),
-    "max_tokens over the context": ({"messages": [{"role": "user", "content": "你好"}], "max_tokens": 500}, None, 400,
-                                    "max_tokens"),
-    "negative temperature": ({"messages": [{"role": "user", "content": "你好"}], "temperature": -0.5}, None, 400,
-                             "temperature"),
+    "max_tokens over the context": (
+        {"messages": [{"role": "user", "content": "你好"}], "max_tokens": 500},
+        None,
+        400,
+        "max_tokens",
+    ),
+    "negative temperature": (
+        {"messages": [{"role": "user", "content": "你好"}], "temperature": -0.5},
+        None,
+        400,
+        "temperature",
+    ),
     "top_p 0": ({"messages": [{"role": "user", "content": "你好"}], "top_p": 0}, None, 400, "top_p"),
     "top_p above 1": ({"messages": [{"role": "user", "content": "你好"}], "top_p": 1.5}, None, 400, "top_p"),
     "stop not strings": ({"messages": [{"role": "user", "content": "你好"}], "stop": [1]}, None, 400, "stop"),
@@ -257,10 +287,12 @@ def test_transformers_serve_serves_the_native_export_with_the_same_greedy_reply(
     served = _served(folders, "native")
     with transformers_serve(str(folders["native"])) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
-        reply = client.chat.completions.create(model=str(folders["native"]), messages=CONVERSATION, temperature=0,
-                                               max_tokens=12)
+        reply = client.chat.completions.create(
+            model=str(folders["native"]), messages=CONVERSATION, temperature=0, max_tokens=12
+        )
     # The reply alone, not the prompt with it (the export's response template). Unlike chargpt's own server,
     # transformers' parser keeps special tokens other than the end markers in the text: a random model's <pad>
     # shows (docs/export.md says so).
-    assert reply.choices[0].message.content == _reference(served, CONVERSATION, 12, do_sample=False,
-                                                          skip_special_tokens=False)
+    assert reply.choices[0].message.content == _reference(
+        served, CONVERSATION, 12, do_sample=False, skip_special_tokens=False
+    )

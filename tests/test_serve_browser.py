@@ -21,14 +21,22 @@ from .chargpt_tester import matrix_model
 
 
 pytest.importorskip("fastapi", reason="chargpt serve needs fastapi and uvicorn: pip install 'chargpt[serve]'")
-sync_api = pytest.importorskip("playwright.sync_api", reason="the chat page is tested in a browser driven by "
-                                                            "Playwright: pip install playwright")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the chat page is tested in a browser driven by Playwright: pip install playwright"
+)
 CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                reason=f"the chat page test drives the system chromium, and {CHROMIUM} is absent "
-                                       f"(apt-get install chromium)")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM),
+    reason=f"the chat page test drives the system chromium, and {CHROMIUM} is absent (apt-get install chromium)",
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 # The tiny model writes a token in a few milliseconds; a pause per forward pass spreads a reply over a few hundred
 # milliseconds, so that its pieces reach the browser in separate network reads, as a real model's do.
 SECONDS_PER_TOKEN = 0.02
@@ -74,8 +82,13 @@ def server_url(tmp_path_factory, gate):
 def browser(tmp_path_factory):
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1000, "height": 760}, locale="zh-CN")
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1000, "height": 760},
+            locale="zh-CN",
+        )
         yield context
         context.close()
 
@@ -104,8 +117,9 @@ def page(browser, server_url):
 
 def _api_reply(url: str, messages: list[dict], max_tokens: int, top_p: float) -> str:
     body = {"model": "tiny", "messages": messages, "temperature": 0, "top_p": top_p, "max_tokens": max_tokens}
-    request = urllib.request.Request(url + "/v1/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url + "/v1/chat/completions", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())["choices"][0]["message"]["content"]
 
@@ -130,8 +144,9 @@ def _send(page, text: str) -> None:
 def _wait_for_streamed_text(page) -> None:
     """Wait until the assistant bubble shows text while it is still marked streaming."""
     try:
-        page.wait_for_function(f"() => document.querySelector('{STREAMING_TEXT}')?.textContent.length > 0",
-                               timeout=10_000)
+        page.wait_for_function(
+            f"() => document.querySelector('{STREAMING_TEXT}')?.textContent.length > 0", timeout=10_000
+        )
     except sync_api.TimeoutError:
         pytest.fail("no text appeared in the assistant bubble while the reply was streaming")
 
@@ -192,8 +207,9 @@ def test_chat_page_streams_replies_equal_to_the_api_and_sends_the_whole_history(
     _screenshot(page, tmp_path, "chat_page_two_turns.png")
 
 
-def test_chat_page_stop_keeps_the_partial_reply_new_chat_clears_and_errors_keep_the_message(page, server_url, gate,
-                                                                                           tmp_path):
+def test_chat_page_stop_keeps_the_partial_reply_new_chat_clears_and_errors_keep_the_message(
+    page, server_url, gate, tmp_path
+):
     cancelled = _health(server_url)["cancelled"]
     page.fill("#max-tokens", "60")
     _send(page, "你好")
@@ -216,9 +232,11 @@ def test_chat_page_stop_keeps_the_partial_reply_new_chat_clears_and_errors_keep_
     assert page.input_value("#input") == "再说\n一遍" and len(page.chat_requests) == 1
     page.press("#input", "Enter")
     _wait_for_reply(page)
-    assert page.chat_requests[-1]["messages"] == [{"role": "user", "content": "你好"},
-                                                  {"role": "assistant", "content": partial},
-                                                  {"role": "user", "content": "再说\n一遍"}]
+    assert page.chat_requests[-1]["messages"] == [
+        {"role": "user", "content": "你好"},
+        {"role": "assistant", "content": partial},
+        {"role": "user", "content": "再说\n一遍"},
+    ]
     _screenshot(page, tmp_path, "chat_page_stopped.png")
 
     page.click("#new-chat")

@@ -56,7 +56,10 @@ def test_streamed_held_out_splits_must_be_counts():
     data = DialogueDataArguments(train_files=["x"], streaming=True, validation_split_size=0.05)
     with pytest.raises(ValueError, match="must be a number of dialogues"):
         _head_counts(data)
-    assert _head_counts(DialogueDataArguments(train_files=["x"], validation_split_size=20, test_split_size=0)) == (20, 0)
+    assert _head_counts(DialogueDataArguments(train_files=["x"], validation_split_size=20, test_split_size=0)) == (
+        20,
+        0,
+    )
     assert _head_counts(DialogueDataArguments(train_files=["x"], validation_files=["v"], test_split_size=3)) == (0, 3)
 
 

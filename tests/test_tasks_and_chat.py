@@ -32,7 +32,10 @@ def tester():
 def test_sampling_kwargs_maps_flags_and_temperature_zero_to_greedy():
     assert sampling_kwargs(temperature=0) == {"do_sample": False}
     assert sampling_kwargs(temperature=0.5, top_k=5, top_p=0.9) == {
-        "temperature": 0.5, "do_sample": True, "top_k": 5, "top_p": 0.9
+        "temperature": 0.5,
+        "do_sample": True,
+        "top_k": 5,
+        "top_p": 0.9,
     }
     assert sampling_kwargs() == {}
     with pytest.raises(ValueError, match="top_p"):
@@ -51,11 +54,12 @@ def test_effective_max_new_tokens_defaults_from_the_generation_config_and_fits_t
 
 def test_generate_texts_greedy_matches_generate_and_cuts_long_prompts_from_the_front(tester):
     model = tester.lm(seed=2)
-    (result,) = generate_texts(model, tester.tokenizer, ["今天天气"], do_sample=False, max_new_tokens=5,
-                               min_new_tokens=5, eos_token_id=None)
+    (result,) = generate_texts(
+        model, tester.tokenizer, ["今天天气"], do_sample=False, max_new_tokens=5, min_new_tokens=5, eos_token_id=None
+    )
     ids = tester.tokenizer("今天天气", return_tensors="pt")
     direct = model.generate(**ids, do_sample=False, max_new_tokens=5, min_new_tokens=5, eos_token_id=None)
-    assert result.samples == [tester.tokenizer.decode(direct[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)]
+    assert result.samples == [tester.tokenizer.decode(direct[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)]
     (long,) = generate_texts(model, tester.tokenizer, ["你好" * 40], do_sample=False, max_new_tokens=10)
     assert long.prompt_tokens_dropped == 1 + 80 - (64 - 10)  # <bos> kept, the oldest characters dropped
 
@@ -133,8 +137,11 @@ def test_chat_loop_runs_a_script_with_commands_and_formats_the_transcript(tester
     assert [r.get("turn", r.get("event")) for r in records] == [1, "reset", 2]  # turns count across resets
     text = format_transcript(records, "text")
     assert text.splitlines()[0] == "User: 你好" and "[new conversation]" in text
-    assert [json.loads(line)["user"] for line in format_transcript(records, "jsonl").splitlines()
-            if "user" in json.loads(line)] == ["你好", "今天天气很好"]
+    assert [
+        json.loads(line)["user"]
+        for line in format_transcript(records, "jsonl").splitlines()
+        if "user" in json.loads(line)
+    ] == ["你好", "今天天气很好"]
 
 
 def test_the_context_window_drops_the_oldest_turns_first(tester):

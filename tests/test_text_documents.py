@@ -24,7 +24,9 @@ def test_text_files_give_one_document_a_line_or_a_column_and_count_every_drop(tm
     assert [r["text"] for r in rows][:3] == ["今天天气很好", "你好吗", "没有标签的一行"] and len(rows) == 7
     assert summary.read == 8 and summary.kept == 7 and dict(summary.dropped) == {"duplicate": 1}
     assert summary.by_source == {
-        str(lines): {"read": 3, "kept": 2}, str(only_text): {"read": 1, "kept": 1}, str(reviews): {"read": 4, "kept": 4}
+        str(lines): {"read": 3, "kept": 2},
+        str(only_text): {"read": 1, "kept": 1},
+        str(reviews): {"read": 4, "kept": 4},
     }
     dataset, cached = load_texts([lines, reviews], cache_dir=str(tmp_path / "cache"))
     assert dataset.column_names == ["text"] and len(dataset) == 6 and cached.kept == 6
@@ -60,8 +62,21 @@ def test_lm_data_arguments_need_some_training_data_and_refuse_streamed_documents
 
 TINY_LM = ["--config_overrides", "n_embd=32,n_layer=2,n_head=2,n_positions=64"]
 QUICK = [
-    "--max_steps", "3", "--per_device_train_batch_size", "8", "--use_cpu", "--report_to", "none",
-    "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false", "--seed", "0",
+    "--max_steps",
+    "3",
+    "--per_device_train_batch_size",
+    "8",
+    "--use_cpu",
+    "--report_to",
+    "none",
+    "--eval_strategy",
+    "no",
+    "--save_strategy",
+    "no",
+    "--load_best_model_at_end",
+    "false",
+    "--seed",
+    "0",
 ]
 
 
@@ -71,18 +86,50 @@ def test_train_lm_continues_a_model_on_reviews_alone_and_mixed_with_dialogues(tm
     texts = pairs.read_text(encoding="utf-8").splitlines() + reviews.read_text(encoding="utf-8").splitlines()
     tokenizer = tiny_tokenizer(tmp_path / "tokenizer", texts)
     train_lm = load_script("train_lm.py").main
-    train_lm(["--tokenizer_name_or_path", str(tokenizer), "--train_files", str(pairs), *TINY_LM, *QUICK,
-              "--output_dir", str(tmp_path / "chat")])
+    train_lm(
+        [
+            "--tokenizer_name_or_path",
+            str(tokenizer),
+            "--train_files",
+            str(pairs),
+            *TINY_LM,
+            *QUICK,
+            "--output_dir",
+            str(tmp_path / "chat"),
+        ]
+    )
     # Domain-adaptive pretraining: the chat model continued on the reviews' text, then on reviews and dialogues.
-    results = train_lm(["--model_name_or_path", str(tmp_path / "chat"), "--tokenizer_name_or_path",
-                        str(tmp_path / "chat"), "--text_files", str(reviews), *QUICK, "--output_dir",
-                        str(tmp_path / "reviews")])
+    results = train_lm(
+        [
+            "--model_name_or_path",
+            str(tmp_path / "chat"),
+            "--tokenizer_name_or_path",
+            str(tmp_path / "chat"),
+            "--text_files",
+            str(reviews),
+            *QUICK,
+            "--output_dir",
+            str(tmp_path / "reviews"),
+        ]
+    )
     assert results["train"]["train_samples"] == 36  # 40 reviews less 5% validation and 5% test
     summary = json.loads((tmp_path / "reviews" / "data_summary.json").read_text(encoding="utf-8"))
     assert "train" not in summary and summary["text_documents"]["train"]["documents"] == 36
-    results = train_lm(["--model_name_or_path", str(tmp_path / "reviews"), "--tokenizer_name_or_path",
-                        str(tmp_path / "reviews"), "--train_files", str(pairs), "--text_files", str(reviews),
-                        *QUICK, "--output_dir", str(tmp_path / "mixed")])
+    results = train_lm(
+        [
+            "--model_name_or_path",
+            str(tmp_path / "reviews"),
+            "--tokenizer_name_or_path",
+            str(tmp_path / "reviews"),
+            "--train_files",
+            str(pairs),
+            "--text_files",
+            str(reviews),
+            *QUICK,
+            "--output_dir",
+            str(tmp_path / "mixed"),
+        ]
+    )
     assert results["train"]["train_samples"] == 36 + 36
     summary = json.loads((tmp_path / "mixed" / "data_summary.json").read_text(encoding="utf-8"))
     assert summary["validation"]["sequences"] == 2 and summary["text_documents"]["validation"]["sequences"] == 2
@@ -94,7 +141,18 @@ def test_train_lm_reports_bad_text_input_in_one_line(tmp_path, capsys):
     tokenizer = tiny_tokenizer(tmp_path / "tokenizer", ["很好"])
     script = load_script("train_lm.py")
     with pytest.raises(SystemExit) as exit_info:
-        script.run_script(script.main, ["--tokenizer_name_or_path", str(tokenizer), "--text_files", str(bad),
-                                         *TINY_LM, *QUICK, "--output_dir", str(tmp_path / "out")])
+        script.run_script(
+            script.main,
+            [
+                "--tokenizer_name_or_path",
+                str(tokenizer),
+                "--text_files",
+                str(bad),
+                *TINY_LM,
+                *QUICK,
+                "--output_dir",
+                str(tmp_path / "out"),
+            ],
+        )
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert exit_info.value.code == 2 and error.startswith("error: ") and "found no text column" in error

@@ -103,7 +103,9 @@ def test_only_compatibility_characters_newer_than_the_rust_tables_normalise_diff
     fast = CharGPTTokenizerFast(normalization="NFKC", strip_control_chars=False)
     assert all(fast.normalize(ch) == ch for ch in nfkc_gap)
     nfc = CharGPTTokenizerFast(normalization="NFC", strip_control_chars=False)
-    changed = [chr(c) for c in range(0x30000) if not 0xD800 <= c <= 0xDFFF and not unicodedata.is_normalized("NFC", chr(c))]
+    changed = [
+        chr(c) for c in range(0x30000) if not 0xD800 <= c <= 0xDFFF and not unicodedata.is_normalized("NFC", chr(c))
+    ]
     assert [ch for ch in changed if nfc.normalize(ch) != unicodedata.normalize("NFC", ch)] == []
 
 
@@ -153,7 +155,11 @@ def test_batches_with_padding_truncation_and_tensors_are_identical(side):
     slow, fast = pair(["一二三四五六七八九十你好"], model_max_length=6)
     slow.padding_side = fast.padding_side = side
     texts = ["你好", "一二三四五六七八九十", "", "一"]
-    for kwargs in (dict(padding=True), dict(padding="max_length", truncation=True), dict(truncation=True, max_length=3)):
+    for kwargs in (
+        dict(padding=True),
+        dict(padding="max_length", truncation=True),
+        dict(truncation=True, max_length=3),
+    ):
         assert fast(texts, **kwargs).data == slow(texts, **kwargs).data, kwargs
     tensors = fast(texts, padding=True, return_tensors="pt")
     assert tensors["input_ids"].tolist() == slow(texts, padding=True, return_tensors="pt")["input_ids"].tolist()

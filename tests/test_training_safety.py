@@ -467,7 +467,14 @@ def test_every_script_exits_2_with_one_error_line_naming_the_file_on_a_users_mis
 @pytest.mark.slow
 def test_a_missing_model_folder_is_one_line_naming_it_not_a_hub_id_error(tmp_path):
     line = user_error(
-        "train_classifier.py", "--model_name_or_path", "./no/such/model", "--train_files", "x.csv",
-        "--output_dir", "out", "--use_cpu", cwd=tmp_path,
+        "train_classifier.py",
+        "--model_name_or_path",
+        "./no/such/model",
+        "--train_files",
+        "x.csv",
+        "--output_dir",
+        "out",
+        "--use_cpu",
+        cwd=tmp_path,
     )
     assert "--model_name_or_path ./no/such/model: no such folder" in line

@@ -13,9 +13,10 @@ with their reference replies), and `NAME_splits.json` beside each with the proto
 outside the repository: it is data. All flags: `--help`.
 """
 
-from dataclasses import dataclass, field
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: recipes/ is not installed
 

@@ -16,6 +16,7 @@ with the same keys can replace the flags.
 import sys
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: recipes/ is not installed
 
 from chargpt.files import write_json_atomic  # noqa: E402

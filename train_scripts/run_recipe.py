@@ -17,6 +17,7 @@ OUTPUT_DIR/recipe_report.json holds each step's wall time and every figure. All 
 import sys
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: recipes/ is not installed
 
 from chargpt.training import parse_arguments, run_script, setup_logging  # noqa: E402

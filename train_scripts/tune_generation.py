@@ -30,7 +30,9 @@ from chargpt.training import parse_arguments, run_script
 
 @dataclass
 class TuneArguments:
-    model_name_or_path: str = field(metadata={"help": "A CharGPT causal-LM directory (its generation config is updated)."})
+    model_name_or_path: str = field(
+        metadata={"help": "A CharGPT causal-LM directory (its generation config is updated)."}
+    )
     dialogue_files: list[str] = field(
         metadata={"help": "Validation dialogues whose first turns are the posts (not the posts you test on)."}
     )
@@ -84,8 +86,16 @@ def main(argv: list[str] | None = None) -> dict:
     posts, references = posts_and_replies(dialogues["turns"], args.n_posts)
     grid = {name: getattr(args, name) for name in DEFAULT_GRID}
     result = search_generation_config(
-        model, tokenizer, posts, references, grid, args.max_repetition, args.min_distinct_2, args.seed,
-        args.batch_size, args.max_new_tokens,
+        model,
+        tokenizer,
+        posts,
+        references,
+        grid,
+        args.max_repetition,
+        args.min_distinct_2,
+        args.seed,
+        args.batch_size,
+        args.max_new_tokens,
     )
     result["arguments"] = asdict(args)
     directory = args.model_name_or_path.rstrip("/")

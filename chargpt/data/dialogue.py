@@ -10,7 +10,7 @@ from pathlib import Path
 from datasets import Dataset, Features, IterableDataset, List, Value
 
 from .cache import cached_dataset
-from .cleaning import CleaningConfig, text_digest, length_problem, clean_text
+from .cleaning import CleaningConfig, clean_text, length_problem, text_digest
 from .sources import (
     _UNDECODABLE_HINT,
     _check_path,

@@ -198,9 +198,7 @@ def build_text_lm_dataset(texts: Dataset, tokenizer, max_length: int, num_proc: 
         rows = encode_texts(tokenizer, batch["text"])
         return {"input_ids": [w for ids in rows for w in _document_windows(ids, bos, eos, max_length)]}
 
-    return texts.map(
-        encode, batched=True, remove_columns=texts.column_names, num_proc=num_proc, desc="text documents"
-    )
+    return texts.map(encode, batched=True, remove_columns=texts.column_names, num_proc=num_proc, desc="text documents")
 
 
 def pack_sequences(

@@ -68,9 +68,7 @@ def choose(candidates: list[dict], max_repetition: float, min_distinct_2: float)
     """The chosen candidate (see the module's rule); each candidate has `repetition_share`, `distinct_2`, `f1`."""
     if not candidates:
         raise ValueError("No candidate settings to choose from.")
-    meeting = [
-        c for c in candidates if c["repetition_share"] <= max_repetition and c["distinct_2"] >= min_distinct_2
-    ]
+    meeting = [c for c in candidates if c["repetition_share"] <= max_repetition and c["distinct_2"] >= min_distinct_2]
     if meeting:
         return max(meeting, key=lambda c: c["f1"])
     return min(candidates, key=lambda c: (c["repetition_share"], -c["f1"]))

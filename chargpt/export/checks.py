@@ -83,5 +83,12 @@ def logits_through_cache(model, input_ids, split: int) -> torch.Tensor:
     return torch.cat(steps, dim=1)
 
 
-__all__ = ["CHECK_TOLERANCE", "ExportCheckError", "logits_through_cache", "model_task", "probe_inputs",
-           "relative_difference", "task_output"]
+__all__ = [
+    "CHECK_TOLERANCE",
+    "ExportCheckError",
+    "logits_through_cache",
+    "model_task",
+    "probe_inputs",
+    "relative_difference",
+    "task_output",
+]

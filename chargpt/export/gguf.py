@@ -180,12 +180,17 @@ def _description(tokenizer, n_tokens: int) -> str:
     """What a llama.cpp user must know: the text normalisation is theirs to apply, and unknown characters vanish."""
     steps = [f"Unicode {tokenizer.normalization}"] if getattr(tokenizer, "normalization", None) else []
     if getattr(tokenizer, "strip_control_chars", False):
-        steps.append("removal of invisible control and format characters such as zero-width spaces and byte-order "
-                     "marks, newline and tab kept")
+        steps.append(
+            "removal of invisible control and format characters such as zero-width spaces and byte-order "
+            "marks, newline and tab kept"
+        )
     call = f"chargpt.normalize_text(text, {tokenizer.normalization!r})" if len(steps) == 2 else "chargpt.normalize_text"
-    normalize = (f"CharGPT normalizes every text before tokenizing it ({'; '.join(steps)}); llama.cpp and ollama do "
-                 f"not, so normalize prompts yourself ({call}, or the CharGPT tokenizer's normalize()). "
-                 if steps else "")
+    normalize = (
+        f"CharGPT normalizes every text before tokenizing it ({'; '.join(steps)}); llama.cpp and ollama do "
+        f"not, so normalize prompts yourself ({call}, or the CharGPT tokenizer's normalize()). "
+        if steps
+        else ""
+    )
     return (
         f"CharGPT, a character-level GPT for Chinese, as a Qwen3 model: one token per character, {n_tokens} tokens. "
         f"{normalize}llama.cpp drops characters outside the vocabulary, where CharGPT maps each to <unk>. "
@@ -198,8 +203,12 @@ def gguf_chat_template(tokenizer) -> str:
     render a GGUF's template with `bos_token` and `eos_token` only, so CharGPT's `{{ sep_token }}` would come out
     empty."""
     names = ("bos_token", "eos_token", "sep_token", "pad_token", "unk_token")
-    return "".join(f"{{% set {name} = {json.dumps(str(getattr(tokenizer, name)), ensure_ascii=False)} %}}"
-                   for name in names) + tokenizer.chat_template
+    return (
+        "".join(
+            f"{{% set {name} = {json.dumps(str(getattr(tokenizer, name)), ensure_ascii=False)} %}}" for name in names
+        )
+        + tokenizer.chat_template
+    )
 
 
 def _add_tokenizer(writer, tokenizer, vocab_size: int) -> None:
@@ -231,8 +240,13 @@ def write_gguf(model, tokenizer, path: str, file_type: str, name: str) -> None:
     writer = gguf.GGUFWriter(path, arch=gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.QWEN3])
     writer.add_name(name)
     writer.add_description(_description(tokenizer, len(tokenizer.get_vocab())))
-    writer.add_file_type({"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
-                          "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[file_type])
+    writer.add_file_type(
+        {
+            "f32": gguf.LlamaFileType.ALL_F32,
+            "f16": gguf.LlamaFileType.MOSTLY_F16,
+            "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+        }[file_type]
+    )
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     writer.add_vocab_size(config.vocab_size)
     writer.add_context_length(config.n_positions)
@@ -274,18 +288,28 @@ def read_back(model, tokenizer, path: str, file_type: str) -> tuple[dict, list[s
     reader = gguf.GGUFReader(path)
     config = model.config
     # GGUF lists a tensor's dimensions innermost first: a (rows, columns) matrix is (columns, rows)
-    expected = {gguf_name(name): (tuple(t.shape[::-1]), tensor_type(tuple(t.shape), file_type).name)
-                for name, t in native_state_dict(model, QWEN3).items()}
+    expected = {
+        gguf_name(name): (tuple(t.shape[::-1]), tensor_type(tuple(t.shape), file_type).name)
+        for name, t in native_state_dict(model, QWEN3).items()
+    }
     found = {t.name: (tuple(int(n) for n in t.shape), t.tensor_type.name) for t in reader.tensors}
     problems = []
     if found != expected:
         differing = sorted(set(found.items()) ^ set(expected.items()))[:4]
         problems.append(f"its tensors differ from the model's: {differing}")
-    sizes = {"general.architecture": "qwen3", "qwen3.block_count": config.n_layer,
-             "qwen3.embedding_length": config.n_embd, "qwen3.attention.head_count": config.n_head,
-             "qwen3.attention.key_length": config.n_embd // config.n_head, "qwen3.vocab_size": config.vocab_size}
-    problems += [f"{key} is {_field(reader, key)!r}, not {value!r}" for key, value in sizes.items()
-                 if _field(reader, key) != value]
+    sizes = {
+        "general.architecture": "qwen3",
+        "qwen3.block_count": config.n_layer,
+        "qwen3.embedding_length": config.n_embd,
+        "qwen3.attention.head_count": config.n_head,
+        "qwen3.attention.key_length": config.n_embd // config.n_head,
+        "qwen3.vocab_size": config.vocab_size,
+    }
+    problems += [
+        f"{key} is {_field(reader, key)!r}, not {value!r}"
+        for key, value in sizes.items()
+        if _field(reader, key) != value
+    ]
     problems += _tokenizer_problems(reader, tokenizer)
     types = {}
     for _, kind in found.values():
@@ -293,8 +317,11 @@ def read_back(model, tokenizer, path: str, file_type: str) -> tuple[dict, list[s
     return {"tensors": len(found), "tensor_types": types}, problems
 
 
-_PROBE_CHAT = [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "你好！"},
-               {"role": "user", "content": "天气"}]
+_PROBE_CHAT = [
+    {"role": "user", "content": "你好"},
+    {"role": "assistant", "content": "你好！"},
+    {"role": "user", "content": "天气"},
+]
 
 
 def _tokenizer_problems(reader, tokenizer) -> list[str]:
@@ -304,12 +331,19 @@ def _tokenizer_problems(reader, tokenizer) -> list[str]:
     to_byte = {ch: b for b, ch in _BYTE_LEVEL.items()}
     unused = require_gguf().TokenType.UNUSED
     tokens = zip(_field(reader, "tokenizer.ggml.tokens"), _field(reader, "tokenizer.ggml.token_type"))
-    decoded = {bytes(to_byte[ch] for ch in token).decode("utf-8"): i for i, (token, kind) in enumerate(tokens)
-               if kind != unused}
+    decoded = {
+        bytes(to_byte[ch] for ch in token).decode("utf-8"): i
+        for i, (token, kind) in enumerate(tokens)
+        if kind != unused
+    }
     problems = [] if decoded == tokenizer.get_vocab() else ["its tokens do not spell the tokenizer's vocabulary"]
     template = ImmutableSandboxedEnvironment().from_string(_field(reader, "tokenizer.chat_template"))
-    rendered = template.render(messages=_PROBE_CHAT, add_generation_prompt=True, bos_token=str(tokenizer.bos_token),
-                               eos_token=str(tokenizer.eos_token))
+    rendered = template.render(
+        messages=_PROBE_CHAT,
+        add_generation_prompt=True,
+        bos_token=str(tokenizer.bos_token),
+        eos_token=str(tokenizer.eos_token),
+    )
     if rendered != tokenizer.apply_chat_template(_PROBE_CHAT, add_generation_prompt=True, tokenize=False):
         problems.append(f"its chat template renders {rendered!r}, not CharGPT's prompt")
     return problems
@@ -322,8 +356,9 @@ def load_gguf_in_transformers(path: str, head_dim: int | None = None):
     head size is not 128 must."""
     if head_dim is None:
         head_dim = int(_field(require_gguf().GGUFReader(path), "qwen3.attention.key_length"))
-    return AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(path)),
-                                                gguf_file=os.path.basename(path), head_dim=head_dim).eval()
+    return AutoModelForCausalLM.from_pretrained(
+        os.path.dirname(os.path.abspath(path)), gguf_file=os.path.basename(path), head_dim=head_dim
+    ).eval()
 
 
 @torch.no_grad()
@@ -335,17 +370,27 @@ def check_gguf(model, tokenizer, path: str, file_type: str, n_new: int = 16) -> 
     config = model.config
     loaded = load_gguf_in_transformers(path, config.n_embd // config.n_head)
     ids, mask = probe_inputs(config)
-    relative = relative_difference(task_output(loaded, ids, mask, "causal-lm"),
-                                   task_output(model, ids, mask, "causal-lm"))
+    relative = relative_difference(
+        task_output(loaded, ids, mask, "causal-lm"), task_output(model, ids, mask, "causal-lm")
+    )
     result.update(relative_difference=float(f"{relative:.4g}"), tolerance=GGUF_TOLERANCE[file_type])
     if not relative <= result["tolerance"]:
-        problems.append(f"transformers' reading of it gives logits that differ from CharGPT's by {relative:.3g} of "
-                        f"their RMS (at most {result['tolerance']} allowed for {file_type})")
+        problems.append(
+            f"transformers' reading of it gives logits that differ from CharGPT's by {relative:.3g} of "
+            f"their RMS (at most {result['tolerance']} allowed for {file_type})"
+        )
     n_new = min(n_new, config.n_positions - 8)
-    settings = dict(do_sample=False, max_new_tokens=n_new, min_new_tokens=n_new, eos_token_id=None,
-                    pad_token_id=config.pad_token_id, attention_mask=torch.ones(1, 8, dtype=torch.long))
-    result["greedy_tokens_equal"] = torch.equal(model.generate(ids[:1, :8], **settings),
-                                                loaded.generate(ids[:1, :8], **settings))
+    settings = dict(
+        do_sample=False,
+        max_new_tokens=n_new,
+        min_new_tokens=n_new,
+        eos_token_id=None,
+        pad_token_id=config.pad_token_id,
+        attention_mask=torch.ones(1, 8, dtype=torch.long),
+    )
+    result["greedy_tokens_equal"] = torch.equal(
+        model.generate(ids[:1, :8], **settings), loaded.generate(ids[:1, :8], **settings)
+    )
     if file_type == "f32" and not result["greedy_tokens_equal"]:
         problems.append("its greedy continuation differs")  # rounded weights may turn a near tie another way
     if problems:
@@ -388,8 +433,10 @@ def export_gguf(model, tokenizer, path, file_type: str = "f32", overwrite: bool 
     if os.path.exists(path) and not overwrite:
         raise ValueError(f"{path} already exists; pass --overwrite to replace it.")
     model = model.to(device="cpu", dtype=torch.float32).eval()
-    name = (os.path.basename(str(model.config.name_or_path or "").rstrip("/"))
-            or os.path.splitext(os.path.basename(path))[0])
+    name = (
+        os.path.basename(str(model.config.name_or_path or "").rstrip("/"))
+        or os.path.splitext(os.path.basename(path))[0]
+    )
     with atomic_path(path, suffix=".tmp.gguf") as staging:
         write_gguf(model, tokenizer, staging, file_type, name)
         checks = check_gguf(model, tokenizer, staging, file_type)
@@ -397,15 +444,31 @@ def export_gguf(model, tokenizer, path, file_type: str = "f32", overwrite: bool 
     tokens, _, merges = gguf_vocabulary(tokenizer, model.config.vocab_size)
     float32_bytes = 4 * sum(t.numel() for t in native_state_dict(model, QWEN3).values())
     info = {
-        "format": "gguf", "path": path, "architecture": "qwen3", "file_type": file_type, "name": name,
-        "bytes": size, "float32_bytes": float32_bytes, "size_ratio": round(size / float32_bytes, 4),
-        "tokenizer": {"model": "gpt2", "pre": PRE_TOKENIZER, "tokens": len(tokens), "merges": len(merges),
-                      "add_bos_token": True},
+        "format": "gguf",
+        "path": path,
+        "architecture": "qwen3",
+        "file_type": file_type,
+        "name": name,
+        "bytes": size,
+        "float32_bytes": float32_bytes,
+        "size_ratio": round(size / float32_bytes, 4),
+        "tokenizer": {
+            "model": "gpt2",
+            "pre": PRE_TOKENIZER,
+            "tokens": len(tokens),
+            "merges": len(merges),
+            "add_bos_token": True,
+        },
         "engines": ["llama.cpp", "ollama", "transformers (gguf_file=, head_dim=)"],
         "checks": checks,
     }
-    logger.info("Wrote %s (%s, %.1f MB); its logits differ from the model's by %.3g of their RMS.", path, file_type,
-                size / 1e6, checks["relative_difference"])
+    logger.info(
+        "Wrote %s (%s, %.1f MB); its logits differ from the model's by %.3g of their RMS.",
+        path,
+        file_type,
+        size / 1e6,
+        checks["relative_difference"],
+    )
     return info
 
 

@@ -76,15 +76,24 @@ QWEN3 = Target(
     tensors=(
         ("transformer.wte.weight", ("model.embed_tokens.weight",), "copy"),
         ("transformer.h.{i}.ln_1.weight", ("model.layers.{i}.input_layernorm.weight",), "copy"),
-        ("transformer.h.{i}.attn.c_attn.weight", ("model.layers.{i}.self_attn.q_proj.weight",
-                                                 "model.layers.{i}.self_attn.k_proj.weight",
-                                                 "model.layers.{i}.self_attn.v_proj.weight"), "split"),
+        (
+            "transformer.h.{i}.attn.c_attn.weight",
+            (
+                "model.layers.{i}.self_attn.q_proj.weight",
+                "model.layers.{i}.self_attn.k_proj.weight",
+                "model.layers.{i}.self_attn.v_proj.weight",
+            ),
+            "split",
+        ),
         ("transformer.h.{i}.attn.q_norm.weight", ("model.layers.{i}.self_attn.q_norm.weight",), "copy"),
         ("transformer.h.{i}.attn.k_norm.weight", ("model.layers.{i}.self_attn.k_norm.weight",), "copy"),
         ("transformer.h.{i}.attn.c_proj.weight", ("model.layers.{i}.self_attn.o_proj.weight",), "copy"),
         ("transformer.h.{i}.ln_2.weight", ("model.layers.{i}.post_attention_layernorm.weight",), "copy"),
-        ("transformer.h.{i}.mlp.c_fc.weight", ("model.layers.{i}.mlp.gate_proj.weight",
-                                              "model.layers.{i}.mlp.up_proj.weight"), "split"),
+        (
+            "transformer.h.{i}.mlp.c_fc.weight",
+            ("model.layers.{i}.mlp.gate_proj.weight", "model.layers.{i}.mlp.up_proj.weight"),
+            "split",
+        ),
         ("transformer.h.{i}.mlp.c_proj.weight", ("model.layers.{i}.mlp.down_proj.weight",), "copy"),
         ("transformer.ln_f.weight", ("model.norm.weight",), "copy"),
         ("lm_head.weight", ("lm_head.weight",), "copy"),
@@ -108,12 +117,19 @@ GPT2 = Target(
     tensors=(
         ("transformer.wte.weight", ("transformer.wte.weight",), "copy"),
         ("transformer.wpe.weight", ("transformer.wpe.weight",), "copy"),
-        *((f"transformer.h.{{i}}.{norm}.{p}", (f"transformer.h.{{i}}.{norm}.{p}",), "copy")
-          for norm in ("ln_1", "ln_2") for p in ("weight", "bias")),
-        *((f"transformer.h.{{i}}.{proj}.weight", (f"transformer.h.{{i}}.{proj}.weight",), "transpose")
-          for proj in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")),
-        *((f"transformer.h.{{i}}.{proj}.bias", (f"transformer.h.{{i}}.{proj}.bias",), "copy")
-          for proj in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")),
+        *(
+            (f"transformer.h.{{i}}.{norm}.{p}", (f"transformer.h.{{i}}.{norm}.{p}",), "copy")
+            for norm in ("ln_1", "ln_2")
+            for p in ("weight", "bias")
+        ),
+        *(
+            (f"transformer.h.{{i}}.{proj}.weight", (f"transformer.h.{{i}}.{proj}.weight",), "transpose")
+            for proj in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+        ),
+        *(
+            (f"transformer.h.{{i}}.{proj}.bias", (f"transformer.h.{{i}}.{proj}.bias",), "copy")
+            for proj in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+        ),
         ("transformer.ln_f.weight", ("transformer.ln_f.weight",), "copy"),
         ("transformer.ln_f.bias", ("transformer.ln_f.bias",), "copy"),
         ("lm_head.weight", ("lm_head.weight",), "copy"),
@@ -167,8 +183,7 @@ def _native_config(config: CharGPTConfig, target: Target, task: str):
         architectures=[target.classes[task]],
     )
     if task == "sequence-classification":
-        common.update(id2label=config.id2label, label2id=config.label2id,
-                      problem_type=config.problem_type)
+        common.update(id2label=config.id2label, label2id=config.label2id, problem_type=config.problem_type)
     if target is QWEN3:
         return Qwen3Config(
             hidden_size=config.n_embd,
@@ -263,8 +278,13 @@ def native_tokenizer(tokenizer) -> PreTrainedTokenizerFast:
     normalizer, one token per character, `<bos>` in front of every text, decoding), with its special tokens and chat
     template, which writes `<bos>` itself. Takes either CharGPT tokenizer (the pipeline is rebuilt from the vocabulary
     and the normalisation settings, as CharGPTTokenizerFast builds it)."""
-    backend = build_backend(dict(tokenizer.vocab), tokenizer.normalization, tokenizer.strip_control_chars,
-                            str(tokenizer.unk_token), str(tokenizer.bos_token))
+    backend = build_backend(
+        dict(tokenizer.vocab),
+        tokenizer.normalization,
+        tokenizer.strip_control_chars,
+        str(tokenizer.unk_token),
+        str(tokenizer.bos_token),
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         pad_token=str(tokenizer.pad_token),
@@ -291,11 +311,22 @@ def write_native(model, tokenizer, target: Target, task: str, directory: str):
     # prompt's last end-of-turn, up to the next end of turn or of text. Without it `transformers serve` parses a
     # Qwen3 checkpoint's replies with Qwen's own <|im_start|> / <think> format and returns the prompt with the reply.
     sep, eos = str(tokenizer.sep_token), str(tokenizer.eos_token)
-    response_template = {"defaults": {"role": "assistant"}, "start_anchor": sep,
-                         "fields": {"content": {"close_pattern": f"{re.escape(sep)}|{re.escape(eos)}",
-                                                "content": "text", "content_args": {"strip": False}}}}
-    _update_json(os.path.join(directory, "tokenizer_config.json"), tokenizer_class="PreTrainedTokenizerFast",
-                 response_template=response_template)
+    response_template = {
+        "defaults": {"role": "assistant"},
+        "start_anchor": sep,
+        "fields": {
+            "content": {
+                "close_pattern": f"{re.escape(sep)}|{re.escape(eos)}",
+                "content": "text",
+                "content_args": {"strip": False},
+            }
+        },
+    }
+    _update_json(
+        os.path.join(directory, "tokenizer_config.json"),
+        tokenizer_class="PreTrainedTokenizerFast",
+        response_template=response_template,
+    )
 
 
 def _update_json(path: str, **fields):
@@ -314,31 +345,47 @@ def check_native(model, tokenizer, directory: str, task: str, n_new: int = 16) -
     loaded_tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
     ids, mask = probe_inputs(model.config)
     relative = relative_difference(task_output(loaded, ids, mask, task), task_output(model, ids, mask, task))
-    result = {"class": type(loaded).__name__, "relative_difference": float(f"{relative:.4g}"),
-              "tolerance": CHECK_TOLERANCE["float32"]}
+    result = {
+        "class": type(loaded).__name__,
+        "relative_difference": float(f"{relative:.4g}"),
+        "tolerance": CHECK_TOLERANCE["float32"],
+    }
     problems = []
     if not relative <= result["tolerance"]:
         problems.append(f"its logits differ from CharGPT's by {relative:.3g} of their RMS")
     if task == "causal-lm":
         n_new = min(n_new, model.config.n_positions - 8)
-        settings = dict(do_sample=False, max_new_tokens=n_new, min_new_tokens=n_new, eos_token_id=None,
-                        pad_token_id=model.config.pad_token_id, attention_mask=torch.ones(1, 8, dtype=torch.long))
+        settings = dict(
+            do_sample=False,
+            max_new_tokens=n_new,
+            min_new_tokens=n_new,
+            eos_token_id=None,
+            pad_token_id=model.config.pad_token_id,
+            attention_mask=torch.ones(1, 8, dtype=torch.long),
+        )
         same = torch.equal(model.generate(ids[:1, :8], **settings), loaded.generate(ids[:1, :8], **settings))
         result["greedy_tokens_equal"] = same
         if not same:
             problems.append("its greedy continuation differs")
     texts = [tokenizer.normalize(t) if hasattr(tokenizer, "normalize") else t for t in TOKENIZER_PROBE]
-    chat = [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "你好！"}, {"role": "user",
-                                                                                           "content": "天气"}]
-    same_ids = all(tokenizer(t)["input_ids"] == loaded_tokenizer(t)["input_ids"]
-                   for t in TOKENIZER_PROBE + tuple(texts))
-    same_chat = (tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False)
-                 == loaded_tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True,
-                                                         return_dict=False))
+    chat = [
+        {"role": "user", "content": "你好"},
+        {"role": "assistant", "content": "你好！"},
+        {"role": "user", "content": "天气"},
+    ]
+    same_ids = all(
+        tokenizer(t)["input_ids"] == loaded_tokenizer(t)["input_ids"] for t in TOKENIZER_PROBE + tuple(texts)
+    )
+    same_chat = tokenizer.apply_chat_template(
+        chat, add_generation_prompt=True, tokenize=True, return_dict=False
+    ) == loaded_tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False)
     result["tokenizer_ids_equal"], result["chat_template_ids_equal"] = same_ids, same_chat
     if not (same_ids and same_chat):
-        problems.append("its tokenizer gives other ids" + ("" if same_ids else " for plain text")
-                        + ("" if same_chat else " for the chat template"))
+        problems.append(
+            "its tokenizer gives other ids"
+            + ("" if same_ids else " for plain text")
+            + ("" if same_chat else " for the chat template")
+        )
     if problems:
         raise ExportCheckError(
             f"The {type(loaded).__name__} export does not reproduce the model: {'; '.join(problems)}. Nothing was "
@@ -359,8 +406,15 @@ def export_native(model, tokenizer, output_dir, source: str | None = None, overw
     with atomic_output_dir(output_dir, overwrite=overwrite, source=source) as staging:
         write_native(model, tokenizer, target, task, staging)
         checks = check_native(model, tokenizer, staging, task)
-        info = {"format": "transformers", "target": target.name, "class": target.classes[task], "task": task,
-                "source": str(source) if source else None, "engines": list(target.engines), "checks": checks}
+        info = {
+            "format": "transformers",
+            "target": target.name,
+            "class": target.classes[task],
+            "task": task,
+            "source": str(source) if source else None,
+            "engines": list(target.engines),
+            "checks": checks,
+        }
         write_json_atomic(os.path.join(staging, NATIVE_INFO_FILE), info)
     return info
 

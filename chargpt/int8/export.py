@@ -44,9 +44,16 @@ def _unique_parameter_bytes(model) -> int:
     return sum(seen.values())
 
 
-def export_int8(model, tokenizer, output_dir, source: str | None = None, overwrite: bool = False,
-                num_threads: int | None = None, eval_texts: list[str] | None = None,
-                eval_labels: list[int] | None = None) -> dict:
+def export_int8(
+    model,
+    tokenizer,
+    output_dir,
+    source: str | None = None,
+    overwrite: bool = False,
+    num_threads: int | None = None,
+    eval_texts: list[str] | None = None,
+    eval_labels: list[int] | None = None,
+) -> dict:
     """Write an int8 ONNX Runtime export of `model` (a CharGPT causal LM or classifier) with its tokenizer to
     `output_dir`, atomically (built in a temporary sibling directory, then renamed). Returns the export description
     that is also written to `chargpt_int8.json`: method, sizes, the checks of the float32 graph and of the int8 export
@@ -60,8 +67,10 @@ def export_int8(model, tokenizer, output_dir, source: str | None = None, overwri
     model = model.to(device="cpu", dtype=torch.float32).eval()
     source_bytes = weights_bytes(source) if source and os.path.isdir(source) else _unique_parameter_bytes(model)
     tied = task == "causal-lm" and model.lm_head.weight is model.transformer.wte.weight
-    with atomic_output_dir(output_dir, overwrite=overwrite, source=source) as staging, \
-            float_graph_file(model) as float_path:
+    with (
+        atomic_output_dir(output_dir, overwrite=overwrite, source=source) as staging,
+        float_graph_file(model) as float_path,
+    ):
         quantize_graph(float_path, os.path.join(staging, ONNX_FILE))
         config = model.config.to_dict()
         config.pop("auto_map", None)  # the export holds no modeling code; only chargpt.int8.load_int8 reads it
@@ -118,8 +127,12 @@ def library_versions() -> dict:
 
     from .. import __version__
 
-    return {"chargpt": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "onnxruntime": onnxruntime.__version__}
+    return {
+        "chargpt": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
 
 
 @torch.no_grad()
@@ -134,10 +147,13 @@ def check_export(model, exported: Int8CharGPT, precision: str, n_new: int = 16, 
     got = task_output(exported, ids, mask, task)
     relative = relative_difference(got, ref)
     result = {
-        "compared": "pooled classifier logits" if task == "sequence-classification" else
-                    "next-token logits, whole sequence and through the cache",
-        "relative_difference": float(f"{relative:.4g}"), "tolerance": CHECK_TOLERANCE[precision],
-        "max_abs_logit_diff": round(float((ref - got).abs().max()), 6), "logit_scale": round(float(ref.abs().max()), 5),
+        "compared": "pooled classifier logits"
+        if task == "sequence-classification"
+        else "next-token logits, whole sequence and through the cache",
+        "relative_difference": float(f"{relative:.4g}"),
+        "tolerance": CHECK_TOLERANCE[precision],
+        "max_abs_logit_diff": round(float((ref - got).abs().max()), 6),
+        "logit_scale": round(float(ref.abs().max()), 5),
         "top1_agreement": round(float((ref.argmax(-1) == got.argmax(-1)).float().mean()), 4),
     }
     n_new = min(n_new, config.n_positions - 8)
@@ -150,15 +166,17 @@ def check_export(model, exported: Int8CharGPT, precision: str, n_new: int = 16, 
     if not relative <= result["tolerance"]:
         raise ExportCheckError(
             f"The {precision} export does not reproduce the model: its {result['compared']} differ from PyTorch's on "
-            f"the probe by {relative:.3g} of their RMS (allowed: {result['tolerance']}). Nothing was written. This is a bug in chargpt's int8 export for "
+            f"the probe by {relative:.3g} of their RMS (allowed: {result['tolerance']}). Nothing was written. "
+            f"This is a bug in chargpt's int8 export for "
             f"{method_description(config)}; please report it with the model's config.json."
         )
     return result
 
 
 @torch.no_grad()
-def compare_on_texts(model, int8_model: Int8CharGPT, tokenizer, texts: list[str], labels: list[int] | None = None,
-                     batch_size: int = 16) -> dict:
+def compare_on_texts(
+    model, int8_model: Int8CharGPT, tokenizer, texts: list[str], labels: list[int] | None = None, batch_size: int = 16
+) -> dict:
     """Agreement on real text. Causal LM: perplexity of each model (all tokens after <bos>, texts truncated to the
     context) and next-token top-1 agreement. Classifier: accuracy of each (when labels are given) and agreement."""
     if not texts:
@@ -178,18 +196,25 @@ def compare_on_texts(model, int8_model: Int8CharGPT, tokenizer, texts: list[str]
         if count == 0:
             raise ValueError("None of the texts has a character to predict.")
         ppl = {k: math.exp(v / count) for k, v in nll.items()}
-        return {"texts": len(texts), "tokens": count, "perplexity_fp32": round(ppl["fp32"], 4),
-                "perplexity_int8": round(ppl["int8"], 4),
-                "perplexity_change_pct": round(100 * (ppl["int8"] / ppl["fp32"] - 1), 3),
-                "next_token_top1_agreement": round(agree / count, 4)}
+        return {
+            "texts": len(texts),
+            "tokens": count,
+            "perplexity_fp32": round(ppl["fp32"], 4),
+            "perplexity_int8": round(ppl["int8"], 4),
+            "perplexity_change_pct": round(100 * (ppl["int8"] / ppl["fp32"] - 1), 3),
+            "next_token_top1_agreement": round(agree / count, 4),
+        }
 
-    preds = {name: [r["label_id"] for r in classify_texts(m, tokenizer, texts, batch_size=batch_size)]
-             for name, m in (("fp32", model), ("int8", int8_model))}
-    result = {"texts": len(texts),
-              "prediction_agreement": round(float(np.mean(np.equal(preds["fp32"], preds["int8"]))), 4)}
+    preds = {
+        name: [r["label_id"] for r in classify_texts(m, tokenizer, texts, batch_size=batch_size)]
+        for name, m in (("fp32", model), ("int8", int8_model))
+    }
+    result = {
+        "texts": len(texts),
+        "prediction_agreement": round(float(np.mean(np.equal(preds["fp32"], preds["int8"]))), 4),
+    }
     if labels is not None:
         for name, p in preds.items():
             result[f"accuracy_{name}"] = round(float(np.mean(np.equal(p, labels))), 4)
         result["accuracy_change"] = round(result["accuracy_int8"] - result["accuracy_fp32"], 4)
     return result
-

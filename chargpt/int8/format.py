@@ -26,5 +26,4 @@ def require(module: str):
         raise ImportError(f"The int8 export needs the `{module}` package: {_INSTALL_HINT}.") from err
 
 
-
 __all__ = ["EXPORT_INFO_FILE", "ONNX_FILE", "EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "is_int8_export", "require"]

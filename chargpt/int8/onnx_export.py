@@ -83,8 +83,7 @@ def _trace_arguments(model, task: str):
     if task == "sequence-classification":
         mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
         shapes = {"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}}
-        return ClassifierGraph(model), (ids, mask), shapes, ["input_ids", "attention_mask"], ["logits",
-                                                                                             "hidden_states"]
+        return ClassifierGraph(model), (ids, mask), shapes, ["input_ids", "attention_mask"], ["logits", "hidden_states"]
     past_len = torch.export.Dim("past_sequence", min=0, max=config.n_positions)
     head_dim = config.n_embd // config.n_head
     past = [torch.zeros(2, config.n_head, 4, head_dim) for _ in range(2 * config.n_layer)]
@@ -118,8 +117,16 @@ def export_float_graph(model, path: str) -> str:
     require("onnxscript")  # torch.onnx's dynamo exporter is built on it
     wrapper, args, shapes, inputs, outputs = _trace_arguments(model, model_task(model))
     with _quiet(), torch.no_grad():
-        program = torch.onnx.export(wrapper.eval(), args, dynamo=True, dynamic_shapes=shapes, input_names=inputs,
-                                    output_names=outputs, opset_version=ONNX_OPSET, verbose=False)
+        program = torch.onnx.export(
+            wrapper.eval(),
+            args,
+            dynamo=True,
+            dynamic_shapes=shapes,
+            input_names=inputs,
+            output_names=outputs,
+            opset_version=ONNX_OPSET,
+            verbose=False,
+        )
     proto = program.model_proto
     for node in proto.graph.node:
         del node.metadata_props[:]
@@ -135,8 +142,14 @@ def quantize_graph(float_path: str, int8_path: str) -> str:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with _quiet():
-        quantize_dynamic(float_path, int8_path, per_channel=True, reduce_range=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=QUANTIZED_OPS)
+        quantize_dynamic(
+            float_path,
+            int8_path,
+            per_channel=True,
+            reduce_range=True,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=QUANTIZED_OPS,
+        )
     return int8_path
 
 

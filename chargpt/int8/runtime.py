@@ -33,11 +33,26 @@ logger = logging.getLogger(__name__)
 _GENERATION_DEFAULTS = {"do_sample": False, "temperature": 1.0, "top_k": 50, "top_p": 1.0, "repetition_penalty": 1.0}
 # Settings this loop does not implement, with the value that means "off"; anything else is refused, not ignored.
 _UNSUPPORTED_GENERATION = {
-    "num_beams": 1, "num_beam_groups": 1, "penalty_alpha": None, "typical_p": 1.0, "min_p": None, "top_h": None,
-    "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "bad_words_ids": None,
-    "suppress_tokens": None, "begin_suppress_tokens": None, "sequence_bias": None, "guidance_scale": None,
-    "force_words_ids": None, "constraints": None, "stop_strings": None, "dola_layers": None,
-    "return_dict_in_generate": False, "output_scores": False, "output_logits": False,
+    "num_beams": 1,
+    "num_beam_groups": 1,
+    "penalty_alpha": None,
+    "typical_p": 1.0,
+    "min_p": None,
+    "top_h": None,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "bad_words_ids": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "sequence_bias": None,
+    "guidance_scale": None,
+    "force_words_ids": None,
+    "constraints": None,
+    "stop_strings": None,
+    "dola_layers": None,
+    "return_dict_in_generate": False,
+    "output_scores": False,
+    "output_logits": False,
 }
 
 
@@ -163,8 +178,9 @@ class Int8CharGPT:
         """Greedy or sampled continuation with the key/value cache, with `model.generate()`'s semantics for the
         settings CharGPT uses (do_sample, temperature, top_k, top_p, repetition_penalty, no_repeat_ngram_size,
         max_new_tokens / max_length, min_new_tokens, eos_token_id (one or several), pad_token_id,
-        num_return_sequences) and the same streamer protocol (`put(prompt)`, `put(token)` per step, `end()`). Returns (B * n, prompt + new) token ids;
-        rows that stopped early are padded with pad_token_id. Other settings (beam search, ...) raise ValueError."""
+        num_return_sequences) and the same streamer protocol (`put(prompt)`, `put(token)` per step, `end()`).
+        Returns (B * n, prompt + new) token ids; rows that stopped early are padded with pad_token_id. Other settings
+        (beam search, ...) raise ValueError."""
         if self.task != "causal-lm":
             raise ValueError("This int8 export is a classifier; generate() needs a causal LM export.")
         gen = copy.deepcopy(generation_config or self.generation_config or default_generation_config(self.config))
@@ -174,8 +190,9 @@ class Int8CharGPT:
         _check_supported(gen)
         ids, _ = self._check_ids(input_ids, attention_mask)
         if attention_mask is not None and not bool(torch.as_tensor(attention_mask).bool().all()):
-            raise ValueError("Int8CharGPT.generate() takes unpadded prompts: generate one prompt (or equal-length "
-                             "prompts) per call.")
+            raise ValueError(
+                "Int8CharGPT.generate() takes unpadded prompts: generate one prompt (or equal-length prompts) per call."
+            )
         ids = torch.from_numpy(ids).repeat_interleave(gen.num_return_sequences or 1, dim=0)
         prompt_len = ids.shape[1]
         max_new = gen.max_new_tokens if gen.max_new_tokens is not None else (gen.max_length or 20) - prompt_len
@@ -250,22 +267,30 @@ def _load_config(path: str, info: dict) -> CharGPTConfig:
     """The export's config, refused when it asks for something this runtime does not implement (a task, or a
     pooling or other option a newer chargpt wrote), rather than run as a different model."""
     if info.get("task") not in RUNTIME_TASKS:
-        raise ValueError(f"{path} is an int8 export for the task {info.get('task')!r}; this chargpt runs "
-                         f"{RUNTIME_TASKS}. Upgrade chargpt or re-export.")
+        raise ValueError(
+            f"{path} is an int8 export for the task {info.get('task')!r}; this chargpt runs "
+            f"{RUNTIME_TASKS}. Upgrade chargpt or re-export."
+        )
     try:
         config = CharGPTConfig.from_pretrained(path)
     except ValueError as err:
-        raise ValueError(f"{path}: its config.json describes a model this chargpt's int8 runtime does not implement "
-                         f"({err}). Upgrade chargpt, or export the model again with this one.") from err
+        raise ValueError(
+            f"{path}: its config.json describes a model this chargpt's int8 runtime does not implement "
+            f"({err}). Upgrade chargpt, or export the model again with this one."
+        ) from err
     pooling = config.classifier_pooling if info["task"] == "sequence-classification" else None
     if pooling is not None and pooling not in RUNTIME_POOLINGS:
-        raise ValueError(f"{path}: classifier_pooling={pooling!r} is not implemented by this int8 runtime "
-                         f"({RUNTIME_POOLINGS}). Upgrade chargpt or re-export.")
+        raise ValueError(
+            f"{path}: classifier_pooling={pooling!r} is not implemented by this int8 runtime "
+            f"({RUNTIME_POOLINGS}). Upgrade chargpt or re-export."
+        )
     if pooling == "mean" and info.get("format_version", 0) < 2:
         logger.warning(
-            "%s was exported by a chargpt whose int8 runtime pooled every classifier by its last token: it now pools by "
-            "the mean, as the model does, but the checks recorded in %s were measured the old way. Export it again to "
-            "record the real agreement.", path, EXPORT_INFO_FILE,
+            "%s was exported by a chargpt whose int8 runtime pooled every classifier by its last token: it now "
+            "pools by the mean, as the model does, but the checks recorded in %s were measured the old way. Export it "
+            "again to record the real agreement.",
+            path,
+            EXPORT_INFO_FILE,
         )
     return config
 
@@ -278,14 +303,16 @@ def _session_options(ort, num_threads: int | None):
     return options
 
 
-def session_model(onnx_model, config: CharGPTConfig, task: str, generation_config=None,
-                  num_threads: int | None = None) -> Int8CharGPT:
+def session_model(
+    onnx_model, config: CharGPTConfig, task: str, generation_config=None, num_threads: int | None = None
+) -> Int8CharGPT:
     """An `Int8CharGPT` over an ONNX graph file or in-memory model (`onnx_export.export_float_graph` writes the float
     one), for the export's own checks, tests and benchmarks; exported directories load with `load_int8`."""
     ort = require("onnxruntime")
     source = onnx_model if isinstance(onnx_model, (str, os.PathLike)) else onnx_model.SerializeToString()
-    session = ort.InferenceSession(source, sess_options=_session_options(ort, num_threads),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        source, sess_options=_session_options(ort, num_threads), providers=["CPUExecutionProvider"]
+    )
     return Int8CharGPT("<memory>", session, config, generation_config, {"task": task})
 
 
@@ -309,12 +336,12 @@ def load_int8(path, num_threads: int | None = None) -> Int8CharGPT:
         generation_config = GenerationConfig.from_pretrained(path)
     graph = os.path.join(path, info["onnx_file"])
     try:
-        session = ort.InferenceSession(graph, sess_options=_session_options(ort, num_threads),
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            graph, sess_options=_session_options(ort, num_threads), providers=["CPUExecutionProvider"]
+        )
     except Exception as err:  # onnxruntime raises its own types (InvalidProtobuf, Fail, NoSuchFile)
         raise ValueError(
             f"Could not load the int8 graph {graph}: {type(err).__name__}: {err}. The file may be truncated or "
             f"damaged: export the model again with `chargpt export-int8`."
         ) from err
     return Int8CharGPT(path, session, config, generation_config, info)
-

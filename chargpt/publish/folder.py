@@ -66,8 +66,10 @@ def _check_arguments(model_dir, args: PublishArguments) -> tuple[list[list[str]]
     if os.path.realpath(args.output_dir) == os.path.realpath(model_dir):
         raise ValueError("output_dir must differ from the model directory.")
     if args.license not in KNOWN_LICENSES:
-        raise ValueError(f"--license {args.license!r} is not a Hub licence id; use one of e.g. apache-2.0, mit, "
-                         f"cc-by-4.0, cc-by-nc-4.0, or 'other'.")
+        raise ValueError(
+            f"--license {args.license!r} is not a Hub licence id; use one of e.g. apache-2.0, mit, "
+            f"cc-by-4.0, cc-by-nc-4.0, or 'other'."
+        )
     scripts = read_chat_scripts(args.chat_scripts)
     template = args.card_template or TEMPLATE_PATH
     if not os.path.isfile(template):
@@ -77,15 +79,25 @@ def _check_arguments(model_dir, args: PublishArguments) -> tuple[list[list[str]]
 
 def _check_hub_files(directory: str, task: str):
     """The files a Hub user needs, and an auto_map entry for every Auto class, or an error naming what is missing."""
-    needed = ["config.json", "model.safetensors", "configuration_chargpt.py", "modeling_chargpt.py",
-              "tokenization_chargpt.py", "tokenizer_config.json", "vocab.json"]
+    needed = [
+        "config.json",
+        "model.safetensors",
+        "configuration_chargpt.py",
+        "modeling_chargpt.py",
+        "tokenization_chargpt.py",
+        "tokenizer_config.json",
+        "vocab.json",
+    ]
     if task == "causal-lm":
         needed.append("generation_config.json")
     missing = [n for n in needed if not os.path.isfile(os.path.join(directory, n))]
     with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
         auto_map = json.load(f).get("auto_map", {})
-    missing += [f"config.json auto_map[{c}]" for c in ("AutoConfig", "AutoModel", "AutoModelForCausalLM",
-                                                       "AutoModelForSequenceClassification") if c not in auto_map]
+    missing += [
+        f"config.json auto_map[{c}]"
+        for c in ("AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelForSequenceClassification")
+        if c not in auto_map
+    ]
     with open(os.path.join(directory, "tokenizer_config.json"), encoding="utf-8") as f:
         tokenizer_config = json.load(f)
     if "AutoTokenizer" not in tokenizer_config.get("auto_map", {}):
@@ -133,23 +145,37 @@ def verify_load(directory: str, task: str, model, tokenizer, timeout: int = 300)
     """Load `directory` with trust_remote_code in a fresh Python where `import chargpt` fails and check that it
     gives the same last-token logits (and, for a causal LM, the same greedy chat reply) as `model`."""
     with tempfile.TemporaryDirectory() as modules_cache:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": modules_cache,
-               "TOKENIZERS_PARALLELISM": "false"}
-        proc = subprocess.run([sys.executable, "-c", _VERIFY_SCRIPT, directory, task, VERIFY_TEXT], env=env,
-                              cwd=modules_cache, capture_output=True, text=True, timeout=timeout)
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "HF_MODULES_CACHE": modules_cache,
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", _VERIFY_SCRIPT, directory, task, VERIFY_TEXT],
+            env=env,
+            cwd=modules_cache,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("VERIFY ")]
     if proc.returncode != 0 or not lines:
         raise ValueError(f"The published directory does not load without chargpt:\n{proc.stderr[-3000:]}")
-    result = json.loads(lines[-1][len("VERIFY "):])
+    result = json.loads(lines[-1][len("VERIFY ") :])
     expected = model(**tokenizer(VERIFY_TEXT, return_tensors="pt")).logits[0, -1]
     diff = float((torch.tensor(result["logits"]) - expected.float()).abs().max())
     if diff > 1e-4:
         raise ValueError(f"The published model's logits differ from the source model's by {diff:.2e}.")
     result["max_abs_logit_diff"] = diff
     if task == "causal-lm":
-        inputs = tokenizer.apply_chat_template([{"role": "user", "content": VERIFY_TEXT}], add_generation_prompt=True,
-                                               return_tensors="pt", return_dict=True)
-        reply = model.generate(**inputs, max_new_tokens=8, do_sample=False)[0, inputs["input_ids"].shape[1]:]
+        inputs = tokenizer.apply_chat_template(
+            [{"role": "user", "content": VERIFY_TEXT}],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        )
+        reply = model.generate(**inputs, max_new_tokens=8, do_sample=False)[0, inputs["input_ids"].shape[1] :]
         if reply.tolist() != result["greedy_reply_ids"]:
             raise ValueError("The published model's greedy reply differs from the source model's.")
     del result["logits"]

@@ -9,12 +9,34 @@ import math
 import os
 
 
-_SKIPPED_RESULT_KEYS = ("runtime", "samples_per_second", "steps_per_second", "epoch", "samples",
-                        "model_preparation_time", "step", "total_flos")
+_SKIPPED_RESULT_KEYS = (
+    "runtime",
+    "samples_per_second",
+    "steps_per_second",
+    "epoch",
+    "samples",
+    "model_preparation_time",
+    "step",
+    "total_flos",
+)
 _TRAINING_ARGS_KEYS = (
-    "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2",
-    "max_grad_norm", "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps",
-    "block_size", "max_seq_length", "seed", "bf16", "fp16",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_ratio",
+    "warmup_steps",
+    "weight_decay",
+    "adam_beta1",
+    "adam_beta2",
+    "max_grad_norm",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "max_steps",
+    "block_size",
+    "max_seq_length",
+    "seed",
+    "bf16",
+    "fp16",
 )
 
 
@@ -30,8 +52,11 @@ def _find_trainer_state(directory: str) -> str | None:
     """trainer_state.json in the directory, else in its newest checkpoint-N."""
     if os.path.isfile(os.path.join(directory, "trainer_state.json")):
         return directory
-    checkpoints = [d for d in glob.glob(os.path.join(directory, "checkpoint-*"))
-                   if os.path.isfile(os.path.join(d, "trainer_state.json")) and d.rsplit("-", 1)[-1].isdigit()]
+    checkpoints = [
+        d
+        for d in glob.glob(os.path.join(directory, "checkpoint-*"))
+        if os.path.isfile(os.path.join(d, "trainer_state.json")) and d.rsplit("-", 1)[-1].isdigit()
+    ]
     return max(checkpoints, key=lambda d: int(d.rsplit("-", 1)[-1])) if checkpoints else None
 
 
@@ -39,8 +64,14 @@ def collect_training_info(directory: str, task: str, notes: list[str]) -> dict:
     """Settings, evaluation rows (split, metric, value) and log history from a Trainer output directory."""
     if not os.path.isdir(directory):
         raise ValueError(f"Training directory {directory!r} does not exist.")
-    info = {"state_dir": _find_trainer_state(directory), "settings": [], "eval_rows": [], "baseline_rows": [],
-            "log_history": [], "data_rows": []}
+    info = {
+        "state_dir": _find_trainer_state(directory),
+        "settings": [],
+        "eval_rows": [],
+        "baseline_rows": [],
+        "log_history": [],
+        "data_rows": [],
+    }
     if info["state_dir"] is None:
         notes.append(f"No trainer_state.json in {directory}: the card has no training log or settings from it.")
     else:
@@ -54,15 +85,20 @@ def collect_training_info(directory: str, task: str, notes: list[str]) -> dict:
     train_results = os.path.join(directory, "train_results.json")
     if os.path.isfile(train_results):
         results = _read_json(train_results)
-        info["settings"] += [(label, _round(results[key])) for key, label in (
-            ("train_samples", "training examples"), ("train_loss", "mean training loss")) if key in results]
+        info["settings"] += [
+            (label, _round(results[key]))
+            for key, label in (("train_samples", "training examples"), ("train_loss", "mean training loss"))
+            if key in results
+        ]
     summary = os.path.join(directory, "data_summary.json")
     info["data_rows"] = _data_summary_rows(_read_json(summary)) if os.path.isfile(summary) else []
     heldout, info["baseline_rows"] = heldout_rows(directory)
     info["eval_rows"] = _eval_rows(directory, task, info["log_history"]) + heldout
     if not info["eval_rows"]:
-        notes.append(f"No evaluation results (eval_results.json, test_results.json or eval entries in the log) in "
-                     f"{directory}: the card has no model-index.")
+        notes.append(
+            f"No evaluation results (eval_results.json, test_results.json or eval entries in the log) in "
+            f"{directory}: the card has no model-index."
+        )
     return info
 
 
@@ -71,8 +107,11 @@ def _data_summary_rows(summary: dict) -> list[tuple]:
     rows = []
     for key, value in summary.items():
         if isinstance(value, dict):
-            pieces = [f"{k}: {v}" for k, v in value.items()
-                      if isinstance(v, (int, float, str)) and not isinstance(v, bool) and k != "from_cache"]
+            pieces = [
+                f"{k}: {v}"
+                for k, v in value.items()
+                if isinstance(v, (int, float, str)) and not isinstance(v, bool) and k != "from_cache"
+            ]
             pieces += [f"{k}: {v}" for k, v in value.items() if isinstance(v, bool)] if key == "cleaning" else []
             if isinstance(value.get("dropped"), dict) and value["dropped"]:
                 pieces.append("dropped: " + ", ".join(f"{k} {v}" for k, v in value["dropped"].items()))
@@ -88,8 +127,11 @@ def _data_summary_rows(summary: dict) -> list[tuple]:
 
 
 def _state_settings(state: dict, history: list[dict]) -> list[tuple]:
-    rows = [("optimizer steps", state.get("global_step")), ("epochs", _round(state.get("epoch"))),
-            ("batch size per device", state.get("train_batch_size"))]
+    rows = [
+        ("optimizer steps", state.get("global_step")),
+        ("epochs", _round(state.get("epoch"))),
+        ("batch size per device", state.get("train_batch_size")),
+    ]
     losses = [e["loss"] for e in history if "loss" in e]
     rates = [e["learning_rate"] for e in history if "learning_rate" in e]
     runtime = [e["train_runtime"] for e in history if "train_runtime" in e]
@@ -152,13 +194,24 @@ def heldout_rows(directory: str) -> tuple[list[tuple], list[tuple]]:
     for task in ("sentiment", "cross_domain"):
         if task in report:
             split = report[task]["split"]
-            test = "ChnSentiCorp balanced held-out test" if task == "sentiment" else (
-                f"cross-domain test (held-out category {split.get('holdout_category', '?')})")
+            test = (
+                "ChnSentiCorp balanced held-out test"
+                if task == "sentiment"
+                else (f"cross-domain test (held-out category {split.get('holdout_category', '?')})")
+            )
             rows += [(test, metric, _round(report[task]["model"][metric])) for metric in ("accuracy", "macro_f1")]
             if "tfidf_logreg" in report[task]:
                 floor = report[task]["tfidf_logreg"]
-                baselines += [(test, "TF-IDF character 1-3-grams + logistic regression, same training files", metric,
-                               _round(floor[metric])) for metric in ("accuracy", "macro_f1") if metric in floor]
+                baselines += [
+                    (
+                        test,
+                        "TF-IDF character 1-3-grams + logistic regression, same training files",
+                        metric,
+                        _round(floor[metric]),
+                    )
+                    for metric in ("accuracy", "macro_f1")
+                    if metric in floor
+                ]
     if "perplexity" in report:
         rows.append(("LCCC-base held-out dialogues", "perplexity", _round(report["perplexity"]["model"]["perplexity"])))
     if "replies" in report:
@@ -167,8 +220,10 @@ def heldout_rows(directory: str) -> tuple[list[tuple], list[tuple]]:
         metrics = ("distinct_1", "distinct_2", "repetition_share")
         rows += [(split, metric, _round(replies["model"][metric])) for metric in metrics]
         if "references" in replies:
-            baselines += [(split, "the human replies to the same posts", metric,
-                           _round(replies["references"][metric])) for metric in metrics]
+            baselines += [
+                (split, "the human replies to the same posts", metric, _round(replies["references"][metric]))
+                for metric in metrics
+            ]
     return rows, baselines
 
 

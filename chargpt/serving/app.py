@@ -62,8 +62,7 @@ def build_app(served: ServedModel, max_queue: int = 32, retry_after: int = 2):
 
     @app.exception_handler(Exception)
     async def unexpected(request, err: Exception):  # never a bare 500 page
-        return JSONResponse(ApiError(500, f"{type(err).__name__}: {err}", kind="server_error").body(),
-                            status_code=500)
+        return JSONResponse(ApiError(500, f"{type(err).__name__}: {err}", kind="server_error").body(), status_code=500)
 
     async def read_body(request: Request) -> dict:
         try:
@@ -74,32 +73,43 @@ def build_app(served: ServedModel, max_queue: int = 32, retry_after: int = 2):
             raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
         model = body.get("model")
         if model is not None and model != served.name:
-            raise ApiError(404, f"The model {model!r} does not exist here; this server serves {served.name!r} "
-                                f"(GET /v1/models).", param="model", code="model_not_found")
+            raise ApiError(
+                404,
+                f"The model {model!r} does not exist here; this server serves {served.name!r} (GET /v1/models).",
+                param="model",
+                code="model_not_found",
+            )
         return body
 
     def submit(prompt_ids: list[int], sampling) -> Job:
         # A reply ends at end of turn or end of text, whatever the folder's generation_config says.
-        settings = {**sampling.settings, "eos_token_id": served.stop_ids,
-                    "pad_token_id": served.tokenizer.pad_token_id}
-        job = Job(prompt_ids, settings, sampling.n, sampling.stop, sampling.seed, asyncio.get_running_loop(),
-                  asyncio.Queue())
+        settings = {**sampling.settings, "eos_token_id": served.stop_ids, "pad_token_id": served.tokenizer.pad_token_id}
+        job = Job(
+            prompt_ids, settings, sampling.n, sampling.stop, sampling.seed, asyncio.get_running_loop(), asyncio.Queue()
+        )
         try:
             worker.submit(job)
         except QueueFull:
-            raise ApiError(503, f"The server is busy: {max_queue} requests are already waiting. Retry in a few "
-                                f"seconds.", kind="server_busy", code="queue_full",
-                           headers={"Retry-After": str(retry_after)}) from None
+            raise ApiError(
+                503,
+                f"The server is busy: {max_queue} requests are already waiting. Retry in a few seconds.",
+                kind="server_busy",
+                code="queue_full",
+                headers={"Retry-After": str(retry_after)},
+            ) from None
         return job
 
     def budgeted(sampling):
         if sampling.settings["max_new_tokens"] > served.context_length - 2:
-            raise ApiError(400, f"max_tokens leaves no room for a prompt in the {served.context_length}-token "
-                                f"context.", param="max_tokens", code="invalid_value")
+            raise ApiError(
+                400,
+                f"max_tokens leaves no room for a prompt in the {served.context_length}-token context.",
+                param="max_tokens",
+                code="invalid_value",
+            )
 
     def chat_prompt(messages, sampling) -> list[int]:
-        session = ChatSession(served.model, served.tokenizer,
-                              {"max_new_tokens": sampling.settings["max_new_tokens"]})
+        session = ChatSession(served.model, served.tokenizer, {"max_new_tokens": sampling.settings["max_new_tokens"]})
         try:
             ids, _, _ = session.prompt_for(messages)
         except ValueError as err:
@@ -109,7 +119,7 @@ def build_app(served: ServedModel, max_queue: int = 32, retry_after: int = 2):
     def completion_prompt(prompt: str, sampling) -> list[int]:
         ids = encode(served.tokenizer, prompt)
         budget = served.context_length - sampling.settings["max_new_tokens"]
-        return ids if len(ids) <= budget else ids[:1] + ids[len(ids) - budget + 1:]  # keep <bos> and the end
+        return ids if len(ids) <= budget else ids[:1] + ids[len(ids) - budget + 1 :]  # keep <bos> and the end
 
     async def collect(job: Job, request: Request) -> dict:
         """Wait for a job's events; returns texts, finish reasons and token counts per choice."""
@@ -160,12 +170,21 @@ def build_app(served: ServedModel, max_queue: int = 32, retry_after: int = 2):
         """The answer to a request: server-sent events of `chunk(index, text=, finish=)` pieces when it streams,
         else one `obj` object whose choices are `choice(index, text, finish_reason)`."""
         if sampling.stream:
-            return StreamingResponse(stream(job, request, chunk, sampling.include_usage, len(prompt_ids)),
-                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+            return StreamingResponse(
+                stream(job, request, chunk, sampling.include_usage, len(prompt_ids)),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
         result = await collect(job, request)
         choices = [choice(i, t, f) for i, (t, f) in enumerate(zip(result["texts"], result["finish"]))]
-        return {"id": chunk.ident, "object": obj, "created": chunk.created, "model": served.name,
-                "choices": choices, "usage": _usage(len(prompt_ids), sum(result["tokens"]))}
+        return {
+            "id": chunk.ident,
+            "object": obj,
+            "created": chunk.created,
+            "model": served.name,
+            "choices": choices,
+            "usage": _usage(len(prompt_ids), sum(result["tokens"])),
+        }
 
     def stamped(function, prefix: str):
         """Give a chunk builder the response id and creation time every piece repeats."""
@@ -188,14 +207,18 @@ def build_app(served: ServedModel, max_queue: int = 32, retry_after: int = 2):
                 delta["role"], first[index] = "assistant", False
             if text is not None:
                 delta["content"] = text
-            return {"id": chunk.ident, "object": "chat.completion.chunk", "created": chunk.created,
-                    "model": served.name, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+            return {
+                "id": chunk.ident,
+                "object": "chat.completion.chunk",
+                "created": chunk.created,
+                "model": served.name,
+                "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
+            }
 
         def choice(index, text, finish):
             return {"index": index, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
 
-        return await respond(request, job, sampling, prompt_ids, "chat.completion", stamped(chunk, "chatcmpl"),
-                             choice)
+        return await respond(request, job, sampling, prompt_ids, "chat.completion", stamped(chunk, "chatcmpl"), choice)
 
     @app.post("/v1/completions")
     async def completions(request: Request):
@@ -207,8 +230,13 @@ def build_app(served: ServedModel, max_queue: int = 32, retry_after: int = 2):
         job = submit(prompt_ids, sampling)
 
         def chunk(index, text="", finish=None):
-            return {"id": chunk.ident, "object": "text_completion", "created": chunk.created, "model": served.name,
-                    "choices": [choice(index, text, finish)]}
+            return {
+                "id": chunk.ident,
+                "object": "text_completion",
+                "created": chunk.created,
+                "model": served.name,
+                "choices": [choice(index, text, finish)],
+            }
 
         def choice(index, text, finish):
             return {"index": index, "text": text, "finish_reason": finish, "logprobs": None}
@@ -217,15 +245,20 @@ def build_app(served: ServedModel, max_queue: int = 32, retry_after: int = 2):
 
     @app.get("/v1/models")
     async def models():
-        return {"object": "list", "data": [{"id": served.name, "object": "model", "created": 0,
-                                            "owned_by": "chargpt"}]}
+        return {"object": "list", "data": [{"id": served.name, "object": "model", "created": 0, "owned_by": "chargpt"}]}
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": served.name, "context_length": served.context_length,
-                "max_tokens_limit": served.context_length - 2,  # a prompt needs <bos> and one character
-                "queued": worker.queue.qsize(), "busy": worker.busy, **worker.stats,
-                "defaults": served.generation_defaults}
+        return {
+            "status": "ok",
+            "model": served.name,
+            "context_length": served.context_length,
+            "max_tokens_limit": served.context_length - 2,  # a prompt needs <bos> and one character
+            "queued": worker.queue.qsize(),
+            "busy": worker.busy,
+            **worker.stats,
+            "defaults": served.generation_defaults,
+        }
 
     @app.get("/", response_class=HTMLResponse)
     async def page():
@@ -235,8 +268,11 @@ def build_app(served: ServedModel, max_queue: int = 32, retry_after: int = 2):
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -247,16 +283,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.contextmanager
-def running_server(served: ServedModel, max_queue: int = 32, host: str = "127.0.0.1", port: int | None = None,
-                   timeout: float = 30.0):
+def running_server(
+    served: ServedModel, max_queue: int = 32, host: str = "127.0.0.1", port: int | None = None, timeout: float = 30.0
+):
     """Serve `served` from a background thread of this process (a notebook, a test, a benchmark) and yield its base
     URL (http://HOST:PORT); the server stops when the block ends."""
     _require_fastapi()
     import uvicorn
 
     port = port or free_port(host)
-    server = uvicorn.Server(uvicorn.Config(build_app(served, max_queue=max_queue), host=host, port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(build_app(served, max_queue=max_queue), host=host, port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, name="chargpt-serve", daemon=True)
     thread.start()
     url = f"http://{host}:{port}"

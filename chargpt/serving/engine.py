@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..export.native import NATIVE_INFO_FILE
 from ..chat import ReplyStreamer
+from ..export.native import NATIVE_INFO_FILE
 from ..loading import detect_task, load_config, load_model_and_tokenizer
 from ..tasks import context_length, effective_max_new_tokens
 
@@ -48,12 +48,12 @@ class ServedModel:
         return [i for i in ids if i is not None]
 
 
-_DEFAULT_KEYS = ("do_sample", "temperature", "top_p", "top_k", "max_new_tokens", "min_new_tokens",
-                 "repetition_penalty")
+_DEFAULT_KEYS = ("do_sample", "temperature", "top_p", "top_k", "max_new_tokens", "min_new_tokens", "repetition_penalty")
 
 
-def load_served_model(model_dir: str, name: str | None = None, trust_remote_code: bool = False, device: str = "cpu",
-                      dtype: str = "auto") -> ServedModel:
+def load_served_model(
+    model_dir: str, name: str | None = None, trust_remote_code: bool = False, device: str = "cpu", dtype: str = "auto"
+) -> ServedModel:
     """Load any causal-LM folder chargpt writes: a CharGPT model (save_pretrained, publish), its int8 export, or its
     native transformers export (loaded with transformers' own classes). `device` / `dtype` as in chargpt.loading."""
     model_dir = str(model_dir)
@@ -62,10 +62,12 @@ def load_served_model(model_dir: str, name: str | None = None, trust_remote_code
     else:
         task = detect_task(load_config(model_dir, trust_remote_code))
         if task != "causal-lm":
-            raise ValueError(f"{model_dir} holds a {task} model; chargpt serve answers with a causal LM (a chat "
-                             f"model).")
-        model, tokenizer = load_model_and_tokenizer(model_dir, task="causal-lm", device=device, dtype=dtype,
-                                                    trust_remote_code=trust_remote_code)
+            raise ValueError(
+                f"{model_dir} holds a {task} model; chargpt serve answers with a causal LM (a chat model)."
+            )
+        model, tokenizer = load_model_and_tokenizer(
+            model_dir, task="causal-lm", device=device, dtype=dtype, trust_remote_code=trust_remote_code
+        )
     config = model.config
     context = context_length(config)
     generation = getattr(model, "generation_config", None)
@@ -80,8 +82,10 @@ def _load_native(model_dir: str):
 
     with open(os.path.join(model_dir, NATIVE_INFO_FILE), encoding="utf-8") as f:
         if json.load(f).get("task") != "causal-lm":
-            raise ValueError(f"{model_dir} is a native export of a classifier; chargpt serve answers with a causal "
-                             f"LM (a chat model).")
+            raise ValueError(
+                f"{model_dir} is a native export of a classifier; chargpt serve answers with a causal "
+                f"LM (a chat model)."
+            )
     model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=False).eval()
     return model, AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
 
@@ -132,7 +136,7 @@ class _JobStreamer(ReplyStreamer):
 
     def _send(self, text: str):
         if len(text) > len(self.sent):
-            self.job.emit("delta", self.index, text[len(self.sent):])
+            self.job.emit("delta", self.index, text[len(self.sent) :])
             self.sent = text
 
 
@@ -189,9 +193,10 @@ class Worker:
             streamer = _JobStreamer(job, index, tokenizer)
             started = time.perf_counter()
             try:
-                out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
-                                     **job.settings)
-                new = out[0, input_ids.shape[1]:].tolist()
+                out = model.generate(
+                    input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer, **job.settings
+                )
+                new = out[0, input_ids.shape[1] :].tolist()
                 stopped = bool(new) and new[-1] in self.served.stop_ids
             except _Stop:
                 new = streamer.token_ids

@@ -7,8 +7,15 @@ from dataclasses import dataclass
 class ApiError(Exception):
     """An error answered as {"error": {"message", "type", "param", "code"}} with an HTTP status."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 kind: str = "invalid_request_error", headers: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        kind: str = "invalid_request_error",
+        headers: dict | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
         self.headers = headers or {}
@@ -76,8 +83,9 @@ def parse_sampling(body: dict, defaults: dict, context_length: int, max_n: int =
             break
     # min_tokens (as vLLM's API names it): end-of-turn tokens are suppressed until this many were generated
     min_tokens = _integer(body, "min_tokens", 0, settings["max_new_tokens"], " (at most max_tokens)")
-    settings["min_new_tokens"] = min(settings.get("min_new_tokens") or 0, settings["max_new_tokens"]) \
-        if min_tokens is None else min_tokens
+    settings["min_new_tokens"] = (
+        min(settings.get("min_new_tokens") or 0, settings["max_new_tokens"]) if min_tokens is None else min_tokens
+    )
     n = _integer(body, "n", 1, max_n) or 1
     stop = body.get("stop")
     if stop is None:
@@ -108,24 +116,30 @@ def parse_messages(body: dict) -> list[dict]:
     list of text parts (as some clients send) is joined."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise _invalid("messages", "`messages` must be a non-empty list of {\"role\", \"content\"} objects.")
+        raise _invalid("messages", '`messages` must be a non-empty list of {"role", "content"} objects.')
     parsed = []
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise _invalid(f"messages[{i}]", f"messages[{i}] must be an object, got {message!r}.")
         role, content = message.get("role"), message.get("content")
         if role == "system":
-            raise _invalid(f"messages[{i}].role", "This character-level chat model has no system prompt: send "
-                                                  "user and assistant turns only.")
+            raise _invalid(
+                f"messages[{i}].role",
+                "This character-level chat model has no system prompt: send user and assistant turns only.",
+            )
         if role not in CHAT_ROLES:
-            raise _invalid(f"messages[{i}].role", f"messages[{i}].role must be one of {list(CHAT_ROLES)}, got "
-                                                  f"{role!r}.")
-        if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text"
-                                             and isinstance(p.get("text"), str) for p in content):
+            raise _invalid(
+                f"messages[{i}].role", f"messages[{i}].role must be one of {list(CHAT_ROLES)}, got {role!r}."
+            )
+        if isinstance(content, list) and all(
+            isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content
+        ):
             content = "".join(p["text"] for p in content)
         if not isinstance(content, str):
-            raise _invalid(f"messages[{i}].content", f"messages[{i}].content must be a string (or text parts), got "
-                                                     f"{type(content).__name__}.")
+            raise _invalid(
+                f"messages[{i}].content",
+                f"messages[{i}].content must be a string (or text parts), got {type(content).__name__}.",
+            )
         parsed.append({"role": role, "content": content})
     if parsed[-1]["role"] != "user":
         raise _invalid("messages", "The last message must be the user's: the model answers it.")

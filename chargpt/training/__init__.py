@@ -23,29 +23,30 @@ Trainers: Muon, the schedule's decay, perplexity), `inputs` (corpora to training
 
 from .arguments import (
     DEFAULT_PRESET,
-    LoraArguments,
     CharGPTTrainingArguments,
     ClassifierModelArguments,
     ClassifierTrainingArguments,
     DataArguments,
     DialogueDataArguments,
+    LabelledDataArguments,
     LMModelArguments,
     LMTrainingArguments,
-    LabelledDataArguments,
+    LoraArguments,
     VocabArguments,
     parse_arguments,
 )
 from .checkpoints import checkpoint_problem, latest_complete_checkpoint, resolve_checkpoint
-from .optimizers import MuonWithAdamW
-from .trainer import CausalLMTrainer, CharGPTTrainer
+from .environment import check_precision, logs_to_run_folder, prepare_cpu_distributed_env, setup_logging
 from .lora import apply_lora, save_merged
 from .models import apply_freezing, build_causal_lm_config, classifier_from_pretrained, new_causal_lm
+from .optimizers import MuonWithAdamW
 from .outputs import save_final_directory, save_training_plots
 from .pipelines import train_causal_lm, train_classifier
 from .run_directory import check_output_dir, clean_interrupted_saves
 from .script_runner import run_script
-from .environment import check_precision, logs_to_run_folder, prepare_cpu_distributed_env, setup_logging
+from .trainer import CausalLMTrainer, CharGPTTrainer
 from .vocabulary import build_vocabulary, grow_vocabulary
+
 
 __all__ = [
     "DEFAULT_PRESET",

@@ -6,7 +6,6 @@ from pathlib import Path
 from transformers.utils import logging as hf_logging
 
 from ..files import atomic_output_dir
-
 from .arguments import LoraArguments
 
 

@@ -22,10 +22,14 @@ def hidden_matrices(model) -> set[int]:
     """ids of the weights of the model's Linear layers other than its heads (the LM head, a classifier's `score` or
     `classifier`) and LoRA's low-rank factors: the matrices Muon is for. Embedding tables are `nn.Embedding`, so
     they are not among them."""
-    heads = {id(m) for m in (model.get_output_embeddings(), getattr(model, "score", None),
-                             getattr(model, "classifier", None)) if m is not None}
+    heads = {
+        id(m)
+        for m in (model.get_output_embeddings(), getattr(model, "score", None), getattr(model, "classifier", None))
+        if m is not None
+    }
     return {
-        id(m.weight) for name, m in model.named_modules()
+        id(m.weight)
+        for name, m in model.named_modules()
         if isinstance(m, nn.Linear) and id(m) not in heads and "lora_" not in name
     }
 
@@ -53,8 +57,16 @@ class MuonWithAdamW(torch.optim.Optimizer):
     groups (the same dicts), so learning-rate schedulers, Trainer's logging and accelerate's gradient scaler act on
     both; `state_dict` holds both states."""
 
-    def __init__(self, groups: dict[str, list], lr: float, weight_decay: float, betas=(0.9, 0.95), eps=1e-8,
-                 momentum: float = 0.95, ns_steps: int = 5):
+    def __init__(
+        self,
+        groups: dict[str, list],
+        lr: float,
+        weight_decay: float,
+        betas=(0.9, 0.95),
+        eps=1e-8,
+        momentum: float = 0.95,
+        ns_steps: int = 5,
+    ):
         if not groups["muon"]:
             raise ValueError(
                 "Muon found no trainable 2-D weight inside the decoder blocks (all frozen?); train with an AdamW "
@@ -68,7 +80,12 @@ class MuonWithAdamW(torch.optim.Optimizer):
         params = [p for group in groups.values() for p in group]
         super().__init__(params, {"lr": lr})
         self.muon = torch.optim.Muon(
-            groups["muon"], lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=True, ns_steps=ns_steps,
+            groups["muon"],
+            lr=lr,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            nesterov=True,
+            ns_steps=ns_steps,
             adjust_lr_fn="match_rms_adamw",
         )
         adamw_groups = [

@@ -221,8 +221,11 @@ def train_classifier(
         label2id={n: i for i, n in enumerate(names)},
         problem_type="single_label_classification",
         **({"classifier_pooling": model_args.pooling} if model_args.pooling else {}),
-        **({"resid_pdrop": model_args.dropout, "embd_pdrop": model_args.dropout}
-           if model_args.dropout is not None else {}),
+        **(
+            {"resid_pdrop": model_args.dropout, "embd_pdrop": model_args.dropout}
+            if model_args.dropout is not None
+            else {}
+        ),
     )
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))  # new rows start at the mean of the old embeddings

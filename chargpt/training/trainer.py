@@ -26,9 +26,13 @@ class CharGPTTrainer(Trainer):
         if groups is None:  # Trainer's own optimizer (it also returns one already built)
             return super().create_optimizer(model) if model is not None else super().create_optimizer()
         self.optimizer = MuonWithAdamW(
-            groups, lr=self.args.learning_rate, weight_decay=self.args.weight_decay,
-            betas=(self.args.adam_beta1, self.args.adam_beta2), eps=self.args.adam_epsilon,
-            momentum=self.args.muon_momentum, ns_steps=self.args.muon_ns_steps,
+            groups,
+            lr=self.args.learning_rate,
+            weight_decay=self.args.weight_decay,
+            betas=(self.args.adam_beta1, self.args.adam_beta2),
+            eps=self.args.adam_epsilon,
+            momentum=self.args.muon_momentum,
+            ns_steps=self.args.muon_ns_steps,
         )
         counts = {k: sum(p.numel() for p in v) for k, v in groups.items()}
         adamw = counts["adamw_decay"] + counts["adamw_no_decay"]

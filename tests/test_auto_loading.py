@@ -70,7 +70,7 @@ def test_modeling_module_imports_only_the_configuration_module():
 
     source = open(modeling.__file__, encoding="utf-8").read()
     local_imports = [line for line in source.splitlines() if line.startswith("from .")]
-    assert local_imports == ["from .configuration_chargpt import CharGPTConfig"]
+    assert len(local_imports) == 1 and local_imports[0].startswith("from .configuration_chargpt import "), local_imports
 
 
 def test_fast_tokenizer_module_imports_only_the_slow_tokenizer_module():

@@ -7,6 +7,7 @@ files).
 GPT-2 gets the dimensions, tokenizer, batches, schedule shape (warm-up, stable, decay) and weight decay of the recipe's
 chat model and AdamW at its best time-to-quality learning rate (--ttq_lr_gpt2); its step count is the chat model's
 training seconds over GPT-2's measured seconds per step. Its replies are sampled with the recipe's tuned settings.
+Its figures carry 95% bootstrap intervals as the recipe's own do (`<name>_ci95`, chargpt.evaluation.intervals).
 """
 
 import copy
@@ -143,10 +144,15 @@ def train_gpt2_baseline(directory: Path, recipe: dict, args, work_dir: str) -> d
         "train_seconds": train["train_runtime"],
         "seconds_per_step": rate,
         "learning_rate": args.ttq_lr_gpt2,
-        "perplexity": corpus_perplexity(model, tokenizer, splits["test"])["perplexity"],
-        "replies": reply_metrics(replies),
+        **_perplexity(corpus_perplexity(model, tokenizer, splits["test"], intervals=True)),
+        "replies": reply_metrics(replies, intervals=True),
         "samples": [{"post": p, "reply": r} for p, r in zip(splits["posts"]["post"][:5], replies[:5])],
     }
+
+
+def _perplexity(scores: dict) -> dict:
+    """`perplexity` and, where the scores have it (recipe reports written since intervals exist), `perplexity_ci95`."""
+    return {key: scores[key] for key in ("perplexity", "perplexity_ci95") if key in scores}
 
 
 def run_recipe_section(args, work_dir: str, save=lambda partial: None) -> dict:
@@ -159,9 +165,10 @@ def run_recipe_section(args, work_dir: str, save=lambda partial: None) -> dict:
         "figures": recipe["figures"],
         "sampling": recipe.get("sampling_search", {}),
         "sentiment": recipe["evaluation"]["sentiment"],
+        "intervals": recipe.get("intervals"),
         "chat": {
             "train_seconds": recipe["chat_training"]["train"]["train_runtime"],
-            "perplexity": chat_eval["perplexity"]["model"]["perplexity"],
+            **_perplexity(chat_eval["perplexity"]["model"]),
             "replies": chat_eval["replies"]["model"],
             "references": chat_eval["replies"]["references"],
             "samples": chat_eval["replies"]["samples"][:5],

@@ -24,6 +24,15 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _ci(scores: dict, name: str, form=lambda v: f"{v:.4f}") -> str:
+    """`scores[name]` written by `form`, followed by its 95% interval `[low, high]` where the scores have one
+    (results written before intervals existed have none); n/a when the figure is missing."""
+    if scores.get(name) is None:
+        return "n/a"
+    interval = scores.get(f"{name}_ci95")
+    return form(scores[name]) + (f" [{form(interval[0])}, {form(interval[1])}]" if interval else "")
+
+
 def targets(results: dict) -> list[dict]:
     """Every target the issue sets, evaluated on whatever sections the results hold."""
     out = []
@@ -744,66 +753,32 @@ def _recipe_md(recipe: dict) -> list[str]:
         f"{a['holdout_category']}. The tests are the fixed splits of recipes/ (seed {a['seed']}).",
         "",
     ]
-    sentiment = recipe["sentiment"]
-    rows = []
-    for task, name in (
-        ("sentiment", "ChnSentiCorp balanced test (250 + 250)"),
-        ("cross_domain", "cross-domain test (held-out category)"),
-    ):
-        if task in sentiment:
-            floor = sentiment[task].get("tfidf_logreg", {})
-            rows.append(
-                [
-                    name,
-                    f"{sentiment[task]['model']['accuracy']:.4f}",
-                    f"{sentiment[task]['model']['macro_f1']:.4f}",
-                    _fmt(floor.get("accuracy"), 4),
-                    sentiment[task]["model"]["n"],
-                ]
-            )
-    lines += _table(
-        ["test", "CharGPT accuracy", "macro-F1", "TF-IDF + LR accuracy (same training files)", "rows"], rows
-    )
+    lines += _recipe_sentiment_md(recipe["sentiment"])
     chat, gpt2 = recipe["chat"], recipe.get("gpt2")
-    rows = [
-        [
-            "CharGPT chat model (recipe)",
-            f"{chat['train_seconds']:.0f}",
-            f"{chat['perplexity']:.2f}",
-            f"{chat['replies']['distinct_1']:.3f}",
-            f"{chat['replies']['distinct_2']:.3f}",
-            _pct(chat["replies"]["repetition_share"]),
-            f"{chat['replies']['mean_length']:.1f}",
-        ]
-    ]
+    rows = [["CharGPT chat model (recipe)", f"{chat['train_seconds']:.0f}", _ci(chat, "perplexity", _f2)]]
+    rows[-1] += _reply_cells(chat["replies"])
     if gpt2:
         rows.append(
             [
                 f"GPT-2, same data and training time (AdamW {gpt2['learning_rate']:g}, {gpt2['steps']} steps)",
                 f"{gpt2['train_seconds']:.0f}",
-                f"{gpt2['perplexity']:.2f}",
-                f"{gpt2['replies']['distinct_1']:.3f}",
-                f"{gpt2['replies']['distinct_2']:.3f}",
-                _pct(gpt2["replies"]["repetition_share"]),
-                f"{gpt2['replies']['mean_length']:.1f}",
+                _ci(gpt2, "perplexity", _f2),
+                *_reply_cells(gpt2["replies"]),
             ]
         )
-    ref = chat["references"]
-    rows.append(
-        [
-            "human replies",
-            "",
-            "",
-            f"{ref['distinct_1']:.3f}",
-            f"{ref['distinct_2']:.3f}",
-            _pct(ref["repetition_share"]),
-            f"{ref['mean_length']:.1f}",
-        ]
-    )
+    rows.append(["human replies", "", "", *_reply_cells(chat["references"])])
     lines += _table(
         ["dialogue model", "train s", "held-out perplexity", "Distinct-1", "Distinct-2", "repetitive", "mean length"],
         rows,
     )
+    method = recipe.get("intervals")
+    if method:
+        lines += [
+            f"Brackets: {method['confidence']:.0%} {method['method']} intervals ({method['resamples']} resamples, "
+            f"seed {method['seed']}) over the test rows, dialogues or replies; CharGPT - floor is the paired interval "
+            "of the difference (both scored on the same resampled rows).",
+            "",
+        ]
     chosen = (recipe.get("sampling") or {}).get("chosen")
     if chosen:
         lines += [
@@ -814,6 +789,39 @@ def _recipe_md(recipe: dict) -> list[str]:
     lines += ["Sample replies (held-out posts):", ""]
     lines += [f"- {s['post']} -> {s['reply']} (human: {s['reference']})" for s in chat.get("samples", [])]
     return lines + [""]
+
+
+def _f2(value) -> str:
+    return f"{value:.2f}"
+
+
+def _reply_cells(replies: dict) -> list[str]:
+    """Distinct-1, Distinct-2, the repetitive share and the mean length of a set of replies, with intervals if any."""
+    return [
+        _ci(replies, "distinct_1", lambda v: f"{v:.3f}"),
+        _ci(replies, "distinct_2", lambda v: f"{v:.3f}"),
+        _ci(replies, "repetition_share", _pct),
+        f"{replies['mean_length']:.1f}",
+    ]
+
+
+def _recipe_sentiment_md(sentiment: dict) -> list[str]:
+    """Section 9's sentiment table: CharGPT and the TF-IDF floor on each test, and their paired difference where
+    the results have it."""
+    paired = any("model_minus_tfidf_logreg" in sentiment.get(task, {}) for task in ("sentiment", "cross_domain"))
+    rows = []
+    for task, name in (
+        ("sentiment", "ChnSentiCorp balanced test (250 + 250)"),
+        ("cross_domain", "cross-domain test (held-out category)"),
+    ):
+        if task in sentiment:
+            model, floor = sentiment[task]["model"], sentiment[task].get("tfidf_logreg", {})
+            row = [name, _ci(model, "accuracy"), _ci(model, "macro_f1"), _ci(floor, "accuracy")]
+            if paired:
+                row.append(_ci(sentiment[task].get("model_minus_tfidf_logreg", {}), "accuracy"))
+            rows.append([*row, model["n"]])
+    header = ["test", "CharGPT accuracy", "macro-F1", "TF-IDF + LR accuracy (same training files)"]
+    return _table(header + (["CharGPT - floor (paired)"] if paired else []) + ["rows"], rows)
 
 
 def _profiles_md(speed: dict) -> list[str]:

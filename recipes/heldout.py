@@ -1,7 +1,10 @@
 """The held-out evaluation of one model directory, as `train_scripts/run_evaluation.py` runs it: a classifier is
 scored on the balanced ChnSentiCorp test and the cross-domain test, a causal LM on LCCC-base held-out perplexity and
-on its sampled replies to the held-out posts (with the model's own generation config). `EvaluationArguments` holds the
-options (each with its `--help`), `evaluate_model` returns the report."""
+on its sampled replies to the held-out posts (with the model's own generation config). Every figure comes with its 95%
+percentile-bootstrap interval (`<name>_ci95`: over the test rows, dialogues or replies; the method is recorded once,
+under `intervals`), and the model's difference from the TF-IDF floor with its paired interval
+(`model_minus_tfidf_logreg`). `EvaluationArguments` holds the options (each with its `--help`), `evaluate_model`
+returns the report."""
 
 import itertools
 import os
@@ -10,9 +13,11 @@ from dataclasses import asdict, dataclass, field
 from transformers.utils import logging
 
 from chargpt.data import CleaningConfig, balance_classes, load_labelled
-from chargpt.evaluation.baselines import tfidf_baseline
+from chargpt.evaluation.baselines import tfidf_predictions
+from chargpt.evaluation.classification import classification_difference, classification_scores
+from chargpt.evaluation.intervals import bootstrap_settings
 from chargpt.evaluation.replies import reply_metrics
-from chargpt.evaluation.scoring import classifier_scores, corpus_perplexity
+from chargpt.evaluation.scoring import classifier_predictions, corpus_perplexity
 from chargpt.loading import detect_task, load_config, load_model_and_tokenizer
 from chargpt.tasks import sample_replies
 
@@ -31,6 +36,12 @@ logger = logging.get_logger(__name__)
 # The evaluations each kind of model gets; the first two need a classifier, the last two a causal LM.
 TASKS = {"sequence-classification": ("sentiment", "cross_domain"), "causal-lm": ("perplexity", "replies")}
 _SAMPLES_KEPT = 10  # post / reply / reference triples written into the report
+# What the report's intervals resample, recorded beside the bootstrap's settings.
+_RESAMPLED = {
+    "resampled": "test rows (classification), dialogues (perplexity), replies (reply metrics)",
+    "paired": "model_minus_tfidf_logreg: the model and the floor scored on the same resampled rows",
+    "distinct_n": "through its jackknife linearization (chargpt.evaluation.replies.distinct_statistic)",
+}
 
 
 @dataclass
@@ -120,7 +131,8 @@ def _limit(dataset, n):
 
 
 def _sentiment(args: EvaluationArguments, model, tokenizer, task: str) -> dict:
-    """One classification test (`sentiment` or `cross_domain`): the model's scores and, if asked, the floor's."""
+    """One classification test (`sentiment` or `cross_domain`): the model's scores and, if asked, the floor's and the
+    model's paired difference from it."""
     if task == "sentiment":
         path = args.data_file(args.chnsenticorp_file, CHNSENTICORP_FILE)
         splits, info = chnsenticorp_splits(path, args.seed, cache_dir=args.cache_dir)
@@ -128,30 +140,40 @@ def _sentiment(args: EvaluationArguments, model, tokenizer, task: str) -> dict:
         path = args.data_file(args.online_shopping_file, ONLINE_SHOPPING_FILE)
         splits, info = cross_domain_splits(path, args.holdout_category, args.seed, cache_dir=args.cache_dir)
     test = _limit(splits["test"], args.max_eval_samples)
-    result = {"split": info, "model": classifier_scores(model, tokenizer, test, args.batch_size)}
+    predictions, truncated = classifier_predictions(model, tokenizer, test, args.batch_size)
+    scores = classification_scores(test["label"], predictions, intervals=True)
+    result = {"split": info, "model": {**scores, "truncated": truncated}}
     if args.tfidf_baseline:
-        # On an unbalanced training split (ChnSentiCorp's, 3 positive to 1 negative) an unbalanced fit leans to the
-        # majority class, which costs accuracy on the balanced test: the balanced fit is the stronger floor (on the
-        # recipe's nearly balanced hotel + shopping files the two score within 0.2 points on validation).
-        train = splits["train"]
-        if args.tfidf_train_files:
-            train, _ = load_labelled(
-                list(args.tfidf_train_files),
-                label_names=test.features["label"].names,
-                cleaning=CleaningConfig(min_turns=1),
-                cache_dir=args.cache_dir,
-            )
-            seen = set(train["text"])
-            result["test_rows_in_tfidf_train_files"] = sum(text in seen for text in test["text"])
-        train = balance_classes(train, seed=args.seed) if args.tfidf_balance_train else train
-        pairs = list(zip(train["text"], train["label"]))
-        result["tfidf_logreg"] = {
-            **tfidf_baseline(pairs, list(zip(test["text"], test["label"]))),
-            "train_rows": len(train),
-            "train_files": list(args.tfidf_train_files) or "the split's training part",
-            "balanced_train": args.tfidf_balance_train,
-        }
+        result.update(_tfidf_floor(args, splits["train"], test, predictions))
     logger.info(f"{task}: {result['model']}")
+    return result
+
+
+def _tfidf_floor(args: EvaluationArguments, train, test, model_predictions: list[int]) -> dict:
+    """The TF-IDF floor's scores on `test` (fit on the test's training split or on --tfidf_train_files) and the
+    model's difference from it on the same rows."""
+    result = {}
+    if args.tfidf_train_files:
+        train, _ = load_labelled(
+            list(args.tfidf_train_files),
+            label_names=test.features["label"].names,
+            cleaning=CleaningConfig(min_turns=1),
+            cache_dir=args.cache_dir,
+        )
+        seen = set(train["text"])
+        result["test_rows_in_tfidf_train_files"] = sum(text in seen for text in test["text"])
+    # On an unbalanced training split (ChnSentiCorp's, 3 positive to 1 negative) an unbalanced fit leans to the
+    # majority class, which costs accuracy on the balanced test: the balanced fit is the stronger floor (on the
+    # recipe's nearly balanced hotel + shopping files the two score within 0.2 points on validation).
+    train = balance_classes(train, seed=args.seed) if args.tfidf_balance_train else train
+    floor = tfidf_predictions(list(zip(train["text"], train["label"])), test["text"])
+    result["tfidf_logreg"] = {
+        **classification_scores(test["label"], floor, intervals=True),
+        "train_rows": len(train),
+        "train_files": list(args.tfidf_train_files) or "the split's training part",
+        "balanced_train": args.tfidf_balance_train,
+    }
+    result["model_minus_tfidf_logreg"] = classification_difference(test["label"], model_predictions, floor)
     return result
 
 
@@ -162,15 +184,16 @@ def _dialogue(args: EvaluationArguments, model, tokenizer, tasks: list[str]) -> 
     results = {}
     if "perplexity" in tasks:
         test = _limit(splits["test"], args.max_eval_samples)
-        results["perplexity"] = {"split": info, "model": corpus_perplexity(model, tokenizer, test, args.batch_size)}
+        scores = corpus_perplexity(model, tokenizer, test, args.batch_size, intervals=True)
+        results["perplexity"] = {"split": info, "model": scores}
     if "replies" in tasks:
         posts = _limit(splits["posts"], args.max_eval_samples)
         kwargs = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
         replies = sample_replies(model, tokenizer, posts["post"], args.batch_size, args.seed, **kwargs)
         results["replies"] = {
             "split": info,
-            "model": reply_metrics(replies),
-            "references": reply_metrics(posts["reply"]),
+            "model": reply_metrics(replies, intervals=True),
+            "references": reply_metrics(posts["reply"], intervals=True),
             "generation_config": _generation_settings(model, kwargs),
             "samples": [
                 {"post": p, "reply": r, "reference": ref}
@@ -189,7 +212,8 @@ def _generation_settings(model, overrides: dict) -> dict:
 
 def evaluate_model(args: EvaluationArguments) -> dict:
     """Load the model directory, run the evaluations of its kind (`args.tasks`, default all of them) and return
-    the report: the arguments, the model's kind and one entry per task with its split's description."""
+    the report: the arguments, the model's kind, how the intervals were computed and one entry per task with its
+    split's description."""
     kind = detect_task(load_config(args.model_name_or_path))
     tasks = list(args.tasks) or list(TASKS[kind])
     wrong = [task for task in tasks if task not in TASKS[kind]]
@@ -199,7 +223,7 @@ def evaluate_model(args: EvaluationArguments) -> dict:
             f"{list(TASKS[kind])}."
         )
     model, tokenizer = load_model_and_tokenizer(args.model_name_or_path, task=kind, device=args.device)
-    report = {"arguments": asdict(args), "model_kind": kind}
+    report = {"arguments": asdict(args), "model_kind": kind, "intervals": {**bootstrap_settings(), **_RESAMPLED}}
     for task in tasks:
         if kind == "sequence-classification":
             report[task] = _sentiment(args, model, tokenizer, task)

@@ -13,6 +13,7 @@ from chargpt import CharGPTConfig, CharGPTForCausalLM, CharGPTForSequenceClassif
 from chargpt.data import encode_texts, holdout_per_class, load_dialogues, load_labelled, render_chats
 from chargpt.evaluation import (
     accuracy,
+    bootstrap_settings,
     corpus_perplexity,
     distinct_n,
     macro_f1,
@@ -279,11 +280,24 @@ def test_evaluate_script_scores_a_classifier_on_both_sentiment_tests(tmp_path):
     assert written == json.loads(json.dumps(report)) and written["model_kind"] == "sequence-classification"
     assert written["sentiment"]["split"]["label_counts"]["test"] == {"negative": 250, "positive": 250}
     assert written["cross_domain"]["split"]["holdout_category"] == "水果"
+    assert written["intervals"] == {**bootstrap_settings(), **written["intervals"]}  # the method, recorded once
     for task in ("sentiment", "cross_domain"):
-        assert written[task]["model"]["n"] == 40 and 0 <= written[task]["model"]["accuracy"] <= 1
-        assert ("tfidf_logreg" in written[task]) == bool(tfidf)
+        model = written[task]["model"]
+        assert model["n"] == 40 and 0 <= model["accuracy"] <= 1
+        assert model["accuracy_ci95"][0] <= model["accuracy"] <= model["accuracy_ci95"][1]
+        assert model["macro_f1_ci95"][0] <= model["macro_f1"] <= model["macro_f1_ci95"][1]
+        assert ("tfidf_logreg" in written[task]) == bool(tfidf) == ("model_minus_tfidf_logreg" in written[task])
     if tfidf:  # the floor is fit on the balanced training split: 10 + 10 of its 10 negative + 20 positive reviews
-        assert written["sentiment"]["tfidf_logreg"]["train_rows"] == 2 * (510 - 500)
+        sentiment = written["sentiment"]
+        assert sentiment["tfidf_logreg"]["train_rows"] == 2 * (510 - 500)
+        assert "accuracy_ci95" in sentiment["tfidf_logreg"]
+        # The paired difference: the model's figure minus the floor's, on the same 40 rows.
+        difference = sentiment["model_minus_tfidf_logreg"]
+        assert difference["accuracy"] == pytest.approx(
+            sentiment["model"]["accuracy"] - sentiment["tfidf_logreg"]["accuracy"]
+        )
+        assert difference["accuracy_ci95"][0] <= difference["accuracy"] <= difference["accuracy_ci95"][1]
+        assert difference["n"] == 40
 
 
 def test_evaluate_script_fits_the_tfidf_floor_on_given_train_files_and_counts_test_reviews_in_them(tmp_path):
@@ -335,7 +349,7 @@ def test_evaluate_script_fits_the_tfidf_floor_on_given_train_files_and_counts_te
     assert sentiment["tfidf_logreg"]["balanced_train"] is True
 
 
-def test_evaluate_script_scores_a_causal_lm_on_perplexity_and_replies(tmp_path):
+def test_evaluate_script_scores_a_causal_lm_on_perplexity_and_replies(tmp_path, capsys):
     lccc = write_dialogues(tmp_path / "lccc.json", 2100)  # 1000 test + 1000 validation dialogues are held out
     model, _ = tiny_model_dir(tmp_path / "lm", CharGPTForCausalLM, ["帖子回复再说0123456789"])
     output = tmp_path / "reports" / "lm.json"
@@ -364,6 +378,16 @@ def test_evaluate_script_scores_a_causal_lm_on_perplexity_and_replies(tmp_path):
     assert replies["model"]["n"] == 12 and replies["references"]["n"] == 12 and len(replies["samples"]) == 10
     assert replies["split"]["rows"]["posts"] == 20 and replies["generation_config"]["max_new_tokens"] == 5
     assert all(len(sample["reply"]) <= 5 for sample in replies["samples"])
+    # Every figure with its interval, over the 12 dialogues and the 12 replies; the summary prints them.
+    perplexity = report["perplexity"]["model"]
+    assert perplexity["perplexity_ci95"][0] < perplexity["perplexity"] < perplexity["perplexity_ci95"][1]
+    for name in ("distinct_1", "distinct_2", "repetition_share", "mean_length", "empty_share"):
+        for scores in (replies["model"], replies["references"]):
+            assert scores[f"{name}_ci95"][0] <= scores[name] <= scores[f"{name}_ci95"][1], name
+    printed = capsys.readouterr().out
+    low, high = perplexity["perplexity_ci95"]
+    assert f"perplexity: {perplexity['perplexity']:.2f} [{low:.2f}, {high:.2f}] (12 dialogues" in printed
+    assert "[low, high]: 95% percentile bootstrap interval, 1000 resamples, seed 0" in printed
 
 
 def test_evaluate_script_refuses_tasks_of_the_other_kind_in_one_line(tmp_path, capsys):

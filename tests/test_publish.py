@@ -11,6 +11,7 @@ from huggingface_hub import ModelCard
 
 from chargpt.chat import ChatSession
 from chargpt.cli import main
+from chargpt.evaluation import bootstrap_settings, classification_scores
 from chargpt.publish import TEMPLATE_PATH, collect_training_info, validate_card
 from chargpt.tasks import sample_replies
 
@@ -282,7 +283,7 @@ def test_training_info_falls_back_to_the_newest_checkpoint_and_the_log(tmp_path)
     info = collect_training_info(str(tmp_path), "causal-lm", notes)
     assert info["state_dir"].endswith("checkpoint-100")
     assert ("optimizer steps", 100) in info["settings"] and ("final training loss", 2.5) in info["settings"]
-    rows = {(split, metric): value for split, metric, value in info["eval_rows"]}
+    rows = {(split, metric): value for split, metric, value, _ in info["eval_rows"]}
     assert rows == {("validation", "loss"): 2.0, ("validation", "perplexity"): pytest.approx(7.3891, abs=1e-4)}
     assert notes == []
 
@@ -303,3 +304,50 @@ def test_the_card_template_ships_inside_the_package():
         os.path.join("chargpt", "templates")
     )
     assert "{{ card_data }}" in open(TEMPLATE_PATH, encoding="utf-8").read()
+
+
+def _heldout_report(with_intervals: bool) -> dict:
+    """A classifier's heldout_evaluation.json as run_evaluation.py writes it, or as it was before intervals."""
+    labels, model, floor = [0, 1] * 50, [0, 1] * 43 + [1, 0] * 7, [0, 1] * 40 + [1, 0] * 10
+    report = {
+        "model_kind": "sequence-classification",
+        "sentiment": {
+            "split": {},
+            "model": classification_scores(labels, model, intervals=with_intervals),
+            "tfidf_logreg": classification_scores(labels, floor, intervals=with_intervals),
+        },
+    }
+    if with_intervals:
+        report["intervals"] = bootstrap_settings()
+    return report
+
+
+@pytest.mark.parametrize("with_intervals", [True, False])
+def test_the_card_shows_each_held_out_figure_with_its_interval_and_old_reports_without(saved, tmp_path, with_intervals):
+    training = _fake_training_output(tmp_path / "training", task="sequence-classification")
+    report = _heldout_report(with_intervals)
+    (training / "heldout_evaluation.json").write_text(json.dumps(report), encoding="utf-8")
+    out = tmp_path / "published"
+    args = [str(saved["cls"]), str(out), "--training_dir", str(training), "--verify_load", "false"]
+    assert main(["publish", *args]) == 0
+    card = ModelCard.load(out / "README.md")
+    model, floor = report["sentiment"]["model"], report["sentiment"]["tfidf_logreg"]
+    row = f"| ChnSentiCorp balanced held-out test | accuracy | {model['accuracy']} |"
+    floor_row = f"| ChnSentiCorp balanced held-out test | {FLOOR} | accuracy | {floor['accuracy']} |"
+    if with_intervals:
+        low, high = (round(bound, 4) for bound in model["accuracy_ci95"])
+        assert f"{row} [{low}, {high}] |" in card.text and low < model["accuracy"] < high
+        low, high = (round(bound, 4) for bound in floor["accuracy_ci95"])
+        assert f"{floor_row} [{low}, {high}] |" in card.text
+        assert "| validation | accuracy | 0.875 |  |" in card.text  # the Trainer's figures have none
+        assert "intervals are 95% percentile bootstrap intervals over the test rows" in card.text
+        assert "(1000 resamples, seed 0)" in card.text
+    else:
+        assert f"{row}\n" in card.text and f"{floor_row}\n" in card.text
+        assert "interval" not in card.text and "| validation | accuracy | 0.875 |\n" in card.text
+    # The model-index holds the figures alone, as before.
+    results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert results[("ChnSentiCorp balanced held-out test", "accuracy")] == model["accuracy"] == 0.86
+
+
+FLOOR = "TF-IDF character 1-3-grams + logistic regression, same training files"

@@ -24,14 +24,21 @@ def fit_tfidf_baseline(texts: list[str], labels: list[int]):
     return make_pipeline(vectorizer, LogisticRegression(max_iter=2000)).fit(texts, labels)
 
 
-def tfidf_baseline(train: list[tuple[str, int]], test: list[tuple[str, int]]) -> dict:
-    """Fit on `train` (text, label) pairs and score on `test`: `classification_scores` of the predictions."""
+def tfidf_predictions(train: list[tuple[str, int]], texts: list[str]) -> list[int]:
+    """Fit on `train` (text, label) pairs and predict a label for each of `texts`."""
     model = fit_tfidf_baseline([text for text, _ in train], [label for _, label in train])
-    predictions = model.predict([text for text, _ in test]).tolist()
-    return classification_scores([label for _, label in test], predictions)
+    return model.predict(list(texts)).tolist()
+
+
+def tfidf_baseline(train: list[tuple[str, int]], test: list[tuple[str, int]], intervals: bool = False) -> dict:
+    """Fit on `train` (text, label) pairs and score on `test`: `classification_scores` of the predictions (with
+    `intervals`, their bootstrap intervals over the test rows)."""
+    predictions = tfidf_predictions(train, [text for text, _ in test])
+    return classification_scores([label for _, label in test], predictions, intervals=intervals)
 
 
 __all__ = [
     "fit_tfidf_baseline",
+    "tfidf_predictions",
     "tfidf_baseline",
 ]

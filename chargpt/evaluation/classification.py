@@ -1,8 +1,13 @@
 """Accuracy and macro-averaged precision, recall and F1 of class predictions: the one implementation behind the
 figures of evaluation, the benchmark report and training (`classification_metrics`, the Trainer's
-`compute_metrics`)."""
+`compute_metrics`), their bootstrap statistics (`chargpt.evaluation.intervals`) and the paired difference of two
+classifiers on the same rows."""
 
 from collections import Counter
+
+import numpy as np
+
+from .intervals import Statistic, mean_statistic, paired_difference_interval, with_intervals
 
 
 def _check(labels: list[int], predictions: list[int], name: str) -> None:
@@ -46,9 +51,60 @@ def macro_f1(labels: list[int], predictions: list[int]) -> float:
     return macro_scores(labels, predictions)["macro_f1"]
 
 
-def classification_scores(labels: list[int], predictions: list[int]) -> dict:
-    """`accuracy`, `macro_f1` and the number of rows `n`."""
-    return {"accuracy": accuracy(labels, predictions), "macro_f1": macro_f1(labels, predictions), "n": len(labels)}
+def accuracy_statistic(labels: list[int], predictions: list[int]) -> Statistic:
+    """`accuracy` of each resample of the rows (see `chargpt.evaluation.intervals`)."""
+    _check(labels, predictions, "accuracy_statistic")
+    return mean_statistic(np.asarray(labels) == np.asarray(predictions))
+
+
+def macro_f1_statistic(labels: list[int], predictions: list[int]) -> Statistic:
+    """`macro_f1` of each resample of the rows: per class, F1 = 2 tp / (predicted + actual), averaged over the
+    classes present in the resample's labels or predictions, as `macro_f1` would on the resampled lists."""
+    _check(labels, predictions, "macro_f1_statistic")
+    n = len(labels)
+    classes, codes = np.unique(np.concatenate([np.asarray(labels), np.asarray(predictions)]), return_inverse=True)
+    k = len(classes)
+    cells = codes[:n] * k + codes[n:]  # each row's cell of the k x k confusion matrix (label, prediction)
+
+    def statistic(indices: np.ndarray) -> np.ndarray:
+        resamples = len(indices)
+        offsets = cells[indices] + k * k * np.arange(resamples)[:, None]  # (resamples, n): one matrix per resample
+        confusion = np.bincount(offsets.ravel(), minlength=resamples * k * k).reshape(resamples, k, k)
+        tp = np.diagonal(confusion, axis1=1, axis2=2)  # (resamples, k)
+        both = confusion.sum(axis=2) + confusion.sum(axis=1)  # actual + predicted, per class
+        f1 = np.divide(2 * tp, both, out=np.zeros(both.shape), where=both > 0)
+        return f1.sum(axis=1) / (both > 0).sum(axis=1)
+
+    return statistic
+
+
+def classification_scores(labels: list[int], predictions: list[int], intervals: bool = False) -> dict:
+    """`accuracy`, `macro_f1` and the number of rows `n`; with `intervals`, each figure followed by its 95%
+    bootstrap interval over the rows (`accuracy_ci95`, `macro_f1_ci95`)."""
+    scores = {"accuracy": accuracy(labels, predictions), "macro_f1": macro_f1(labels, predictions), "n": len(labels)}
+    if not intervals:
+        return scores
+    statistics = {
+        "accuracy": accuracy_statistic(labels, predictions),
+        "macro_f1": macro_f1_statistic(labels, predictions),
+    }
+    return with_intervals(scores, statistics, len(labels))
+
+
+def classification_difference(labels: list[int], predictions_a: list[int], predictions_b: list[int]) -> dict:
+    """System a's accuracy and macro-F1 minus system b's on the same rows, each with the 95% interval of the paired
+    bootstrap (both systems scored on the same resampled rows): `accuracy`, `accuracy_ci95`, `macro_f1`,
+    `macro_f1_ci95` and `n`. An interval that excludes 0 says that a is better (or worse) beyond resampling noise."""
+    difference = {}
+    for name, metric, statistic in (
+        ("accuracy", accuracy, accuracy_statistic),
+        ("macro_f1", macro_f1, macro_f1_statistic),
+    ):
+        difference[name] = metric(labels, predictions_a) - metric(labels, predictions_b)
+        difference[name + "_ci95"] = paired_difference_interval(
+            statistic(labels, predictions_a), statistic(labels, predictions_b), len(labels)
+        )
+    return {**difference, "n": len(labels)}
 
 
 def classification_metrics(num_labels: int):
@@ -70,6 +126,9 @@ __all__ = [
     "accuracy",
     "macro_scores",
     "macro_f1",
+    "accuracy_statistic",
+    "macro_f1_statistic",
     "classification_scores",
+    "classification_difference",
     "classification_metrics",
 ]

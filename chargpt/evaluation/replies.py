@@ -1,7 +1,12 @@
 """Reply metrics of a chat model, on characters (each Chinese character is a word here): Distinct-n, the share of
-replies stuck in a loop, and the summary of a set of replies that evaluation reports."""
+replies stuck in a loop, and the summary of a set of replies that evaluation reports, with bootstrap intervals over
+the replies if asked."""
 
 from collections import Counter
+
+import numpy as np
+
+from .intervals import Statistic, mean_statistic, with_intervals
 
 
 def ngrams(text: str, n: int) -> list[str]:
@@ -30,18 +35,61 @@ def repetition_share(replies: list[str], min_count: int = 3, ns=(2, 3, 4)) -> fl
     return sum(repeats_ngram(r, min_count, ns) for r in replies) / len(replies)
 
 
-def reply_metrics(replies: list[str]) -> dict:
-    """Distinct-1/2, the repetitive share, the mean length in characters and the share of empty replies."""
+def leave_one_out_distinct(replies: list[str], n: int) -> np.ndarray:
+    """`distinct_n` of the replies without each one in turn: `out[i]` is Distinct-n of all replies but the i-th."""
+    counts = [Counter(ngrams(reply, n)) for reply in replies]
+    corpus = Counter()
+    for count in counts:
+        corpus.update(count)
+    distinct, total = len(corpus), corpus.total()
+    out = np.zeros(len(replies))
+    for i, count in enumerate(counts):
+        only_here = sum(1 for gram, k in count.items() if corpus[gram] == k)  # n-grams no other reply has
+        rest = total - count.total()
+        out[i] = (distinct - only_here) / rest if rest else 0.0
+    return out
+
+
+def distinct_statistic(replies: list[str], n: int) -> Statistic:
+    """Distinct-n for the bootstrap (see `chargpt.evaluation.intervals`), through its jackknife linearization.
+
+    Distinct-n is not a mean over replies: recomputed on a resample drawn with replacement, it counts a reply drawn
+    twice as a repeat of itself, which pulls every resample far below the figure, so that the percentile interval
+    misses the figure it belongs to. Each reply gets instead its jackknife pseudo-value n D - (n - 1) D_i (D: Distinct-n
+    of all n replies, D_i: without reply i), and a resample's figure is D plus the mean of its drawn pseudo-values
+    minus their overall mean: D itself on the test, and the jackknife's estimate of Distinct-n's sampling spread
+    across resamples."""
+    figure = distinct_n(replies, n)
+    pseudo = len(replies) * figure - (len(replies) - 1) * leave_one_out_distinct(replies, n)
+    deviations = pseudo - pseudo.mean()
+    return lambda indices: figure + deviations[indices].mean(axis=1)
+
+
+def reply_metrics(replies: list[str], intervals: bool = False) -> dict:
+    """Distinct-1/2, the repetitive share, the mean length in characters and the share of empty replies; with
+    `intervals`, each of these followed by its 95% bootstrap interval over the replies (`<name>_ci95`)."""
     if not replies:
         raise ValueError("reply_metrics needs at least one reply.")
-    return {
+    repetitive = [repeats_ngram(r) for r in replies]
+    lengths, empty = [len(r) for r in replies], [not r for r in replies]
+    metrics = {
         "distinct_1": distinct_n(replies, 1),
         "distinct_2": distinct_n(replies, 2),
-        "repetition_share": repetition_share(replies),
-        "mean_length": sum(len(r) for r in replies) / len(replies),
-        "empty_share": sum(not r for r in replies) / len(replies),
+        "repetition_share": sum(repetitive) / len(replies),  # = repetition_share(replies)
+        "mean_length": sum(lengths) / len(replies),
+        "empty_share": sum(empty) / len(replies),
         "n": len(replies),
     }
+    if not intervals:
+        return metrics
+    statistics = {
+        "distinct_1": distinct_statistic(replies, 1),
+        "distinct_2": distinct_statistic(replies, 2),
+        "repetition_share": mean_statistic(repetitive),
+        "mean_length": mean_statistic(lengths),
+        "empty_share": mean_statistic(empty),
+    }
+    return with_intervals(metrics, statistics, len(replies))
 
 
 __all__ = [
@@ -49,5 +97,7 @@ __all__ = [
     "distinct_n",
     "repeats_ngram",
     "repetition_share",
+    "leave_one_out_distinct",
+    "distinct_statistic",
     "reply_metrics",
 ]

@@ -261,8 +261,11 @@ def build_card(
         dataset_ids=args.datasets,
         data_rows=training["data_rows"],
         train_rows=training["settings"],
-        eval_table=training["eval_rows"],
-        baseline_table=training.get("baseline_rows", []),
+        eval_table=[(split, metric, value, _interval_text(ci)) for split, metric, value, ci in training["eval_rows"]],
+        baseline_table=[(*row[:4], _interval_text(row[4])) for row in training.get("baseline_rows", [])],
+        eval_intervals=any(row[3] for row in training["eval_rows"]),
+        baseline_intervals=any(row[4] for row in training.get("baseline_rows", [])),
+        interval_method=_interval_method(training.get("intervals")),
         curves=curves,
         conversations=conversations,
         sampling=_sampling_summary(gen, conversations[0]["max_new_tokens"]) if conversations else "",
@@ -272,6 +275,21 @@ def build_card(
     )
     # Jinja blocks leave runs of blank lines behind; one blank line between blocks is what Markdown needs.
     return ModelCard(re.sub(r"\n{3,}", "\n\n", str(card)))
+
+
+def _interval_text(interval) -> str:
+    """`[low, high]` for a table cell, empty without an interval."""
+    return f"[{interval[0]}, {interval[1]}]" if interval else ""
+
+
+def _interval_method(settings: dict | None) -> str:
+    """How the held-out report's intervals were computed, in words, for the note under the tables."""
+    if not settings:
+        return ""
+    return (
+        f"{settings['confidence']:.0%} {settings['method']} intervals over the test rows, dialogues or replies "
+        f"({settings['resamples']} resamples, seed {settings['seed']})"
+    )
 
 
 def _card_data(task: str, args: PublishArguments, training: dict, name: str) -> ModelCardData:
@@ -287,7 +305,7 @@ def _card_data(task: str, args: PublishArguments, training: dict, name: str) -> 
             metric_type=metric,
             metric_value=value,
         )
-        for split, metric, value in training["eval_rows"]
+        for split, metric, value, _ in training["eval_rows"]
     ]
     tags = list(
         dict.fromkeys(
@@ -305,7 +323,7 @@ def _card_data(task: str, args: PublishArguments, training: dict, name: str) -> 
         datasets=args.datasets or None,
         eval_results=eval_results or None,
         model_name=name if eval_results else None,  # model-index needs a name; without results, no extra key
-        metrics=sorted({metric for _, metric, _ in training["eval_rows"]}) or None,
+        metrics=sorted({row[1] for row in training["eval_rows"]}) or None,
     )
 
 

@@ -61,7 +61,8 @@ def _find_trainer_state(directory: str) -> str | None:
 
 
 def collect_training_info(directory: str, task: str, notes: list[str]) -> dict:
-    """Settings, evaluation rows (split, metric, value) and log history from a Trainer output directory."""
+    """Settings, evaluation rows (split, metric, value, 95% interval or None), baseline rows, how the intervals were
+    computed and log history from a Trainer output directory."""
     if not os.path.isdir(directory):
         raise ValueError(f"Training directory {directory!r} does not exist.")
     info = {
@@ -69,6 +70,7 @@ def collect_training_info(directory: str, task: str, notes: list[str]) -> dict:
         "settings": [],
         "eval_rows": [],
         "baseline_rows": [],
+        "intervals": None,
         "log_history": [],
         "data_rows": [],
     }
@@ -92,7 +94,7 @@ def collect_training_info(directory: str, task: str, notes: list[str]) -> dict:
         ]
     summary = os.path.join(directory, "data_summary.json")
     info["data_rows"] = _data_summary_rows(_read_json(summary)) if os.path.isfile(summary) else []
-    heldout, info["baseline_rows"] = heldout_rows(directory)
+    heldout, info["baseline_rows"], info["intervals"] = heldout_rows(directory)
     info["eval_rows"] = _eval_rows(directory, task, info["log_history"]) + heldout
     if not info["eval_rows"]:
         notes.append(
@@ -149,8 +151,9 @@ def _round(value, digits: int = 4):
 
 
 def _eval_rows(directory: str, task: str, history: list[dict]) -> list[tuple]:
-    """(split, metric, value) from eval_results.json / test_results.json (or all_results.json), else the last eval
-    entry of the log. A causal LM's loss also gives its perplexity (exp of the mean token loss) if none is recorded."""
+    """(split, metric, value, None) from eval_results.json / test_results.json (or all_results.json), else the last
+    eval entry of the log (the None: no interval). A causal LM's loss also gives its perplexity (exp of the mean token
+    loss) if none is recorded."""
     sources = {}
     all_results = os.path.join(directory, "all_results.json")
     for split, name, prefix in (("validation", "eval_results.json", "eval_"), ("test", "test_results.json", "test_")):
@@ -177,52 +180,64 @@ def _eval_rows(directory: str, task: str, history: list[dict]) -> list[tuple]:
             metrics[name] = value
         if task == "causal-lm" and "loss" in metrics and "perplexity" not in metrics and metrics["loss"] < 50:
             metrics["perplexity"] = math.exp(metrics["loss"])
-        rows += [(split, name, round(float(v), 4)) for name, v in metrics.items()]
+        rows += [(split, name, round(float(v), 4), None) for name, v in metrics.items()]
     return rows
 
 
-def heldout_rows(directory: str) -> tuple[list[tuple], list[tuple]]:
+def _interval(scores: dict, metric: str) -> list | None:
+    """The figure's 95% interval, rounded as the figure is; None in reports written before intervals existed."""
+    interval = scores.get(f"{metric}_ci95")
+    return [_round(float(bound)) for bound in interval] if interval else None
+
+
+def heldout_rows(directory: str) -> tuple[list[tuple], list[tuple], dict | None]:
     """Rows from the held-out report that train_scripts/run_evaluation.py writes (heldout_evaluation.json), if the
-    directory has one: the model's (split, metric, value) on the fixed sentiment and cross-domain tests, LCCC-base
-    held-out perplexity and its replies to the held-out posts; and apart, the baselines measured in the same run
-    (split, baseline, metric, value): the TF-IDF floor and the human references. Only the model's rows go into the
-    model-index, where every result is read as the model's."""
+    directory has one: the model's (split, metric, value, interval) on the fixed sentiment and cross-domain tests,
+    LCCC-base held-out perplexity and its replies to the held-out posts; apart, the baselines measured in the same run
+    (split, baseline, metric, value, interval): the TF-IDF floor and the human references; and how the intervals were
+    computed (the report's `intervals`). An interval is `[low, high]`, or None in a report without one. Only the
+    model's rows go into the model-index, where every result is read as the model's."""
     path = os.path.join(directory, "heldout_evaluation.json")
     if not os.path.isfile(path):
-        return [], []
-    report, rows, baselines = _read_json(path), [], []
-    for task in ("sentiment", "cross_domain"):
-        if task in report:
-            split = report[task]["split"]
-            test = (
-                "ChnSentiCorp balanced held-out test"
-                if task == "sentiment"
-                else (f"cross-domain test (held-out category {split.get('holdout_category', '?')})")
-            )
-            rows += [(test, metric, _round(report[task]["model"][metric])) for metric in ("accuracy", "macro_f1")]
-            if "tfidf_logreg" in report[task]:
-                floor = report[task]["tfidf_logreg"]
-                baselines += [
-                    (
-                        test,
-                        "TF-IDF character 1-3-grams + logistic regression, same training files",
-                        metric,
-                        _round(floor[metric]),
-                    )
-                    for metric in ("accuracy", "macro_f1")
-                    if metric in floor
-                ]
+        return [], [], None
+    report = _read_json(path)
+    rows, baselines = _sentiment_rows(report)
     if "perplexity" in report:
-        rows.append(("LCCC-base held-out dialogues", "perplexity", _round(report["perplexity"]["model"]["perplexity"])))
+        scores = report["perplexity"]["model"]
+        split = "LCCC-base held-out dialogues"
+        rows.append((split, "perplexity", _round(scores["perplexity"]), _interval(scores, "perplexity")))
     if "replies" in report:
         replies = report["replies"]
         split = f"replies to {replies['model']['n']} held-out posts"
         metrics = ("distinct_1", "distinct_2", "repetition_share")
-        rows += [(split, metric, _round(replies["model"][metric])) for metric in metrics]
+        rows += [(split, m, _round(replies["model"][m]), _interval(replies["model"], m)) for m in metrics]
         if "references" in replies:
+            human = replies["references"]
             baselines += [
-                (split, "the human replies to the same posts", metric, _round(replies["references"][metric]))
-                for metric in metrics
+                (split, "the human replies to the same posts", m, _round(human[m]), _interval(human, m))
+                for m in metrics
+            ]
+    return rows, baselines, report.get("intervals")
+
+
+def _sentiment_rows(report: dict) -> tuple[list[tuple], list[tuple]]:
+    """The model's rows and the TF-IDF floor's of the sentiment and cross-domain tests (see `heldout_rows`)."""
+    rows, baselines = [], []
+    for task in ("sentiment", "cross_domain"):
+        if task not in report:
+            continue
+        test = (
+            "ChnSentiCorp balanced held-out test"
+            if task == "sentiment"
+            else f"cross-domain test (held-out category {report[task]['split'].get('holdout_category', '?')})"
+        )
+        model = report[task]["model"]
+        rows += [(test, m, _round(model[m]), _interval(model, m)) for m in ("accuracy", "macro_f1")]
+        if "tfidf_logreg" in report[task]:
+            floor = report[task]["tfidf_logreg"]
+            name = "TF-IDF character 1-3-grams + logistic regression, same training files"
+            baselines += [
+                (test, name, m, _round(floor[m]), _interval(floor, m)) for m in ("accuracy", "macro_f1") if m in floor
             ]
     return rows, baselines
 

@@ -1,19 +1,34 @@
 """The end-to-end demo on data that pip packages ship: a vocabulary, a small language model on review texts, a chat
 model fine-tuned from it on conversations and a sentiment classifier fine-tuned from it on the labelled reviews, one
-after the other (`train_scripts/run_demo.py`), each stage told in one line and logging into its folder's run.log."""
+after the other (`train_scripts/run_demo.py`), each stage told in one line and logging into its folder's run.log.
+The chat model answers a few prompts of its training conversations and a few drawn from its test conversations, and
+each reply says which it was."""
 
+import json
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers.utils import logging as hf_logging
 
 from chargpt.configuration_chargpt import CLASSIFIER_POOLINGS
-from chargpt.data import CleaningConfig, balance_classes, load_labelled, split_dataset
+from chargpt.data import (
+    CleaningConfig,
+    balance_classes,
+    clean_text,
+    dialogues_to_input_ids,
+    load_dialogues,
+    load_labelled,
+    split_dataset,
+)
+from chargpt.data.sequences import encode_chats, render_chats
 from chargpt.evaluation.split_files import write_split_files
+from chargpt.files import write_json_atomic
+from chargpt.tokenization_chargpt_fast import CharGPTTokenizerFast
 from chargpt.training.arguments import (
     ClassifierModelArguments,
     ClassifierTrainingArguments,
@@ -80,8 +95,19 @@ class DemoArguments:
         },
     )
     prompts: list[str] = field(
-        default_factory=lambda: ["你好", "你好吗?", "早上好!", "我爱棒球", "谁是你的父亲"],
-        metadata={"help": "Prompts the chat model answers (these occur in the corpus, whose answers it learns)."},
+        default_factory=lambda: ["你好", "早上好!", "谁是你的父亲"],
+        metadata={
+            "help": "Prompts the chat model answers, beside the held-out ones (these open training conversations; "
+            "each reply says whether its prompt was a user turn of the conversations the model trained on)."
+        },
+    )
+    held_out_prompts: int = field(
+        default=3,
+        metadata={
+            "help": "How many prompts to draw (with --seed) from the test conversations, which the chat model never "
+            "trains on: first turns that are no turn of any training conversation, each printed with the corpus's "
+            "reply."
+        },
     )
     verbose: bool = field(
         default=False,
@@ -98,13 +124,16 @@ class DemoArguments:
             raise ValueError(
                 f"--classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {self.classifier_pooling!r}."
             )
+        if self.held_out_prompts < 0:
+            raise ValueError(f"--held_out_prompts must be >= 0, got {self.held_out_prompts}.")
 
 
 def run_demo(args: DemoArguments, report: Callable[[str], None] | None = None) -> dict:
     """Vocabulary, review split, review language model, chat model, classifier, one after the other. Each stage logs
     into its folder's run.log (on the terminal too with `args.verbose`) and is then told in one line to `report`
-    (default: this module's logger): what it did, its figure, its seconds. Returns the paths, sample replies, test
-    metrics, the seconds of each stage and the wall time."""
+    (default: this module's logger): what it did, its figure, its seconds. Returns the paths, the conversations of
+    each chat split, the sample replies (`prompt`, `reply`, `in_training`, `reference`: the corpus's reply to a
+    held-out prompt, else None), test metrics, the seconds of each stage and the wall time."""
     start = time.perf_counter()
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
@@ -149,11 +178,12 @@ def run_demo(args: DemoArguments, report: Callable[[str], None] | None = None) -
             )
         body = out / "review-lm"
     with stage("chat model", out / "chat-model") as said:
-        chat = _train_chat_model(args, out, cleaning, common, body)
+        chat = _chat_model(args, out, cleaning, common, body)
+        counts, perplexity = chat["conversations"], chat.get("test", {}).get("test_perplexity", float("nan"))
         said(
-            f"{_epochs(args.chat_epochs)} on the conversations, "
-            f"{'from the review language model' if body else 'from scratch'}; test perplexity "
-            f"{chat.get('test', {}).get('test_perplexity', float('nan')):.2f}"
+            f"{_epochs(args.chat_epochs)} on {counts['train']} conversations ({counts['validation']} validation and "
+            f"{counts['test']} test held out), {'from the review language model' if body else 'from scratch'}; "
+            f"test perplexity {perplexity:.2f}"
         )
     body_name = "the review language model" if body else "the chat model"
     body = body or out / "chat-model"
@@ -166,6 +196,7 @@ def run_demo(args: DemoArguments, report: Callable[[str], None] | None = None) -
         )
     directories = {
         "tokenizer": out / "tokenizer",
+        "conversations": out / "conversations",
         "chat_model": out / "chat-model",
         "classifier": out / "sentiment-classifier",
         "reviews": out / "reviews",
@@ -175,7 +206,8 @@ def run_demo(args: DemoArguments, report: Callable[[str], None] | None = None) -
     return {
         "vocab_size": vocab["vocab_size"],
         "directories": {k: str(v) for k, v in directories.items()},
-        "replies": chat.get("samples", {}).get("replies", []),
+        "chat_conversations": chat["conversations"],
+        "replies": chat["replies"],
         "chat_test": chat.get("test", {}),
         "classifier_test": classifier.get("test", {}),
         "stage_seconds": stage.seconds,
@@ -252,19 +284,37 @@ def _model_arguments(args: DemoArguments, out: Path, body: Path | None) -> LMMod
     )
 
 
+def _chat_model(args: DemoArguments, out: Path, cleaning: CleaningConfig, common: dict, body: Path | None) -> dict:
+    """The conversations split, the chat model trained on them, and its replies to the demo's prompts and to the
+    held-out ones, marked (see `_mark_replies`). Returns the pipeline's results with the `conversations` of each
+    split and the marked `replies`."""
+    files, counts, held_out = _split_conversations(args, out, cleaning)
+    prompts = [*args.prompts, *(h["prompt"] for h in held_out)]
+    chat = _train_chat_model(args, out, files, prompts, cleaning, common, body)
+    references = {h["prompt"]: h["reference"] for h in held_out}
+    replies = _mark_replies(chat.get("samples", {}).get("replies", []), references, files["train"], out, cleaning)
+    return {**chat, "conversations": counts, "replies": replies}
+
+
 def _train_chat_model(
-    args: DemoArguments, out: Path, cleaning: CleaningConfig, common: dict, body: Path | None
+    args: DemoArguments,
+    out: Path,
+    files: dict[str, Path],
+    prompts: list[str],
+    cleaning: CleaningConfig,
+    common: dict,
+    body: Path | None,
 ) -> dict:
-    """The chat model on chatterbot-corpus's conversations: the review language model fine-tuned, or a new model
-    (the default preset and optimizer of train_lm.py)."""
+    """The chat model on the conversations' training file, the validation file choosing the checkpoint kept: the
+    review language model fine-tuned, or a new model (the default preset and optimizer of train_lm.py)."""
     return train_causal_lm(
         _model_arguments(args, out, body),
         DialogueDataArguments(
-            train_files=["chatterbot"],
-            validation_split_size=0.05,
-            test_split_size=0.05,
+            train_files=[str(files["train"])],
+            validation_files=[str(files["validation"])],
+            test_files=[str(files["test"])],
             max_turns=4,
-            sample_prompts=list(args.prompts),
+            sample_prompts=prompts,
         ),
         cleaning,
         # A few hundred conversations overfit within a few epochs: evaluate often and keep the lowest validation
@@ -278,6 +328,99 @@ def _train_chat_model(
             **{**common, "save_strategy": "best", "load_best_model_at_end": True},
         ),
     )
+
+
+def _split_conversations(
+    args: DemoArguments, out: Path, cleaning: CleaningConfig
+) -> tuple[dict[str, Path], dict[str, int], list[dict]]:
+    """chatterbot's conversations split 90/5/5 (seeded) once and written as JSON lines for the chat model to train,
+    select and test on: the shares and seed by which the pipeline split them itself before, so the same training
+    conversations (the pipeline shuffles a training file once, so in another order), now in a file that says which
+    they are. The held-out prompts come from the test part (the validation part chooses the checkpoint kept).
+    Returns the files, the conversations in each, and the held-out prompts with their references."""
+    dialogues, _ = load_dialogues(["chatterbot"], cleaning=cleaning)
+    splits = split_dataset(dialogues, 0.05, 0.05, seed=args.seed)
+    write_split_files(splits, out / "conversations", "chatterbot")
+    exclude = [clean_text(p, cleaning) for p in args.prompts]
+    held_out = draw_held_out_prompts(
+        splits["train"]["turns"], splits["test"]["turns"], args.held_out_prompts, args.seed, exclude
+    )
+    if len(held_out) < args.held_out_prompts:
+        logger.warning(f"Only {len(held_out)} test conversations open with a turn no training conversation holds.")
+    files = {name: out / "conversations" / f"chatterbot_{name}.jsonl" for name in splits}
+    return files, {name: len(split) for name, split in splits.items()}, held_out
+
+
+def draw_held_out_prompts(
+    train: list[list[str]], held_out: list[list[str]], n: int, seed: int, exclude: list[str] = ()
+) -> list[dict]:
+    """`n` prompts (fewer when there are not so many) drawn with `seed` from the `held_out` conversations, in their
+    order: each conversation's first turn as `prompt`, its second as `reference`. A first turn that is a turn of any
+    `train` conversation, or in `exclude`, is never drawn, and each prompt at most once."""
+    seen = {turn for turns in train for turn in turns} | set(exclude)
+    candidates = []
+    for turns in held_out:
+        if turns[0] not in seen:
+            seen.add(turns[0])
+            candidates.append({"prompt": turns[0], "reference": turns[1]})
+    chosen = np.random.default_rng(seed).choice(len(candidates), size=min(n, len(candidates)), replace=False)
+    return [candidates[i] for i in sorted(chosen)]
+
+
+def prompts_in_training(
+    prompts: list[str],
+    dialogues: list[list[str]],
+    tokenizer,
+    cleaning: CleaningConfig,
+    max_length: int,
+    max_turns: int | None = None,
+    max_history_chars: int | None = None,
+) -> list[bool]:
+    """Whether each prompt, cleaned as the corpus is, is a user turn of what a chat model trained on: of each
+    (cleaned) training dialogue, the latest turns the pipeline encodes (`dialogues_to_input_ids` with the run's
+    max_length, max_turns and max_history_chars; a dialogue that does not fit is not trained on), read as the chat
+    template reads them (the last turn is the reply, user and assistant alternate back from it)."""
+    user_turns = set()
+    for turns, ids in zip(
+        dialogues, dialogues_to_input_ids(dialogues, tokenizer, max_length, max_turns, max_history_chars)
+    ):
+        if ids is not None:
+            window = _encoded_window(tokenizer, turns, ids)
+            user_turns.update(window[-2::-2])
+    return [clean_text(p, cleaning) in user_turns for p in prompts]
+
+
+def _encoded_window(tokenizer, turns: list[str], ids: list[int]) -> list[str]:
+    """The latest turns of `turns` whose chat-template encoding is `ids`."""
+    for start in range(len(turns)):
+        if encode_chats(tokenizer, render_chats(tokenizer, [turns[start:]]))[0] == ids:
+            return turns[start:]
+    raise ValueError(f"No latest turns of {turns} encode to the given ids.")
+
+
+def _mark_replies(
+    samples: list[dict], references: dict[str, str], train_file: Path, out: Path, cleaning: CleaningConfig
+) -> list[dict]:
+    """The chat model's sample replies, each with `in_training` (`prompts_in_training` over its training file, read
+    back as the pipeline read it, with the lengths its data_summary.json records) and `reference` (the corpus's reply
+    to a held-out prompt, else None), written back into its sample_replies.json."""
+    if not samples:
+        return []
+    chat_dir = out / "chat-model"
+    used = json.loads((chat_dir / "data_summary.json").read_text(encoding="utf-8"))
+    dialogues, _ = load_dialogues([str(train_file)], cleaning=cleaning)
+    flags = prompts_in_training(
+        [s["prompt"] for s in samples],
+        dialogues["turns"],
+        CharGPTTokenizerFast.from_pretrained(chat_dir),
+        cleaning,
+        used["max_length"],
+        used["max_turns"],
+        used["max_history_chars"],
+    )
+    marked = [{**s, "in_training": flag, "reference": references.get(s["prompt"])} for s, flag in zip(samples, flags)]
+    write_json_atomic(chat_dir / "sample_replies.json", marked)
+    return marked
 
 
 def _split_reviews(args: DemoArguments, out: Path, cleaning: CleaningConfig) -> tuple[dict[str, Path], dict]:
@@ -321,5 +464,7 @@ def _train_review_lm(args: DemoArguments, out: Path, reviews: dict, cleaning: Cl
 
 __all__ = [
     "DemoArguments",
+    "draw_held_out_prompts",
+    "prompts_in_training",
     "run_demo",
 ]

@@ -62,24 +62,89 @@ DIALOGUE_FILES = [
     "cped/cped_dialogues.json",
 ]
 
+# The settings `--scale` chooses where no flag gives them. "cpu" is the recipe as measured on two CPU cores (None:
+# train_lm.py's model size); "gpu" is sized for about ten minutes on one large GPU (the arithmetic, for the first
+# GPU run to correct: docs/training.md, "The GPU scale").
+SCALES = {
+    "cpu": {
+        "n_embd": None,
+        "n_layer": None,
+        "n_head": None,
+        "chat_batch_size": 16,
+        "chat_epochs": 1.0,
+        "review_lm_epochs": 1.0,
+        "classifier_epochs": 1.0,
+        "classifier_batch_size": 32,
+        "inference_batch_size": 32,
+        "bf16": False,
+    },
+    "gpu": {
+        "n_embd": 512,
+        "n_layer": 8,
+        "n_head": 8,
+        "chat_batch_size": 64,
+        "chat_epochs": 8.0,
+        "review_lm_epochs": 4.0,
+        "classifier_epochs": 3.0,
+        "classifier_batch_size": 128,
+        "inference_batch_size": 128,
+        "bf16": True,
+    },
+}
+
+
+def _scaled(name: str, help: str):
+    """A field whose default comes from --scale: None until `RecipeArguments.__post_init__` fills it in, so that a
+    value given explicitly, even one equal to a scale's, is never replaced."""
+    values = {scale: "train_lm.py's" if s[name] is None else s[name] for scale, s in SCALES.items()}
+    choices = "; ".join(f"--scale {scale}: {value}" for scale, value in values.items())
+    return field(default=None, metadata={"help": f"{help} Default: the scale's ({choices})."})
+
 
 @dataclass
 class RecipeArguments:
-    """The full recipe on the shared data: chat model and sentiment classifier, evaluated and published."""
+    """The full recipe on the shared data: chat model and sentiment classifier, evaluated and published.
+
+    `scale` fills in the fields marked as the scale's that were not given (`SCALES`); a field given explicitly, on
+    the command line, in a JSON file or in Python, keeps its value."""
 
     output_dir: str = field(default="chargpt-recipe", metadata={"help": "Where every split, model and report goes."})
     data_dir: str = field(default="../shared/data", metadata={"help": "Folder of the shared data (see its README)."})
+    scale: str = field(
+        default="cpu",
+        metadata={
+            "help": "The defaults of model size, batches, epochs and precision: 'cpu', the recipe as measured on two "
+            "CPU cores; 'gpu', a larger model in bf16 with larger batches and more epochs, sized for about ten "
+            "minutes on one large GPU (it needs CUDA, or --use_cpu for a CPU smoke run). Flags given explicitly win.",
+            "choices": tuple(SCALES),
+        },
+    )
+    use_cpu: bool = field(
+        default=False,
+        metadata={
+            "help": "Train and evaluate on the CPU even where CUDA is present. With --scale gpu this is the CPU smoke "
+            "run of the GPU settings, in fp32 unless --bf16 true is given (add --max_train_samples and "
+            "--max_eval_samples to keep it short)."
+        },
+    )
+    bf16: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Train in bf16 mixed precision (--bf16 true|false). Default: the scale's (--scale cpu: false; "
+            "--scale gpu: true, except with --use_cpu)."
+        },
+    )
     seed: int = field(default=42, metadata={"help": "Seed of the splits, initialisation and sampling."})
     holdout_category: str = field(
         default=DEFAULT_HOLDOUT_CATEGORY,
         metadata={"help": "Online-shopping category kept out of all training (the cross-domain test)."},
     )
-    chat_epochs: float = field(default=1.0, metadata={"help": "Epochs over the dialogue corpora."})
+    chat_epochs: float | None = _scaled("chat_epochs", "Epochs over the dialogue corpora.")
     chat_context: int = field(default=256, metadata={"help": "Context length of the model (tokens)."})
-    n_embd: int | None = field(default=None, metadata={"help": "Hidden size (default: train_lm.py's, 256)."})
-    n_layer: int | None = field(default=None, metadata={"help": "Decoder blocks (default: train_lm.py's, 6)."})
-    n_head: int | None = field(default=None, metadata={"help": "Attention heads (default: train_lm.py's, 8)."})
-    chat_batch_size: int = field(default=16, metadata={"help": "Packed blocks of chat_context tokens a step."})
+    n_embd: int | None = _scaled("n_embd", "Hidden size (train_lm.py's: 256).")
+    n_layer: int | None = _scaled("n_layer", "Decoder blocks (train_lm.py's: 6).")
+    n_head: int | None = _scaled("n_head", "Attention heads (train_lm.py's: 8).")
+    chat_batch_size: int | None = _scaled("chat_batch_size", "Packed blocks of chat_context tokens a step.")
     generation_posts: int = field(
         default=500,
         metadata={
@@ -87,17 +152,19 @@ class RecipeArguments:
             "test has, since Distinct-n falls as replies are added."
         },
     )
-    review_lm_epochs: float = field(
-        default=1.0,
-        metadata={
-            "help": "Epochs of language modelling on the training reviews' texts before the classifier (0: none)."
-        },
+    review_lm_epochs: float | None = _scaled(
+        "review_lm_epochs",
+        "Epochs of language modelling on the training reviews' texts before the classifier (0: none).",
     )
     extra_labelled: bool = field(
         default=True,
         metadata={"help": "Train the classifier on the online-shopping reviews too (all but the held-out category)."},
     )
-    classifier_epochs: float = field(default=1.0, metadata={"help": "Epochs over the labelled reviews."})
+    classifier_epochs: float | None = _scaled("classifier_epochs", "Epochs over the labelled reviews.")
+    classifier_batch_size: int | None = _scaled("classifier_batch_size", "Reviews a classifier training step.")
+    inference_batch_size: int | None = _scaled(
+        "inference_batch_size", "Posts, dialogues or reviews a forward pass in the sampling search and the evaluation."
+    )
     classifier_learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate of the classifier."})
     classifier_max_length: int = field(default=256, metadata={"help": "Reviews are cut to this many characters."})
     classifier_pooling: str = field(
@@ -110,9 +177,26 @@ class RecipeArguments:
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Use at most this many training dialogues and reviews (quick runs)."}
     )
+    max_eval_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Use at most this many validation and test dialogues, posts and reviews, in training and in the "
+            "held-out evaluation (smoke runs: the figures are then not comparable, and the classifier's validation "
+            "is the first rows of its file, one class up to 250)."
+        },
+    )
     publish: bool = field(default=True, metadata={"help": "Write hub-style directories with model cards."})
 
     def __post_init__(self):
+        if self.scale not in SCALES:
+            raise ValueError(f"--scale must be one of {tuple(SCALES)}, got {self.scale!r}.")
+        if self.bf16 is None:
+            # The GPU scale's CPU smoke run trains in fp32: bf16 on a CPU without bf16 matrix instructions is many
+            # times slower than fp32 (docs/distributed.md).
+            self.bf16 = SCALES[self.scale]["bf16"] and not self.use_cpu
+        for name, value in SCALES[self.scale].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if self.classifier_pooling not in CLASSIFIER_POOLINGS:
             raise ValueError(
                 f"--classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {self.classifier_pooling!r}."
@@ -129,11 +213,36 @@ def _timed(timings: dict, name: str):
     timings[name] = round(time.perf_counter() - start, 1)
 
 
+def check_device(args: RecipeArguments) -> None:
+    """Refuse a GPU-scale run that would not get the GPU it is sized for: no CUDA device (unless --use_cpu asks for
+    the CPU smoke run), or bf16 on a GPU without it."""
+    if args.scale != "gpu" or args.use_cpu:
+        return
+    if not torch.cuda.is_available():
+        raise ValueError(
+            "--scale gpu is sized for one CUDA GPU (a larger model in bf16, more epochs) and PyTorch sees no CUDA "
+            "device here; on a CPU it would run for many hours. Run it where torch.cuda.is_available() is True, use "
+            "--scale cpu for the CPU recipe, or add --use_cpu for a CPU smoke run of the GPU settings (fp32; with "
+            "--max_train_samples and --max_eval_samples to keep it short)."
+        )
+    if args.bf16 and not torch.cuda.is_bf16_supported():
+        raise ValueError(
+            "--scale gpu trains in bf16, which this GPU does not support (bf16 needs Ampere or newer); add "
+            "--bf16 false to train in fp32."
+        )
+
+
+def inference_device(args: RecipeArguments) -> str:
+    """Where the sampling search and the evaluation run: the GPU at the GPU scale (the CPU scale keeps the CPU)."""
+    return "cuda" if args.scale == "gpu" and not args.use_cpu else "cpu"
+
+
 def _common_training(args: RecipeArguments) -> dict:
     return dict(
         seed=args.seed,
         overwrite_output_dir=True,
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=args.use_cpu or not torch.cuda.is_available(),
+        bf16=args.bf16,
         report_to="none",
         disable_tqdm=True,
         save_total_limit=1,
@@ -177,28 +286,32 @@ def review_files(args: RecipeArguments, files: dict) -> list[str]:
     return [str(files["hotel"]["train"])] + ([str(files["shop"]["train"])] if args.extra_labelled else [])
 
 
-def train_chat_model(args: RecipeArguments, out: Path, files: dict, cleaning: CleaningConfig) -> dict:
-    """The chat model (the modern preset with Muon, train_lm.py's defaults) on every dialogue corpus, packed into
-    full blocks; LCCC-base's validation part picks the best checkpoint."""
-    return train_causal_lm(
-        LMModelArguments(
-            tokenizer_name_or_path=str(out / "tokenizer"),
-            n_positions=args.chat_context,
-            n_embd=args.n_embd,
-            n_layer=args.n_layer,
-            n_head=args.n_head,
-        ),
-        DialogueDataArguments(
-            train_files=chat_files(args, files),
-            validation_files=[str(files["dialogue"]["validation"])],
-            test_files=[str(files["dialogue"]["test"])],
-            packing=True,
-            block_size=args.chat_context,
-            max_train_samples=args.max_train_samples,
-        ),
-        cleaning,
-        chat_training_arguments(args, out),
+def chat_arguments(args: RecipeArguments, out: Path, files: dict) -> tuple:
+    """The chat model's model, data and training arguments: the modern preset with Muon (train_lm.py's defaults) on
+    every dialogue corpus, packed into full blocks; LCCC-base's validation part picks the best checkpoint."""
+    model_args = LMModelArguments(
+        tokenizer_name_or_path=str(out / "tokenizer"),
+        n_positions=args.chat_context,
+        n_embd=args.n_embd,
+        n_layer=args.n_layer,
+        n_head=args.n_head,
     )
+    data_args = DialogueDataArguments(
+        train_files=chat_files(args, files),
+        validation_files=[str(files["dialogue"]["validation"])],
+        test_files=[str(files["dialogue"]["test"])],
+        packing=True,
+        block_size=args.chat_context,
+        max_train_samples=args.max_train_samples,
+        max_eval_samples=args.max_eval_samples,
+    )
+    return model_args, data_args, chat_training_arguments(args, out)
+
+
+def train_chat_model(args: RecipeArguments, out: Path, files: dict, cleaning: CleaningConfig) -> dict:
+    """The chat model (`chat_arguments`)."""
+    model_args, data_args, training_args = chat_arguments(args, out, files)
+    return train_causal_lm(model_args, data_args, cleaning, training_args)
 
 
 def chat_training_arguments(args: RecipeArguments, out: Path) -> LMTrainingArguments:
@@ -216,91 +329,119 @@ def chat_training_arguments(args: RecipeArguments, out: Path) -> LMTrainingArgum
     )
 
 
+def sampling_search_arguments(args: RecipeArguments) -> dict:
+    """What the sampling search is given: the validation posts each setting answers, the posts a generate() call
+    answers, and the device."""
+    return {"n_posts": args.generation_posts, "batch_size": args.inference_batch_size, "device": inference_device(args)}
+
+
 def tune_sampling(args: RecipeArguments, model_dir: Path, files: dict, cleaning: CleaningConfig) -> dict:
     """Sampling defaults chosen on validation posts (chargpt.evaluation.generation_search), saved in the model's
     generation_config.json; the search's table goes to generation_search.json beside it."""
     from chargpt.data import load_dialogues
 
-    model, tokenizer = load_model_and_tokenizer(model_dir, task="causal-lm")
+    search = sampling_search_arguments(args)
+    model, tokenizer = load_model_and_tokenizer(model_dir, task="causal-lm", device=search["device"])
     dialogues, _ = load_dialogues([str(files["dialogue"]["validation"])], cleaning=cleaning)
-    posts, references = posts_and_replies(dialogues["turns"], args.generation_posts)
-    result = search_generation_config(model, tokenizer, posts, references, DEFAULT_GRID, seed=args.seed)
+    posts, references = posts_and_replies(dialogues["turns"], search["n_posts"])
+    result = search_generation_config(
+        model, tokenizer, posts, references, DEFAULT_GRID, batch_size=search["batch_size"], seed=args.seed
+    )
     write_json_atomic(model_dir / "generation_search.json", result)
     save_sampling_settings(model, model_dir, result["chosen"])
     return {k: v for k, v in result.items() if k != "candidates"}
 
 
+def review_lm_arguments(args: RecipeArguments, out: Path, files: dict) -> tuple:
+    """The review language model's model, data and training arguments: the chat model continued on the training
+    reviews' texts, 2% of them held out to pick the best epoch."""
+    model_args = LMModelArguments(tokenizer_name_or_path=str(out / "tokenizer"), model_name_or_path=str(out / "chat"))
+    data_args = DialogueDataArguments(
+        train_files=[],
+        text_files=review_files(args, files),
+        validation_files=[],
+        validation_split_size=0.02,
+        test_split_size=0,
+        packing=True,
+        block_size=args.chat_context,
+        max_train_samples=args.max_train_samples,
+        max_eval_samples=args.max_eval_samples,
+    )
+    training_args = LMTrainingArguments(
+        output_dir=str(out / "review-lm"),
+        num_train_epochs=args.review_lm_epochs,
+        per_device_train_batch_size=args.chat_batch_size,
+        eval_strategy="epoch",
+        save_strategy="best",
+        load_best_model_at_end=True,
+        **_common_training(args),
+    )
+    return model_args, data_args, training_args
+
+
 def train_review_lm(args: RecipeArguments, out: Path, files: dict, cleaning: CleaningConfig) -> dict:
     """Domain-adaptive pretraining: the chat model continued as a language model on the training reviews' texts."""
-    return train_causal_lm(
-        LMModelArguments(tokenizer_name_or_path=str(out / "tokenizer"), model_name_or_path=str(out / "chat")),
-        DialogueDataArguments(
-            train_files=[],
-            text_files=review_files(args, files),
-            validation_files=[],
-            validation_split_size=0.02,
-            test_split_size=0,
-            packing=True,
-            block_size=args.chat_context,
-            max_train_samples=args.max_train_samples,
-        ),
-        cleaning,
-        LMTrainingArguments(
-            output_dir=str(out / "review-lm"),
-            num_train_epochs=args.review_lm_epochs,
-            per_device_train_batch_size=args.chat_batch_size,
-            eval_strategy="epoch",
-            save_strategy="best",
-            load_best_model_at_end=True,
-            **_common_training(args),
-        ),
+    model_args, data_args, training_args = review_lm_arguments(args, out, files)
+    return train_causal_lm(model_args, data_args, cleaning, training_args)
+
+
+def classifier_arguments(args: RecipeArguments, out: Path, body: Path, files: dict) -> tuple:
+    """The classifier's model, data and training arguments: fine-tuned in full from `body` on the training reviews;
+    the balanced hotel validation split picks the best checkpoint (evaluated five times an epoch)."""
+    model_args = ClassifierModelArguments(model_name_or_path=str(body), freeze="none", pooling=args.classifier_pooling)
+    data_args = LabelledDataArguments(
+        train_files=review_files(args, files),
+        validation_files=[str(files["hotel"]["validation"])],
+        test_files=[],
+        test_split_size=0,
+        class_names=["negative", "positive"],
+        max_length=args.classifier_max_length,
+        max_train_samples=args.max_train_samples,
+        max_eval_samples=args.max_eval_samples,
     )
+    training_args = ClassifierTrainingArguments(
+        output_dir=str(out / "sentiment"),
+        num_train_epochs=args.classifier_epochs,
+        learning_rate=args.classifier_learning_rate,
+        per_device_train_batch_size=args.classifier_batch_size,
+        eval_strategy="steps",
+        eval_steps=min(1.0, 0.2 / args.classifier_epochs),
+        save_strategy="best",
+        load_best_model_at_end=True,
+        train_sampling_strategy="group_by_length",
+        **_common_training(args),
+    )
+    return model_args, data_args, training_args
 
 
 def train_sentiment_classifier(
     args: RecipeArguments, out: Path, body: Path, files: dict, cleaning: CleaningConfig
 ) -> dict:
-    """The classifier, fine-tuned in full from `body` on the training reviews; the balanced hotel validation split
-    picks the best checkpoint (evaluated five times an epoch)."""
-    return train_classifier(
-        ClassifierModelArguments(model_name_or_path=str(body), freeze="none", pooling=args.classifier_pooling),
-        LabelledDataArguments(
-            train_files=review_files(args, files),
-            validation_files=[str(files["hotel"]["validation"])],
-            test_files=[],
-            test_split_size=0,
-            class_names=["negative", "positive"],
-            max_length=args.classifier_max_length,
-            max_train_samples=args.max_train_samples,
-        ),
-        cleaning,
-        ClassifierTrainingArguments(
-            output_dir=str(out / "sentiment"),
-            num_train_epochs=args.classifier_epochs,
-            learning_rate=args.classifier_learning_rate,
-            per_device_train_batch_size=32,
-            eval_strategy="steps",
-            eval_steps=min(1.0, 0.2 / args.classifier_epochs),
-            save_strategy="best",
-            load_best_model_at_end=True,
-            train_sampling_strategy="group_by_length",
-            **_common_training(args),
-        ),
+    """The classifier (`classifier_arguments`)."""
+    model_args, data_args, training_args = classifier_arguments(args, out, body, files)
+    return train_classifier(model_args, data_args, cleaning, training_args)
+
+
+def evaluation_arguments(
+    args: RecipeArguments, model_dir: Path, tfidf_train_files: list[str] | None = None
+) -> EvaluationArguments:
+    """run_evaluation.py's arguments for one model directory (the TF-IDF floor fit on `tfidf_train_files` if given)."""
+    return EvaluationArguments(
+        model_name_or_path=str(model_dir),
+        data_dir=args.data_dir,
+        holdout_category=args.holdout_category,
+        seed=args.seed,
+        tfidf_baseline=tfidf_train_files is not None,
+        tfidf_train_files=list(tfidf_train_files or []),
+        batch_size=args.inference_batch_size,
+        max_eval_samples=args.max_eval_samples,
+        device=inference_device(args),
     )
 
 
 def evaluate(args: RecipeArguments, model_dir: Path, tfidf_train_files: list[str] | None = None) -> dict:
     """run_evaluation.py's held-out report, written into the model directory."""
-    report = evaluate_model(
-        EvaluationArguments(
-            model_name_or_path=str(model_dir),
-            data_dir=args.data_dir,
-            holdout_category=args.holdout_category,
-            seed=args.seed,
-            tfidf_baseline=tfidf_train_files is not None,
-            tfidf_train_files=list(tfidf_train_files or []),
-        )
-    )
+    report = evaluate_model(evaluation_arguments(args, model_dir, tfidf_train_files))
     write_json_atomic(model_dir / "heldout_evaluation.json", report)
     return report
 
@@ -341,27 +482,34 @@ def publish_models(args: RecipeArguments, out: Path, vocab_size: int) -> dict:
 
 
 def _figures(chat_report: dict, sentiment_report: dict) -> dict:
+    """The headline figures of the held-out reports, each followed by its 95% interval (`<name>_ci95`) where the
+    report has one; the model's accuracy minus the floor's comes with the paired interval."""
     figures = {}
+
+    def put(name: str, scores: dict, key: str) -> None:
+        figures[name] = scores[key]
+        if f"{key}_ci95" in scores:
+            figures[f"{name}_ci95"] = scores[f"{key}_ci95"]
+
     for task in ("sentiment", "cross_domain"):
         if task in sentiment_report:
-            figures[f"{task}_accuracy"] = sentiment_report[task]["model"]["accuracy"]
+            put(f"{task}_accuracy", sentiment_report[task]["model"], "accuracy")
             if "tfidf_logreg" in sentiment_report[task]:
-                figures[f"{task}_tfidf_accuracy"] = sentiment_report[task]["tfidf_logreg"]["accuracy"]
+                put(f"{task}_tfidf_accuracy", sentiment_report[task]["tfidf_logreg"], "accuracy")
+            if "model_minus_tfidf_logreg" in sentiment_report[task]:
+                put(f"{task}_accuracy_minus_tfidf", sentiment_report[task]["model_minus_tfidf_logreg"], "accuracy")
     if "perplexity" in chat_report:
-        figures["chat_heldout_perplexity"] = chat_report["perplexity"]["model"]["perplexity"]
+        put("chat_heldout_perplexity", chat_report["perplexity"]["model"], "perplexity")
     if "replies" in chat_report:
-        replies = chat_report["replies"]["model"]
-        figures.update(
-            distinct_1=replies["distinct_1"],
-            distinct_2=replies["distinct_2"],
-            repetition_share=replies["repetition_share"],
-        )
+        for key in ("distinct_1", "distinct_2", "repetition_share"):
+            put(key, chat_report["replies"]["model"], key)
     return figures
 
 
 def run_recipe(args: RecipeArguments) -> dict:
     """Every step in order; returns (and writes to OUTPUT_DIR/recipe_report.json) the timings, the figures and
     the reports."""
+    check_device(args)
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--output_dir {out} is a file; give a directory.")
@@ -397,6 +545,7 @@ def run_recipe(args: RecipeArguments) -> dict:
         chat_report = evaluate(args, out / "chat")
         sentiment_report = evaluate(args, out / "sentiment", tfidf_train_files=review_files(args, files))
     report["figures"] = _figures(chat_report, sentiment_report)
+    report["intervals"] = sentiment_report.get("intervals", chat_report.get("intervals"))
     report["evaluation"] = {"chat": chat_report, "sentiment": sentiment_report}
     if args.publish:
         with _timed(timings, "publish"):
@@ -415,9 +564,17 @@ def run_recipe(args: RecipeArguments) -> dict:
 
 __all__ = [
     "DIALOGUE_FILES",
+    "SCALES",
     "RecipeArguments",
+    "chat_arguments",
     "chat_files",
     "chat_training_arguments",
+    "check_device",
+    "classifier_arguments",
+    "evaluation_arguments",
+    "inference_device",
     "review_files",
+    "review_lm_arguments",
     "run_recipe",
+    "sampling_search_arguments",
 ]

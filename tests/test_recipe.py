@@ -213,6 +213,14 @@ def test_recipe_report_holds_every_steps_time_and_figures_in_their_ranges(recipe
     assert figures["cross_domain_tfidf_accuracy"] == sentiment["cross_domain"]["tfidf_logreg"]["accuracy"]
     assert figures["distinct_2"] == chat["replies"]["model"]["distinct_2"]
     assert sentiment["sentiment"]["model"]["n"] == 500  # the whole balanced test: 250 + 250
+    # Each figure carries its 95% interval from the same reports; the paired difference from the floor too.
+    assert figures["distinct_2_ci95"] == chat["replies"]["model"]["distinct_2_ci95"]
+    for name in [name for name in figures if not name.endswith("_ci95")]:
+        low, high = figures[f"{name}_ci95"]
+        assert low <= figures[name] <= high, name
+    difference = figures["sentiment_accuracy"] - figures["sentiment_tfidf_accuracy"]
+    assert figures["sentiment_accuracy_minus_tfidf"] == pytest.approx(difference)
+    assert written["intervals"]["resamples"] == 1000 and written["intervals"]["method"] == "percentile bootstrap"
     assert sentiment["cross_domain"]["model"]["n"] == N_BOOK_REVIEWS  # every book review, nothing else
     assert chat["replies"]["model"]["n"] == 500 and chat["perplexity"]["model"]["dialogues"] >= 1000
     model, _ = load_model_and_tokenizer(out / "chat", task="causal-lm")
@@ -347,6 +355,8 @@ def test_gpt2_baseline_trains_for_the_chat_models_time_and_is_measured_alike(rec
     assert math.isfinite(gpt2["perplexity"]) and gpt2["perplexity"] > 1
     replies = gpt2["replies"]
     assert replies["n"] == 500 and all(0 <= replies[k] <= 1 for k in ("distinct_1", "distinct_2", "repetition_share"))
+    assert gpt2["perplexity_ci95"][0] < gpt2["perplexity"] < gpt2["perplexity_ci95"][1]  # measured as the recipe is
+    assert replies["distinct_2_ci95"][0] <= replies["distinct_2"] <= replies["distinct_2_ci95"][1]
     posts = [json.loads(line)["post"] for line in (out / "splits" / "lccc_base_posts.jsonl").read_text().splitlines()]
     assert [s["post"] for s in gpt2["samples"]] == posts[:5]  # the recipe's held-out posts
 
@@ -370,6 +380,9 @@ def test_benchmark_section_measures_the_recipe_beside_gpt2_and_renders_it(recipe
     text = benchmark_report.render({"recipe": json.loads(json.dumps(result))})
     assert "## 9. The recipe on the held-out splits" in text
     assert f"GPT-2, same data and training time (AdamW 0.002, {gpt2['steps']} steps)" in text
+    low, high = gpt2["perplexity_ci95"]
+    assert f" | {gpt2['perplexity']:.2f} [{low:.2f}, {high:.2f}] | " in text
+    assert "Brackets: 95% percentile bootstrap" in text
     names = [t["name"] for t in benchmark_report.targets({"recipe": result})]
     assert "recipe: held-out perplexity, chat model / GPT-2 (same training time)" in names
 

@@ -585,12 +585,17 @@ def test_demo_pipeline_runs_end_to_end_at_toy_size(tmp_path):
         )
     )
     directories = {name: Path(path) for name, path in result["directories"].items()}
-    assert set(directories) == {"tokenizer", "chat_model", "reviews", "review_lm", "classifier"}
+    assert set(directories) == {"tokenizer", "conversations", "chat_model", "reviews", "review_lm", "classifier"}
     for name in ("tokenizer", "chat_model", "review_lm", "classifier"):
         assert (directories[name] / "tokenizer_config.json").is_file(), name
     assert (directories["classifier"] / "test_results.json").is_file()
     assert 0.0 <= result["classifier_test"]["test_accuracy"] <= 1.0
-    assert [r["prompt"] for r in result["replies"]] == ["你好"]
+    # the given prompt opens a training conversation, the 3 drawn from the test conversations come with their replies
+    replies = result["replies"]
+    assert [r["prompt"] for r in replies[:1]] == ["你好"] and len(replies) == 4
+    assert replies[0]["in_training"] and replies[0]["reference"] is None
+    assert all(not r["in_training"] and r["reference"] for r in replies[1:])
+    assert json.loads((directories["chat_model"] / "sample_replies.json").read_text(encoding="utf-8")) == replies
     # one vocabulary for conversations and reviews: the classifier needs no new characters
     assert len(CharGPTTokenizer.from_pretrained(directories["classifier"])) == result["vocab_size"]
     # the review language model read only training reviews, which the classifier's test split does not contain

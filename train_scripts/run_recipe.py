@@ -12,6 +12,16 @@
 5. both measured on the held-out tests (run_evaluation.py's report, with the TF-IDF floor fit on the classifier's
    own training files) and published with model cards under OUTPUT_DIR/published.
 OUTPUT_DIR/recipe_report.json holds each step's wall time and every figure. All flags: `--help`.
+
+`--scale gpu` runs the same steps with a larger model in bf16, larger batches and more epochs, sized for about ten
+minutes on one large GPU (docs/training.md, "The GPU scale"); without CUDA it refuses, unless `--use_cpu` asks for a
+CPU smoke run of those settings (in fp32):
+
+    python train_scripts/run_recipe.py --scale gpu --output_dir runs/recipe-gpu
+    python train_scripts/run_recipe.py --scale gpu --use_cpu --max_train_samples 200 --max_eval_samples 100 \\
+        --generation_posts 20 --output_dir runs/recipe-gpu-smoke
+
+The scale sets defaults only: a flag given explicitly keeps its value (`--scale gpu --chat_epochs 1`).
 """
 
 import sys
@@ -29,8 +39,15 @@ def main(argv: list[str] | None = None) -> dict:
     setup_logging()
     report = run_recipe(args)
     print("\n=== CharGPT recipe ===")
-    for name, value in report["figures"].items():
-        print(f"{name}: {value:.4f}")
+    figures = report["figures"]
+    for name, value in figures.items():
+        if not name.endswith("_ci95"):  # printed beside its figure: 0.8600 [0.8290, 0.8890]
+            interval = figures.get(f"{name}_ci95")
+            print(f"{name}: {value:.4f}" + (f" [{interval[0]:.4f}, {interval[1]:.4f}]" if interval else ""))
+    if report.get("intervals"):
+        settings = report["intervals"]
+        method = f"{settings['confidence']:.0%} {settings['method']}"
+        print(f"[low, high]: {method} interval, {settings['resamples']} resamples, seed {settings['seed']}")
     print("wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in report["timings_seconds"].items()))
     print(f"report: {args.output_dir}/recipe_report.json")
     return report

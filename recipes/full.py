@@ -181,8 +181,8 @@ class RecipeArguments:
         default=None,
         metadata={
             "help": "Use at most this many validation and test dialogues, posts and reviews, in training and in the "
-            "held-out evaluation (smoke runs: the figures are then not comparable, and the classifier's validation "
-            "is the first rows of its file, one class up to 250)."
+            "held-out evaluation (smoke runs: the figures are then not comparable); a capped labelled split keeps "
+            "the first rows of each class in turn."
         },
     )
     publish: bool = field(default=True, metadata={"help": "Write hub-style directories with model cards."})

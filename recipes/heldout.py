@@ -6,13 +6,12 @@ under `intervals`), and the model's difference from the TF-IDF floor with its pa
 (`model_minus_tfidf_logreg`). `EvaluationArguments` holds the options (each with its `--help`), `evaluate_model`
 returns the report."""
 
-import itertools
 import os
 from dataclasses import asdict, dataclass, field
 
 from transformers.utils import logging
 
-from chargpt.data import CleaningConfig, balance_classes, load_labelled
+from chargpt.data import CleaningConfig, balance_classes, first_rows, load_labelled
 from chargpt.evaluation.baselines import tfidf_predictions
 from chargpt.evaluation.classification import classification_difference, classification_scores
 from chargpt.evaluation.intervals import bootstrap_settings
@@ -116,20 +115,6 @@ class EvaluationArguments:
         return given or os.path.join(self.data_dir, default)
 
 
-def _limit(dataset, n):
-    """The first `n` rows; of a labelled test, the first rows of each class in turn (the files list one class
-    after the other, so the first `n` rows alone would test one class)."""
-    if n is None or n >= len(dataset):
-        return dataset
-    if "label" not in dataset.column_names:
-        return dataset.select(range(n))
-    by_class = {}
-    for index, label in enumerate(dataset["label"]):
-        by_class.setdefault(label, []).append(index)
-    interleaved = [i for group in itertools.zip_longest(*by_class.values()) for i in group if i is not None]
-    return dataset.select(sorted(interleaved[:n]))
-
-
 def _sentiment(args: EvaluationArguments, model, tokenizer, task: str) -> dict:
     """One classification test (`sentiment` or `cross_domain`): the model's scores and, if asked, the floor's and the
     model's paired difference from it."""
@@ -139,7 +124,7 @@ def _sentiment(args: EvaluationArguments, model, tokenizer, task: str) -> dict:
     else:
         path = args.data_file(args.online_shopping_file, ONLINE_SHOPPING_FILE)
         splits, info = cross_domain_splits(path, args.holdout_category, args.seed, cache_dir=args.cache_dir)
-    test = _limit(splits["test"], args.max_eval_samples)
+    test = first_rows(splits["test"], args.max_eval_samples)
     predictions, truncated = classifier_predictions(model, tokenizer, test, args.batch_size)
     scores = classification_scores(test["label"], predictions, intervals=True)
     result = {"split": info, "model": {**scores, "truncated": truncated}}
@@ -183,11 +168,11 @@ def _dialogue(args: EvaluationArguments, model, tokenizer, tasks: list[str]) -> 
     splits, info = lccc_base_splits(files, args.seed, n_posts=args.n_posts, cache_dir=args.cache_dir)
     results = {}
     if "perplexity" in tasks:
-        test = _limit(splits["test"], args.max_eval_samples)
+        test = first_rows(splits["test"], args.max_eval_samples)
         scores = corpus_perplexity(model, tokenizer, test, args.batch_size, intervals=True)
         results["perplexity"] = {"split": info, "model": scores}
     if "replies" in tasks:
-        posts = _limit(splits["posts"], args.max_eval_samples)
+        posts = first_rows(splits["posts"], args.max_eval_samples)
         kwargs = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
         replies = sample_replies(model, tokenizer, posts["post"], args.batch_size, args.seed, **kwargs)
         results["replies"] = {

@@ -17,6 +17,7 @@ from chargpt.data import (
     build_lm_dataset,
     clean_text,
     dialogue_to_input_ids,
+    first_rows,
     iter_dialogues,
     iter_labelled,
     label_counts,
@@ -412,6 +413,32 @@ def test_classifier_data_counts_evaluation_texts_found_in_training_files(tmp_pat
     assert len(splits["test"]) == 4 and len(splits["train"]) == 20  # counted, nothing dropped
     warning = " ".join(r.getMessage() for r in caplog.records)
     assert "2 of the 4 test texts also occur in the training data" in warning and "validation texts" not in warning
+
+
+def test_a_capped_validation_file_that_lists_one_class_after_the_other_keeps_every_class(tmp_path):
+    sorted_rows = (
+        "label,review\n" + "".join(f"1,很好{i}\n" for i in range(30)) + "".join(f"0,很差{i}\n" for i in range(30))
+    )
+    (tmp_path / "validation.csv").write_text(sorted_rows, encoding="utf-8")
+    args = LabelledDataArguments(
+        train_files=[str(write_labelled_csv(tmp_path / "train.csv", n=20))],
+        validation_files=[str(tmp_path / "validation.csv")],
+        class_names=["negative", "positive"],
+        max_eval_samples=10,
+    )
+    splits, summaries = classifier_datasets(args, CleaningConfig(min_turns=1), seed=0)
+    assert summaries["validation"]["label_counts"] == {"negative": 5, "positive": 5}
+    # the first rows of each class, in file order
+    assert splits["validation"]["text"] == [f"很好{i}" for i in range(5)] + [f"很差{i}" for i in range(5)]
+
+
+def test_first_rows_takes_classes_in_turn_and_leaves_unlabelled_rows_in_order(tmp_path):
+    from datasets import Dataset
+
+    labelled = Dataset.from_dict({"text": list("abcdefg"), "label": [0, 0, 0, 0, 1, 1, 2]})
+    assert first_rows(labelled, 4)["text"] == ["a", "b", "e", "g"]
+    assert first_rows(labelled, None)["text"] == list("abcdefg") == first_rows(labelled, 99)["text"]
+    assert first_rows(Dataset.from_dict({"turns": [["x"], ["y"], ["z"]]}), 2)["turns"] == [["x"], ["y"]]
 
 
 def test_splits_are_seeded_disjoint_and_stratified(tmp_path):

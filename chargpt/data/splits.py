@@ -1,6 +1,8 @@
 """Seeded train / validation / test splits (stratified by label when asked, or a fixed number of rows per class held
-out), class balancing by down-sampling, and the rows per class that logs and model cards report."""
+out), class balancing by down-sampling, capping a split without losing a class, and the rows per class that logs and
+model cards report."""
 
+import itertools
 from collections import Counter
 
 import numpy as np
@@ -95,6 +97,21 @@ def holdout_per_class(
     return DatasetDict({"train": dataset.select(train), **{name: dataset.select(rows) for name, rows in held.items()}})
 
 
+def first_rows(dataset: Dataset, n: int | None, label_column: str = "label") -> Dataset:
+    """The first `n` rows, or all of them when `n` is None. Of a labelled dataset, the first rows of each class in
+    turn, so that a capped split of a file listing one class after the other still holds every class; the rows keep
+    their order."""
+    if n is None or n >= len(dataset):
+        return dataset
+    if label_column not in dataset.column_names:
+        return dataset.select(range(n))
+    by_class = {}
+    for index, label in enumerate(dataset[label_column]):
+        by_class.setdefault(label, []).append(index)
+    interleaved = [i for group in itertools.zip_longest(*by_class.values()) for i in group if i is not None]
+    return dataset.select(sorted(interleaved[:n]))
+
+
 def label_counts(dataset: Dataset, label_column: str = "label") -> dict[str, int]:
     """Rows per class name, for logs and model cards."""
     names = dataset.features[label_column].names
@@ -107,4 +124,5 @@ __all__ = [
     "holdout_per_class",
     "balance_classes",
     "label_counts",
+    "first_rows",
 ]

@@ -12,6 +12,7 @@ from ..data import (
     balance_classes,
     build_lm_dataset,
     build_text_lm_dataset,
+    first_rows,
     label_counts,
     load_dialogues,
     load_labelled,
@@ -282,8 +283,8 @@ def classifier_datasets(data_args: LabelledDataArguments, cleaning, seed):
         splits["train"] = balance_classes(splits["train"], seed=seed)
     splits["train"] = _limit(splits["train"], data_args.max_train_samples)
     for name in ("validation", "test"):
-        if name in splits:
-            splits[name] = _limit(splits[name], data_args.max_eval_samples)
+        if name in splits:  # files often list one class after the other: keep every class in a capped split
+            splits[name] = first_rows(splits[name], data_args.max_eval_samples)
     for name, split in splits.items():
         summaries.setdefault(name, {})["rows"] = len(split)
         summaries[name]["label_counts"] = label_counts(split)

@@ -7,7 +7,8 @@ import pytest
 from chargpt import CharGPTTokenizer
 from chargpt.data import CleaningConfig, load_dialogues
 from chargpt.tokenization_chargpt_fast import CharGPTTokenizerFast
-from recipes.demo import DemoArguments, _split_conversations, draw_held_out_prompts, prompts_in_training
+from recipes.demo import DemoArguments, _split_conversations
+from recipes.demo_samples import draw_held_out_prompts, prompts_in_training
 
 from ._helpers_training import load_script
 

@@ -7,6 +7,8 @@ Defaults are the full run (the issue's model and workloads, sized to finish in u
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from recipes.peers import TUNED_LEARNING_RATES
+
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("speed", "memory", "quality", "data", "time_to_quality", "recipe")
@@ -180,8 +182,12 @@ class BenchmarkArguments:
     )
     # Peak learning rates, each the best of {5e-4, 1e-3, 2e-3, 4e-3, ...} for its model on the validation split in
     # 120-s runs (benchmarks/NOTES.md)
-    ttq_lr_gpt2: float = field(default=1e-3, metadata={"help": "Peak learning rate of GPT-2 (AdamW)."})
-    ttq_lr_llama: float = field(default=2e-3, metadata={"help": "Peak learning rate of Llama (AdamW)."})
+    ttq_lr_gpt2: float = field(
+        default=TUNED_LEARNING_RATES["gpt2"], metadata={"help": "Peak learning rate of GPT-2 (AdamW)."}
+    )
+    ttq_lr_llama: float = field(
+        default=TUNED_LEARNING_RATES["llama"], metadata={"help": "Peak learning rate of Llama (AdamW)."}
+    )
     ttq_lr_course: float = field(
         default=5e-4, metadata={"help": "Peak learning rate of CharGPT's course preset (AdamW)."}
     )

@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, TrainerCallback
+from transformers import TrainerCallback
 
 from chargpt import CharGPTForCausalLM, CharGPTTokenizer
 from chargpt.data import load_dialogues
 from chargpt.training import LMModelArguments, build_causal_lm_config
 from chargpt.training.arguments import CharGPTTrainingArguments
 from chargpt.training.trainer import CharGPTTrainer
+from recipes.peers import PEERS, peer_causal_lm
 
 from .loop import encode_dialog, pack_blocks
 
@@ -77,24 +78,8 @@ def build_contender(name: str, vocab_size: int, args) -> torch.nn.Module:
     """A freshly initialised model of the shared size (args.n_embd, n_layer, n_head; context ttq_block_len)."""
     size = dict(n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head)
     ids = dict(pad_token_id=0, bos_token_id=3, eos_token_id=4)
-    if name == "gpt2":  # GPT-2's defaults (dropout 0.1 everywhere, gelu_new), a 4x feed-forward
-        config = GPT2Config(vocab_size=vocab_size, n_positions=args.ttq_block_len, **size, **ids)
-        return GPT2LMHeadModel(config)
-    if name == "llama":
-        # LlamaConfig's defaults at this size, with a SwiGLU width of 8/3 x hidden (as CharGPT's gated MLP) and a tied
-        # head (Llama's default unties it: a second vocabulary x hidden matrix, a sixth more parameters here)
-        config = LlamaConfig(
-            vocab_size=vocab_size,
-            hidden_size=args.n_embd,
-            num_hidden_layers=args.n_layer,
-            num_attention_heads=args.n_head,
-            num_key_value_heads=args.n_head,
-            intermediate_size=-(-8 * args.n_embd // 96) * 32,
-            tie_word_embeddings=True,
-            max_position_embeddings=args.ttq_block_len,
-            **ids,
-        )
-        return LlamaForCausalLM(config)
+    if name in PEERS:  # transformers' own classes as the recipe's peers build them (recipes/peers.py)
+        return peer_causal_lm(name, vocab_size, dict(size, n_positions=args.ttq_block_len), **ids)
     if name.startswith("chargpt-"):  # what train_lm.py builds for --preset course|modern
         model_args = LMModelArguments(
             tokenizer_name_or_path="", preset=name.split("-", 1)[1], n_positions=args.ttq_block_len, **size

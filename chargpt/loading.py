@@ -26,7 +26,11 @@ _AUTO_CLASSES = {
     "sequence-classification": AutoModelForSequenceClassification,
     "base": AutoModel,
 }
-_ARCHITECTURE_SUFFIX = {"causal-lm": "ForCausalLM", "sequence-classification": "ForSequenceClassification"}
+# The class-name endings of each task's heads (GPT-2's causal LM is GPT2LMHeadModel).
+_ARCHITECTURE_SUFFIX = {
+    "causal-lm": ("ForCausalLM", "LMHeadModel"),
+    "sequence-classification": ("ForSequenceClassification",),
+}
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -135,7 +139,8 @@ def _check_task(model_dir, config, task: str):
     elif not any(a.endswith(suffix) for a in architectures):
         needed = "a causal language model" if task == "causal-lm" else "a model fine-tuned for sequence classification"
         raise ValueError(
-            f"{model_dir} holds {', '.join(architectures)}, but this command needs {needed} (*{suffix}). Loading it "
+            f"{model_dir} holds {', '.join(architectures)}, but this command needs {needed} ("
+            f"{' or '.join('*' + end for end in suffix)}). Loading it "
             f"anyway would use a randomly initialised head."
         )
 

@@ -34,11 +34,13 @@ from chargpt.training.arguments import (
     LMTrainingArguments,
     VocabArguments,
 )
+from chargpt.training.models import build_causal_lm_config
 from chargpt.training.pipelines import train_causal_lm, train_classifier
 from chargpt.training.vocabulary import build_vocabulary
 
 from .dialogue_splits import LCCC_BASE_FILES, lccc_base_splits
 from .heldout import EvaluationArguments, evaluate_model
+from .peers import PEER_OPTIMIZER, PEERS, TUNED_LEARNING_RATES, check_peer, peer_causal_lm, tokenizer_ids
 from .sentiment_splits import (
     CHNSENTICORP_FILE,
     DEFAULT_HOLDOUT_CATEGORY,
@@ -62,6 +64,9 @@ DIALOGUE_FILES = [
     "cped/cped_dialogues.json",
 ]
 
+# The report so far, rewritten after each step and removed once recipe_report.json is written.
+PROGRESS_FILE = "recipe_progress.json"
+
 # The settings `--scale` chooses where no flag gives them. "cpu" is the recipe as measured on two CPU cores (None:
 # train_lm.py's model size); "gpu" is sized for about ten minutes on one large GPU (the arithmetic, for the first
 # GPU run to correct: docs/training.md, "The GPU scale").
@@ -70,6 +75,7 @@ SCALES = {
         "n_embd": None,
         "n_layer": None,
         "n_head": None,
+        "chat_dropout": None,
         "chat_batch_size": 16,
         "chat_epochs": 1.0,
         "review_lm_epochs": 1.0,
@@ -82,6 +88,10 @@ SCALES = {
         "n_embd": 512,
         "n_layer": 8,
         "n_head": 8,
+        # Chosen on validation on the first GPU (docs/training.md, "The GPU scale"): without dropout the modern preset
+        # overfits 8 epochs of 1.8 million chat tokens (best validation loss 4.056 at epoch 2.4, then up to 5.34);
+        # 0.1 gives 3.993 and 0.2 4.000.
+        "chat_dropout": 0.1,
         "chat_batch_size": 64,
         "chat_epochs": 8.0,
         "review_lm_epochs": 4.0,
@@ -144,6 +154,11 @@ class RecipeArguments:
     n_embd: int | None = _scaled("n_embd", "Hidden size (train_lm.py's: 256).")
     n_layer: int | None = _scaled("n_layer", "Decoder blocks (train_lm.py's: 6).")
     n_head: int | None = _scaled("n_head", "Attention heads (train_lm.py's: 8).")
+    chat_dropout: float | None = _scaled(
+        "chat_dropout",
+        "Residual and embedding dropout of the chat model, kept by the models fine-tuned from it (the modern "
+        "preset's: 0).",
+    )
     chat_batch_size: int | None = _scaled("chat_batch_size", "Packed blocks of chat_context tokens a step.")
     generation_posts: int = field(
         default=500,
@@ -185,7 +200,20 @@ class RecipeArguments:
             "the first rows of each class in turn."
         },
     )
-    publish: bool = field(default=True, metadata={"help": "Write hub-style directories with model cards."})
+    publish: bool = field(
+        default=True,
+        metadata={"help": "Write hub-style directories with model cards (CharGPT's models only; not with --peer)."},
+    )
+    peer: str | None = field(
+        default=None,
+        metadata={
+            "help": "Run the same recipe with transformers' own GPT-2 or Llama in place of CharGPT (gpt2|llama): "
+            "the same size, tokenizer, data, epochs and batches, AdamW at the peer's tuned learning rate "
+            "(recipes/peers.py), its own ...ForSequenceClassification (its last-token pooling; "
+            "--classifier_pooling is CharGPT's); no publishing.",
+            "choices": PEERS,
+        },
+    )
 
     def __post_init__(self):
         if self.scale not in SCALES:
@@ -201,16 +229,26 @@ class RecipeArguments:
             raise ValueError(
                 f"--classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {self.classifier_pooling!r}."
             )
+        check_peer(self.peer)
         for name in ("chat_epochs", "classifier_epochs"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name} must be above 0, got {getattr(self, name)}.")
 
 
 @contextmanager
-def _timed(timings: dict, name: str):
+def _step(out: Path, report: dict, name: str):
+    """Time one step into report["timings_seconds"], then write the report so far to OUTPUT_DIR/PROGRESS_FILE (and
+    say so on stdout): a run stopped part way keeps each finished step's results and wall time."""
     start = time.perf_counter()
     yield
-    timings[name] = round(time.perf_counter() - start, 1)
+    seconds = round(time.perf_counter() - start, 1)
+    report.setdefault("timings_seconds", {})[name] = seconds
+    write_json_atomic(out / PROGRESS_FILE, _jsonable(report))
+    print(f"[recipe] {name} done in {seconds:.0f} s", flush=True)
+
+
+def _jsonable(report: dict) -> dict:
+    return json.loads(json.dumps(report, default=str))
 
 
 def check_device(args: RecipeArguments) -> None:
@@ -295,6 +333,7 @@ def chat_arguments(args: RecipeArguments, out: Path, files: dict) -> tuple:
         n_embd=args.n_embd,
         n_layer=args.n_layer,
         n_head=args.n_head,
+        dropout=args.chat_dropout,
     )
     data_args = DialogueDataArguments(
         train_files=chat_files(args, files),
@@ -309,9 +348,28 @@ def chat_arguments(args: RecipeArguments, out: Path, files: dict) -> tuple:
 
 
 def train_chat_model(args: RecipeArguments, out: Path, files: dict, cleaning: CleaningConfig) -> dict:
-    """The chat model (`chat_arguments`)."""
+    """The chat model (`chat_arguments`); with --peer, transformers' GPT-2 or Llama of the size CharGPT would have."""
     model_args, data_args, training_args = chat_arguments(args, out, files)
-    return train_causal_lm(model_args, data_args, cleaning, training_args)
+    return train_causal_lm(model_args, data_args, cleaning, training_args, new_model=peer_builder(args, model_args))
+
+
+def peer_builder(args: RecipeArguments, model_args: LMModelArguments):
+    """None for CharGPT; for --peer, the function that builds the peer from the tokenizer, at the size (hidden,
+    layers, heads, context) of the CharGPT these arguments would build."""
+    if args.peer is None:
+        return None
+
+    def build(tokenizer):
+        config = build_causal_lm_config(model_args, tokenizer)
+        size = {k: getattr(config, k) for k in ("n_embd", "n_layer", "n_head", "n_positions")}
+        return peer_causal_lm(args.peer, len(tokenizer), size, **tokenizer_ids(tokenizer))
+
+    return build
+
+
+def _optimizer(args: RecipeArguments) -> dict:
+    """The language models' optimizer: train_lm.py's defaults for CharGPT, AdamW at its tuned rate for a peer."""
+    return {} if args.peer is None else {"optim": PEER_OPTIMIZER, "learning_rate": TUNED_LEARNING_RATES[args.peer]}
 
 
 def chat_training_arguments(args: RecipeArguments, out: Path) -> LMTrainingArguments:
@@ -325,6 +383,7 @@ def chat_training_arguments(args: RecipeArguments, out: Path) -> LMTrainingArgum
         eval_steps=0.1,
         save_strategy="best",
         load_best_model_at_end=True,
+        **_optimizer(args),
         **_common_training(args),
     )
 
@@ -374,6 +433,7 @@ def review_lm_arguments(args: RecipeArguments, out: Path, files: dict) -> tuple:
         eval_strategy="epoch",
         save_strategy="best",
         load_best_model_at_end=True,
+        **_optimizer(args),
         **_common_training(args),
     )
     return model_args, data_args, training_args
@@ -388,7 +448,8 @@ def train_review_lm(args: RecipeArguments, out: Path, files: dict, cleaning: Cle
 def classifier_arguments(args: RecipeArguments, out: Path, body: Path, files: dict) -> tuple:
     """The classifier's model, data and training arguments: fine-tuned in full from `body` on the training reviews;
     the balanced hotel validation split picks the best checkpoint (evaluated five times an epoch)."""
-    model_args = ClassifierModelArguments(model_name_or_path=str(body), freeze="none", pooling=args.classifier_pooling)
+    pooling = None if args.peer else args.classifier_pooling  # a peer pools as its own class does
+    model_args = ClassifierModelArguments(model_name_or_path=str(body), freeze="none", pooling=pooling)
     data_args = LabelledDataArguments(
         train_files=review_files(args, files),
         validation_files=[str(files["hotel"]["validation"])],
@@ -513,11 +574,12 @@ def run_recipe(args: RecipeArguments) -> dict:
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--output_dir {out} is a file; give a directory.")
-    start, timings, report = time.perf_counter(), {}, {"arguments": asdict(args)}
+    start = time.perf_counter()
+    report = {"arguments": asdict(args), "model": args.peer or "chargpt", "timings_seconds": {}}
     cleaning = CleaningConfig()
-    with _timed(timings, "splits"):
+    with _step(out, report, "splits"):
         files = write_splits(args, out / "splits")
-    with _timed(timings, "vocabulary"):
+    with _step(out, report, "vocabulary"):
         _, vocab = build_vocabulary(
             VocabArguments(
                 output_dir=str(out / "tokenizer"),
@@ -529,36 +591,36 @@ def run_recipe(args: RecipeArguments) -> dict:
             cleaning,
         )
     report["vocab_size"] = vocab["vocab_size"]
-    with _timed(timings, "chat_model"):
+    with _step(out, report, "chat_model"):
         report["chat_training"] = train_chat_model(args, out, files, cleaning)
     if args.generation_posts:
-        with _timed(timings, "sampling_search"):
+        with _step(out, report, "sampling_search"):
             report["sampling_search"] = tune_sampling(args, out / "chat", files, cleaning)
     body = out / "chat"
     if args.review_lm_epochs > 0:
-        with _timed(timings, "review_lm"):
+        with _step(out, report, "review_lm"):
             report["review_lm_training"] = train_review_lm(args, out, files, CleaningConfig(min_turns=1))
         body = out / "review-lm"
-    with _timed(timings, "classifier"):
+    with _step(out, report, "classifier"):
         report["classifier_training"] = train_sentiment_classifier(args, out, body, files, CleaningConfig(min_turns=1))
-    with _timed(timings, "evaluation"):
+    with _step(out, report, "evaluation"):
         chat_report = evaluate(args, out / "chat")
         sentiment_report = evaluate(args, out / "sentiment", tfidf_train_files=review_files(args, files))
     report["figures"] = _figures(chat_report, sentiment_report)
     report["intervals"] = sentiment_report.get("intervals", chat_report.get("intervals"))
     report["evaluation"] = {"chat": chat_report, "sentiment": sentiment_report}
-    if args.publish:
-        with _timed(timings, "publish"):
+    if args.publish and args.peer is None:
+        with _step(out, report, "publish"):
             report["published"] = publish_models(args, out, vocab["vocab_size"])
-    timings["total"] = round(time.perf_counter() - start, 1)
-    report["timings_seconds"] = timings
+    report["timings_seconds"]["total"] = round(time.perf_counter() - start, 1)
     report["directories"] = {
         "splits": str(out / "splits"),
         "tokenizer": str(out / "tokenizer"),
         "chat": str(out / "chat"),
         "sentiment": str(out / "sentiment"),
     }
-    write_json_atomic(out / "recipe_report.json", json.loads(json.dumps(report, default=str)))
+    write_json_atomic(out / "recipe_report.json", _jsonable(report))
+    (out / PROGRESS_FILE).unlink(missing_ok=True)
     return report
 
 

@@ -42,6 +42,7 @@ EXPLICIT = {
     "n_embd": 96,
     "n_layer": 3,
     "n_head": 4,
+    "chat_dropout": 0.3,
     "chat_batch_size": 8,
     "chat_epochs": 2.0,
     "review_lm_epochs": 0.0,  # 0 skips the step: falsy, and still an explicit value
@@ -246,6 +247,8 @@ def test_gpu_scale_sets_a_larger_model_bf16_and_larger_batches_and_epochs(tmp_pa
         classifier_arguments(args, out, out / "review-lm", files),
     )
     assert (chat_model.n_embd, chat_model.n_layer, chat_model.n_head, chat_model.n_positions) == (512, 8, 8, 256)
+    assert chat_model.dropout == 0.1  # chosen on validation on the first GPU; the CPU scale keeps the preset's
+    assert RecipeArguments().chat_dropout is None
     assert (chat_training.num_train_epochs, chat_training.per_device_train_batch_size) == (8.0, 64)
     assert (review_training.num_train_epochs, review_training.per_device_train_batch_size) == (4.0, 64)
     assert (classifier_training.num_train_epochs, classifier_training.per_device_train_batch_size) == (3.0, 128)

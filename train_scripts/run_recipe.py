@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     (args,) = parse_arguments((RecipeArguments,), argv)
     setup_logging()
     report = run_recipe(args)
-    print("\n=== CharGPT recipe ===")
+    print(f"\n=== CharGPT recipe ({report['model']}) ===")
     figures = report["figures"]
     for name, value in figures.items():
         if not name.endswith("_ci95"):  # printed beside its figure: 0.8600 [0.8290, 0.8890]

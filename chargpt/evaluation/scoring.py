@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from datasets import Dataset
 
 from ..data import build_lm_dataset, label_id
-from ..tasks import classify_texts, label_names
+from ..tasks import classify_texts, context_length, label_names
 from .classification import classification_scores
 from .intervals import Statistic, ratio_statistic, with_intervals
 
@@ -48,7 +48,7 @@ def dialogue_losses(model, tokenizer, dialogues: Dataset, batch_size: int = 16) 
     """Each dialogue's summed token loss (`losses`, float64) and number of predicted tokens (`tokens`), in the
     dataset's order, of `model` on dialogues (column `turns`) written with the chat template as in training (the
     latest turns that fit the context), and `too_long_for_context`."""
-    encoded, too_long = build_lm_dataset(dialogues, tokenizer, model.config.n_positions)
+    encoded, too_long = build_lm_dataset(dialogues, tokenizer, context_length(model.config))
     sequences = encoded["input_ids"]
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))  # similar lengths together: little padding
     losses, tokens = np.zeros(len(sequences)), np.zeros(len(sequences), dtype=np.int64)

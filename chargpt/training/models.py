@@ -5,10 +5,11 @@ directory), a classifier loaded from a causal LM's directory (its new head said 
 import logging
 import re
 
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 from ..configuration_chargpt import CharGPTConfig
-from ..modeling_chargpt import CharGPTForCausalLM, CharGPTForSequenceClassification
+from ..modeling_chargpt import CharGPTForCausalLM
 from .arguments import DEFAULT_PRESET, FREEZE_HELP, LMModelArguments
 
 
@@ -63,11 +64,12 @@ def build_causal_lm_config(model_args: LMModelArguments, tokenizer, **fixed) -> 
     return CharGPTConfig(**values)
 
 
-def new_causal_lm(model_args: LMModelArguments, tokenizer, config: CharGPTConfig | None = None) -> CharGPTForCausalLM:
-    """The model `train_lm.py` trains: continued from `model_name_or_path` (embeddings grown to the tokenizer), or
-    fresh from `config` (default: `build_causal_lm_config`)."""
+def new_causal_lm(model_args: LMModelArguments, tokenizer, config: CharGPTConfig | None = None) -> PreTrainedModel:
+    """The model `train_lm.py` trains: continued from `model_name_or_path` (embeddings grown to the tokenizer; any
+    causal LM the Auto classes know, so a GPT-2 or Llama trained with a CharGPT tokenizer continues as itself), or a
+    fresh CharGPT from `config` (default: `build_causal_lm_config`)."""
     if model_args.model_name_or_path:
-        model = CharGPTForCausalLM.from_pretrained(model_args.model_name_or_path)
+        model = AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path)
         if model.get_input_embeddings().num_embeddings < len(tokenizer):
             model.resize_token_embeddings(len(tokenizer))
         return model
@@ -86,18 +88,19 @@ class _HeldRecords(logging.Filter):
         return False
 
 
-def classifier_from_pretrained(model_name_or_path, **kwargs) -> CharGPTForSequenceClassification:
-    """`CharGPTForSequenceClassification.from_pretrained(model_name_or_path, **kwargs)`, saying the expected once in
-    CharGPT's words: loaded from a causal LM's directory, the classifier's head `score` is new (and the LM head, where
-    the checkpoint holds an untied one, unused), which transformers reports as a table of MISSING (and UNEXPECTED)
-    keys that reads like an error. One INFO line says it instead (on the main process, after `setup_logging`). Any
+def classifier_from_pretrained(model_name_or_path, **kwargs) -> PreTrainedModel:
+    """`AutoModelForSequenceClassification.from_pretrained(model_name_or_path, **kwargs)` (CharGPT's classifier for a
+    CharGPT directory; transformers' own for a GPT-2 or Llama one), saying the expected once in CharGPT's words:
+    loaded from a causal LM's directory, the classifier's head `score` is new (and the LM head, where the checkpoint
+    holds an untied one, unused), which transformers reports as a table of MISSING (and UNEXPECTED) keys that reads
+    like an error. One INFO line says it instead (on the main process, after `setup_logging`). Any
     other missing, unexpected or mismatched weight keeps transformers' whole report (and its error, for a size
     mismatch). From a classifier's directory nothing is new and nothing is said."""
     source = logging.getLogger(_LOAD_REPORT_LOGGER)
     held, expected = _HeldRecords(), False
     source.addFilter(held)
     try:
-        model, info = CharGPTForSequenceClassification.from_pretrained(
+        model, info = AutoModelForSequenceClassification.from_pretrained(
             model_name_or_path, output_loading_info=True, **kwargs
         )
         head = {f"score.{name}" for name, _ in model.score.named_parameters()}

@@ -3,12 +3,16 @@
 and the train-then-evaluate tail they share."""
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from transformers import (
+    AutoConfig,
     DataCollatorForLanguageModeling,
     DataCollatorWithPadding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
     TrainingArguments,
     set_seed,
 )
@@ -18,7 +22,7 @@ from ..configuration_chargpt import CharGPTConfig
 from ..data import CleaningConfig, tokenize_labelled
 from ..evaluation.classification import classification_metrics
 from ..files import write_json_atomic
-from ..tasks import sample_replies
+from ..tasks import context_length, sample_replies
 from ..tokenization_chargpt_fast import CharGPTTokenizerFast
 from .arguments import (
     ClassifierModelArguments,
@@ -72,6 +76,24 @@ def _check_tokenizer_cleaning(tokenizer, cleaning: CleaningConfig) -> None:
         )
 
 
+def _check_chargpt_options(model_args: ClassifierModelArguments) -> None:
+    """--pooling and --dropout set CharGPT config fields; refuse them for another architecture (a GPT-2 or Llama
+    trained with a CharGPT tokenizer), where from_pretrained would store them as unused attributes."""
+    config = AutoConfig.from_pretrained(model_args.model_name_or_path)
+    if config.model_type == CharGPTConfig.model_type:
+        return
+    given = [
+        flag
+        for flag, value in (("--pooling", model_args.pooling), ("--dropout", model_args.dropout))
+        if value is not None
+    ]
+    if given:
+        raise ValueError(
+            f"{' and '.join(given)} are CharGPT's settings, but {model_args.model_name_or_path} holds a "
+            f"{config.model_type} model, which pools and drops out as its own class does. Drop {' and '.join(given)}."
+        )
+
+
 def _check_evaluation(training_args: TrainingArguments, has_validation: bool) -> None:
     """Say how to fix a run that asks for evaluation (or best-model selection) without validation data."""
     if not has_validation and (training_args.eval_strategy != "no" or training_args.load_best_model_at_end):
@@ -105,10 +127,19 @@ def train_causal_lm(
     training_args: LMTrainingArguments,
     callbacks: list | None = None,
     lora_args: LoraArguments | None = None,
+    new_model: Callable[[PreTrainedTokenizerBase], PreTrainedModel] | None = None,
 ) -> dict:
     """Train (or continue) a CharGPT causal LM on dialogues and/or text documents (`--text_files`, for domain-adaptive
-    pretraining), in full or with LoRA adapters (`lora_args`); returns the final metrics (and sample replies)."""
+    pretraining), in full or with LoRA adapters (`lora_args`); returns the final metrics (and sample replies).
+
+    `new_model(tokenizer)`, from Python only, trains another architecture with CharGPT's tokenizer, data and Trainer
+    instead of a fresh CharGPT (transformers' GPT-2 or Llama sized like it: `recipes/peers.py`); the size flags of
+    `model_args` are then not used. Continuing from `model_name_or_path` loads any causal LM the Auto classes know."""
     lora_args = lora_args or LoraArguments()
+    if new_model is not None and model_args.model_name_or_path:
+        raise ValueError(
+            "new_model builds a fresh model, model_name_or_path continues a trained one: give one of them."
+        )
     if lora_args.enabled and not model_args.model_name_or_path:
         raise ValueError(
             "LoRA adapts an existing model: give --model_name_or_path (a trained CharGPT causal LM), or drop --lora_r "
@@ -122,8 +153,13 @@ def train_causal_lm(
     _check_local_dir("--model_name_or_path", model_args.model_name_or_path)
     tokenizer = CharGPTTokenizerFast.from_pretrained(model_args.tokenizer_name_or_path)
     _check_tokenizer_cleaning(tokenizer, cleaning)
+    model = None
     if model_args.model_name_or_path:
-        config = CharGPTConfig.from_pretrained(model_args.model_name_or_path)
+        config = AutoConfig.from_pretrained(model_args.model_name_or_path)
+    elif new_model is not None:
+        set_seed(training_args.seed)  # the same initial weights in every process and every run
+        model = new_model(tokenizer)
+        config = model.config
     else:
         config = build_causal_lm_config(model_args, tokenizer)  # before the data: a bad config fails early
     if lora_args.enabled and len(tokenizer) > config.vocab_size:
@@ -131,7 +167,7 @@ def train_causal_lm(
             "The tokenizer has characters the model has no embedding for; LoRA keeps the embeddings frozen. Use "
             "the model's own tokenizer (--tokenizer_name_or_path MODEL_DIR) or train without --lora_r."
         )
-    n_positions = config.n_positions
+    n_positions = context_length(config)
     max_length = min(data_args.max_length or n_positions, n_positions)
     tokenizer.model_max_length = n_positions
     with training_args.main_process_first(desc="reading and tokenising the corpora"):
@@ -140,8 +176,9 @@ def train_causal_lm(
         else:
             datasets_, summaries = lm_datasets(data_args, cleaning, tokenizer, max_length, training_args.seed)
     _check_evaluation(training_args, "validation" in datasets_)
-    set_seed(training_args.seed)  # the same initial weights in every process and every run
-    model = new_causal_lm(model_args, tokenizer, config)
+    if model is None:
+        set_seed(training_args.seed)  # the same initial weights in every process and every run
+        model = new_causal_lm(model_args, tokenizer, config)
     if lora_args.enabled:
         model = apply_lora(model, lora_args, "CAUSAL_LM")
     logger.info(f"Causal LM with {model.num_parameters():,} parameters; precision {precision}.")
@@ -201,6 +238,7 @@ def train_classifier(
     precision = check_precision(training_args)
     checkpoint = resolve_checkpoint(training_args)
     _check_local_dir("--model_name_or_path", model_args.model_name_or_path)
+    _check_chargpt_options(model_args)
     tokenizer = CharGPTTokenizerFast.from_pretrained(model_args.model_name_or_path)
     _check_tokenizer_cleaning(tokenizer, cleaning)
     with training_args.main_process_first(desc="reading the corpora"):
@@ -236,7 +274,7 @@ def train_classifier(
         counts = {"trainable": trainable, "frozen": total - trainable, "total": total}
     else:
         counts = apply_freezing(model, model_args.freeze)
-    max_length = min(data_args.max_length, model.config.n_positions)
+    max_length = min(data_args.max_length, context_length(model.config))
     with training_args.main_process_first(desc="tokenising"):
         features = {
             k: tokenize_labelled(v, tokenizer, max_length, data_args.preprocessing_num_workers)

@@ -1,0 +1,209 @@
+"""The recipe's peers (`run_recipe.py --peer gpt2|llama`, recipes/peers.py): transformers' GPT-2 and Llama sized like
+the CharGPT they replace, trained by the same pipelines with CharGPT's tokenizer (a fresh model through
+`train_causal_lm(new_model=...)`, continued and fine-tuned through the Auto classes), sampled with CharGPT's generation
+defaults, loaded by `load_model_and_tokenizer`; the recipe hands them AdamW at their tuned rate and their own pooling,
+and refuses CharGPT-only options for them. Tiny models, a few steps each."""
+
+import json
+
+import pytest
+import torch
+from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel, LlamaForCausalLM
+
+from chargpt import CharGPTTokenizerFast
+from chargpt.data import CleaningConfig
+from chargpt.loading import load_model_and_tokenizer
+from chargpt.tasks import sample_replies
+from chargpt.training import (
+    ClassifierModelArguments,
+    ClassifierTrainingArguments,
+    DialogueDataArguments,
+    LabelledDataArguments,
+    LMModelArguments,
+    LMTrainingArguments,
+    train_causal_lm,
+    train_classifier,
+)
+from recipes.full import (
+    PROGRESS_FILE,
+    RecipeArguments,
+    _step,
+    chat_arguments,
+    chat_training_arguments,
+    classifier_arguments,
+    peer_builder,
+    review_lm_arguments,
+)
+from recipes.peers import PEER_OPTIMIZER, PEERS, TUNED_LEARNING_RATES, peer_causal_lm, peer_config, tokenizer_ids
+
+from ._helpers_training import tiny_tokenizer, write_labelled_csv, write_pairs
+
+
+QUICK = dict(
+    use_cpu=True,
+    report_to="none",
+    max_steps=3,
+    eval_strategy="no",
+    save_strategy="no",
+    load_best_model_at_end=False,
+    per_device_train_batch_size=8,
+)
+SIZE = dict(n_embd=32, n_layer=2, n_head=2, n_positions=64)
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    root = tmp_path_factory.mktemp("peers")
+    pairs = write_pairs(root / "pairs.txt", n=40)
+    reviews = write_labelled_csv(root / "reviews.csv", n=32)
+    texts = pairs.read_text(encoding="utf-8").splitlines() + reviews.read_text(encoding="utf-8").splitlines()
+    return root, tiny_tokenizer(root / "tokenizer", texts), pairs, reviews
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The models
+
+
+@pytest.mark.parametrize("name", PEERS)
+def test_a_peer_has_the_size_ids_and_tied_head_asked_for_and_stops_a_reply_where_chargpt_does(corpora, name):
+    _, tokenizer_dir, _, _ = corpora
+    tokenizer = CharGPTTokenizerFast.from_pretrained(tokenizer_dir)
+    model = peer_causal_lm(name, len(tokenizer), SIZE, **tokenizer_ids(tokenizer))
+    assert isinstance(model, GPT2LMHeadModel if name == "gpt2" else LlamaForCausalLM)
+    config = model.config
+    assert config.vocab_size == len(tokenizer) and config.num_hidden_layers == 2 and config.hidden_size == 32
+    assert (config.pad_token_id, config.sep_token_id) == (tokenizer.pad_token_id, tokenizer.sep_token_id)
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # tied, as CharGPT's
+    # CharGPT's generation defaults: a reply ends at the end of its turn (<sep>) or of the dialogue (<eos>).
+    assert model.generation_config.eos_token_id == [tokenizer.sep_token_id, tokenizer.eos_token_id]
+    assert (model.generation_config.temperature, model.generation_config.min_new_tokens) == (0.7, 1)
+
+
+def test_llama_peer_feed_forward_is_chargpts_gated_width():
+    # 8/3 x hidden rounded up to a multiple of 32: 512 -> 1376 (CharGPT's modern preset at the GPU scale).
+    assert peer_config("llama", 100, 512, 1, 8, 256).intermediate_size == 1376
+    assert peer_config("gpt2", 100, 512, 1, 8, 256).n_inner is None  # GPT-2's own 4 x hidden
+
+
+def test_an_unknown_peer_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match=r"--peer must be one of \('gpt2', 'llama'\).*'bert'"):
+        RecipeArguments(peer="bert")
+    with pytest.raises(ValueError, match="--peer must be one of"):
+        peer_config("bert", 100, 32, 2, 2, 64)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The pipelines with a peer
+
+
+def test_the_pipelines_train_continue_and_fine_tune_a_peer_that_then_loads_and_chats(corpora):
+    root, tokenizer_dir, pairs, reviews = corpora
+    data = DialogueDataArguments(train_files=[str(pairs)], validation_split_size=0, test_split_size=0)
+    build = lambda tok: peer_causal_lm("gpt2", len(tok), SIZE, **tokenizer_ids(tok))  # noqa: E731
+    train_causal_lm(
+        LMModelArguments(tokenizer_name_or_path=str(tokenizer_dir)),
+        data,
+        CleaningConfig(),
+        LMTrainingArguments(output_dir=str(root / "chat"), optim=PEER_OPTIMIZER, **QUICK),
+        new_model=build,
+    )
+    # Continued as itself (the Auto classes), as the recipe's review language model is.
+    train_causal_lm(
+        LMModelArguments(tokenizer_name_or_path=str(root / "chat"), model_name_or_path=str(root / "chat")),
+        data,
+        CleaningConfig(),
+        LMTrainingArguments(output_dir=str(root / "review-lm"), optim=PEER_OPTIMIZER, **QUICK),
+    )
+    model, tokenizer = load_model_and_tokenizer(root / "review-lm", task="causal-lm")
+    assert isinstance(model, GPT2LMHeadModel)
+    assert json.loads((root / "review-lm" / "config.json").read_text())["architectures"] == ["GPT2LMHeadModel"]
+    (reply,) = sample_replies(model, tokenizer, ["你好"], max_new_tokens=8)
+    assert isinstance(reply, str)
+    # Fine-tuned through its own GPT2ForSequenceClassification (its last-token pooling).
+    train_classifier(
+        ClassifierModelArguments(model_name_or_path=str(root / "review-lm")),
+        LabelledDataArguments(train_files=[str(reviews)], validation_split_size=0, test_split_size=0),
+        CleaningConfig(min_turns=1),
+        ClassifierTrainingArguments(output_dir=str(root / "sentiment"), **QUICK),
+    )
+    classifier, _ = load_model_and_tokenizer(root / "sentiment", task="sequence-classification")
+    assert isinstance(classifier, GPT2ForSequenceClassification)
+    with torch.no_grad():
+        logits = classifier(**tokenizer(["很好,很喜欢"], return_tensors="pt")).logits
+    assert logits.shape == (1, 2) and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("flag, value", [("pooling", "mean"), ("dropout", 0.0)])
+def test_chargpt_only_classifier_options_are_refused_for_a_peer_naming_the_flag(corpora, flag, value):
+    root, tokenizer_dir, _, reviews = corpora
+    tokenizer = CharGPTTokenizerFast.from_pretrained(tokenizer_dir)
+    body = root / f"llama-body-{flag}"
+    peer_causal_lm("llama", len(tokenizer), SIZE, **tokenizer_ids(tokenizer)).save_pretrained(body)
+    tokenizer.save_pretrained(body)
+    with pytest.raises(ValueError, match=f"--{flag} are CharGPT's settings.*holds a llama model.*Drop --{flag}"):
+        train_classifier(
+            ClassifierModelArguments(model_name_or_path=str(body), **{flag: value}),
+            LabelledDataArguments(train_files=[str(reviews)], validation_split_size=0, test_split_size=0),
+            CleaningConfig(min_turns=1),
+            ClassifierTrainingArguments(output_dir=str(root / f"refused-{flag}"), **QUICK),
+        )
+    assert not (root / f"refused-{flag}").exists()
+
+
+def test_new_model_and_model_name_or_path_together_are_refused(corpora):
+    root, tokenizer_dir, pairs, _ = corpora
+    with pytest.raises(ValueError, match="give one of them"):
+        train_causal_lm(
+            LMModelArguments(tokenizer_name_or_path=str(tokenizer_dir), model_name_or_path=str(tokenizer_dir)),
+            DialogueDataArguments(train_files=[str(pairs)]),
+            CleaningConfig(),
+            LMTrainingArguments(output_dir=str(root / "refused"), **QUICK),
+            new_model=lambda tok: None,
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# What the recipe hands a peer
+
+
+def _split_files(out):
+    return {
+        key: {s: out / "splits" / f"{key}_{s}.csv" for s in ("train", "validation", "test")}
+        for key in ("hotel", "shop", "dialogue")
+    }
+
+
+@pytest.mark.parametrize("name", PEERS)
+def test_the_recipe_gives_a_peer_adamw_at_its_tuned_rate_its_own_pooling_and_chargpts_size(tmp_path, corpora, name):
+    out, files = tmp_path / "out", _split_files(tmp_path / "out")
+    chargpt, peer = RecipeArguments(output_dir=str(out)), RecipeArguments(output_dir=str(out), peer=name)
+    for builder in (chat_arguments, review_lm_arguments):
+        *_, ours = builder(chargpt, out, files)
+        *_, theirs = builder(peer, out, files)
+        assert (ours.optim, ours.learning_rate) == ("muon", 2e-3)
+        assert (theirs.optim, theirs.learning_rate) == (PEER_OPTIMIZER, TUNED_LEARNING_RATES[name])
+        # Everything else is the same recipe.
+        differing = {k for k, v in ours.to_dict().items() if theirs.to_dict()[k] != v}
+        assert differing <= {"optim", "learning_rate"}
+    assert classifier_arguments(chargpt, out, out / "review-lm", files)[0].pooling == "mean"
+    assert classifier_arguments(peer, out, out / "review-lm", files)[0].pooling is None
+    assert chat_training_arguments(peer, out).num_train_epochs == chat_training_arguments(chargpt, out).num_train_epochs
+    # The peer is built at the size CharGPT's arguments describe (train_lm.py's 256 hidden, 6 layers, 8 heads here).
+    model_args = chat_arguments(peer, out, files)[0]
+    tokenizer = CharGPTTokenizerFast.from_pretrained(corpora[1])
+    model = peer_builder(peer, model_args)(tokenizer)
+    assert (model.config.hidden_size, model.config.num_hidden_layers, model.config.num_attention_heads) == (256, 6, 8)
+    assert peer_builder(chargpt, model_args) is None
+
+
+def test_each_finished_step_rewrites_the_progress_file_with_its_wall_time(tmp_path, capsys):
+    report = {"model": "gpt2", "timings_seconds": {}}
+    with _step(tmp_path, report, "splits"):
+        report["vocab_size"] = 7
+    saved = json.loads((tmp_path / PROGRESS_FILE).read_text())
+    assert saved["vocab_size"] == 7 and set(saved["timings_seconds"]) == {"splits"}
+    with pytest.raises(RuntimeError), _step(tmp_path, report, "chat_model"):
+        raise RuntimeError("stopped part way")
+    # A step that did not finish leaves the report of the finished ones.
+    assert set(json.loads((tmp_path / PROGRESS_FILE).read_text())["timings_seconds"]) == {"splits"}
+    assert "[recipe] splits done in" in capsys.readouterr().out

@@ -791,6 +791,78 @@ def _recipe_md(recipe: dict) -> list[str]:
     return lines + [""]
 
 
+def _recipe_peers_md(section: dict) -> list[str]:
+    """Section 10: each scale's arms (CharGPT's recipe and the same recipe with GPT-2 and Llama), one row a run."""
+    arms = section.get("arms") or []
+    if not arms:
+        return []
+    lines = [
+        "## 10. The same recipe with transformers' GPT-2 and Llama",
+        "",
+        "Each row is one `run_recipe.py` run (`--peer gpt2|llama` for the peers: CharGPT's size, tokenizer, data, "
+        "epochs and batches; AdamW at the peer's tuned learning rate; its own `...ForSequenceClassification`). "
+        "Held-out tests as in section 9; brackets are 95% percentile-bootstrap intervals over the test rows, "
+        "dialogues or replies. n/a: the run did not produce that figure (the analysis at the end says why). Wall "
+        "time: the finished steps'.",
+        "",
+    ]
+    by_scale = {}
+    for arm in arms:
+        by_scale.setdefault(arm.get("scale") or "cpu", []).append(arm)
+    for scale, group in by_scale.items():
+        lines += [f"`--scale {scale}`:", ""]
+        rows = []
+        for arm in group:
+            f, v, t = arm["figures"], arm["validation"], arm["timings_seconds"]
+            total = t.get("total") or sum(t.values())
+            rows.append(
+                [
+                    arm["name"] + ("" if arm["finished"] else f" (stopped after {list(t)[-1] if t else 'no step'})"),
+                    _ci(f, "sentiment_accuracy"),
+                    _ci(f, "cross_domain_accuracy"),
+                    _ci(f, "chat_heldout_perplexity", _f2),
+                    _ci(f, "distinct_2", lambda x: f"{x:.3f}"),
+                    _ci(f, "repetition_share", _pct),
+                    _fmt(v.get("chat_loss"), 3),
+                    _fmt(v.get("classifier_macro_f1"), 3),
+                    f"{total / 60:.1f}",
+                ]
+            )
+        floor = next((a["figures"] for a in group if "sentiment_tfidf_accuracy" in a["figures"]), None)
+        if floor:
+            rows.append(
+                [
+                    "TF-IDF + LR floor (same training files)",
+                    _ci(floor, "sentiment_tfidf_accuracy"),
+                    _ci(floor, "cross_domain_tfidf_accuracy"),
+                    *[""] * 6,
+                ]
+            )
+        lines += _table(
+            [
+                "arm",
+                "ChnSentiCorp test accuracy",
+                "books (cross-domain) accuracy",
+                "chat held-out perplexity",
+                "Distinct-2",
+                "repetitive",
+                "chat validation loss",
+                "classifier validation macro-F1",
+                "wall min",
+            ],
+            rows,
+        )
+        lines += [f"- {a['name']}: `{a['directory']}`{_environment_note(a)}" for a in group] + [""]
+    return lines
+
+
+def _environment_note(arm: dict) -> str:
+    env = arm.get("environment")
+    if not env:
+        return ""
+    return f" ({env['device']}, {env['cpus']} CPUs, torch {env['torch']}, transformers {env['transformers']})"
+
+
 def _f2(value) -> str:
     return f"{value:.2f}"
 
@@ -865,6 +937,7 @@ def render(results: dict) -> str:
     lines += _dialogue_md(quality) + _sentiment_md(quality) + _int8_md(quality) + _data_md(results.get("data") or {})
     lines += _ttq_md(results.get("time_to_quality") or {})
     lines += _recipe_md(results.get("recipe") or {})
+    lines += _recipe_peers_md(results.get("recipe_peers") or {})
     lines += _profiles_md(results.get("speed"))
     if NOTES.exists():
         lines += [NOTES.read_text(encoding="utf-8").strip(), ""]

@@ -11,7 +11,7 @@ from recipes.peers import TUNED_LEARNING_RATES
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("speed", "memory", "quality", "data", "time_to_quality", "recipe")
+SECTIONS = ("speed", "memory", "quality", "data", "time_to_quality", "recipe", "recipe_peers")
 
 
 def _csv_ints(text: str) -> list[int]:
@@ -28,8 +28,8 @@ class BenchmarkArguments:
     only: str = field(
         default="speed,memory,quality,data,time_to_quality,recipe",
         metadata={
-            "help": "Comma-separated sections to run: speed, memory, quality, data, "
-            "time_to_quality. Results of "
+            "help": "Comma-separated sections to run: speed, memory, quality, data, time_to_quality, recipe, and "
+            "recipe_peers (not in the default run: it reads finished recipe runs, --recipe_peer_dirs). Results of "
             "the others already in the results file are kept."
         },
     )
@@ -203,6 +203,14 @@ class BenchmarkArguments:
     recipe_dir: str | None = field(
         default=None,
         metadata={"help": "An existing run_recipe.py output to measure (default: run the recipe in --work_dir)."},
+    )
+    # The recipe against the same recipe with GPT-2 and Llama (benchmarks/recipe_peers.py)
+    recipe_peer_dirs: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "NAME=DIR items, one a recipe run: the --output_dir of run_recipe.py [--peer gpt2|llama] "
+            "(e.g. chargpt=runs/recipe gpt2=runs/recipe-gpt2 llama=runs/recipe-llama)."
+        },
     )
 
     def __post_init__(self):

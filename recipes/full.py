@@ -247,6 +247,22 @@ def _step(out: Path, report: dict, name: str):
     print(f"[recipe] {name} done in {seconds:.0f} s", flush=True)
 
 
+def _environment(args: RecipeArguments) -> dict:
+    """Where the run ran: the versions and the device, so that figures from several machines stay apart."""
+    import os
+    import platform
+
+    import transformers
+
+    device = inference_device(args)
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "device": torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+
+
 def _jsonable(report: dict) -> dict:
     return json.loads(json.dumps(report, default=str))
 
@@ -542,7 +558,7 @@ def publish_models(args: RecipeArguments, out: Path, vocab_size: int) -> dict:
     return published
 
 
-def _figures(chat_report: dict, sentiment_report: dict) -> dict:
+def headline_figures(chat_report: dict, sentiment_report: dict) -> dict:
     """The headline figures of the held-out reports, each followed by its 95% interval (`<name>_ci95`) where the
     report has one; the model's accuracy minus the floor's comes with the paired interval."""
     figures = {}
@@ -575,7 +591,12 @@ def run_recipe(args: RecipeArguments) -> dict:
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--output_dir {out} is a file; give a directory.")
     start = time.perf_counter()
-    report = {"arguments": asdict(args), "model": args.peer or "chargpt", "timings_seconds": {}}
+    report = {
+        "arguments": asdict(args),
+        "model": args.peer or "chargpt",
+        "environment": _environment(args),
+        "timings_seconds": {},
+    }
     cleaning = CleaningConfig()
     with _step(out, report, "splits"):
         files = write_splits(args, out / "splits")
@@ -606,9 +627,9 @@ def run_recipe(args: RecipeArguments) -> dict:
     with _step(out, report, "evaluation"):
         chat_report = evaluate(args, out / "chat")
         sentiment_report = evaluate(args, out / "sentiment", tfidf_train_files=review_files(args, files))
-    report["figures"] = _figures(chat_report, sentiment_report)
-    report["intervals"] = sentiment_report.get("intervals", chat_report.get("intervals"))
-    report["evaluation"] = {"chat": chat_report, "sentiment": sentiment_report}
+        report["figures"] = headline_figures(chat_report, sentiment_report)
+        report["intervals"] = sentiment_report.get("intervals", chat_report.get("intervals"))
+        report["evaluation"] = {"chat": chat_report, "sentiment": sentiment_report}
     if args.publish and args.peer is None:
         with _step(out, report, "publish"):
             report["published"] = publish_models(args, out, vocab["vocab_size"])
@@ -634,6 +655,7 @@ __all__ = [
     "check_device",
     "classifier_arguments",
     "evaluation_arguments",
+    "headline_figures",
     "inference_device",
     "review_files",
     "review_lm_arguments",

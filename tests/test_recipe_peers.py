@@ -207,3 +207,58 @@ def test_each_finished_step_rewrites_the_progress_file_with_its_wall_time(tmp_pa
     # A step that did not finish leaves the report of the finished ones.
     assert set(json.loads((tmp_path / PROGRESS_FILE).read_text())["timings_seconds"]) == {"splits"}
     assert "[recipe] splits done in" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The benchmark section that tabulates the arms
+
+
+def _write_arm(directory, finished: bool, accuracy: float | None, perplexity: float):
+    directory.mkdir(parents=True)
+    chat = {"perplexity": {"model": {"perplexity": perplexity, "perplexity_ci95": [perplexity - 1, perplexity + 1]}}}
+    (directory / "chat").mkdir()
+    (directory / "chat" / "heldout_evaluation.json").write_text(json.dumps(chat))
+    if accuracy is not None:
+        floor = {"accuracy": 0.84, "accuracy_ci95": [0.81, 0.87]}
+        model = {"accuracy": accuracy, "accuracy_ci95": [accuracy - 0.03, accuracy + 0.03]}
+        sentiment = {"sentiment": {"model": model}}
+        sentiment["sentiment"]["tfidf_logreg"] = floor
+        (directory / "sentiment").mkdir()
+        (directory / "sentiment" / "heldout_evaluation.json").write_text(json.dumps(sentiment))
+    report = {
+        "arguments": {"scale": "gpu", "peer": None if directory.name == "chargpt" else directory.name},
+        "model": directory.name,
+        "timings_seconds": {"splits": 20.0, "chat_model": 100.0},
+        "chat_training": {"eval": {"eval_loss": 4.0}},
+        "classifier_training": {"eval": {"eval_macro_f1": 0.9}},
+    }
+    (directory / ("recipe_report.json" if finished else PROGRESS_FILE)).write_text(json.dumps(report))
+
+
+def test_the_peers_section_tabulates_finished_and_stopped_runs_from_their_files(tmp_path):
+    from benchmarks.recipe_peers import run_recipe_peers_section
+    from benchmarks.report import _recipe_peers_md
+    from benchmarks.settings import BenchmarkArguments
+
+    _write_arm(tmp_path / "chargpt", finished=True, accuracy=0.85, perplexity=63.9)
+    _write_arm(tmp_path / "llama", finished=False, accuracy=None, perplexity=62.7)
+    args = BenchmarkArguments(recipe_peer_dirs=[f"chargpt={tmp_path / 'chargpt'}", f"llama={tmp_path / 'llama'}"])
+    section = run_recipe_peers_section(args, str(tmp_path))
+    chargpt, llama = section["arms"]
+    assert chargpt["finished"] and not llama["finished"]
+    assert chargpt["figures"]["sentiment_accuracy"] == 0.85 and "sentiment_accuracy" not in llama["figures"]
+    assert llama["figures"]["chat_heldout_perplexity"] == 62.7  # from the held-out report the run left
+    lines = "\n".join(_recipe_peers_md(section))
+    assert "`--scale gpu`:" in lines
+    assert "| chargpt | 0.8500 [0.8200, 0.8800] | n/a | 63.90 [62.90, 64.90] |" in lines
+    assert "| llama (stopped after chat_model) | n/a | n/a | 62.70 [61.70, 63.70] |" in lines
+    assert "| TF-IDF + LR floor (same training files) | 0.8400 [0.8100, 0.8700] |" in lines
+
+
+@pytest.mark.parametrize("item, message", [("chargpt", "NAME=DIR"), ("gpt2=/nonexistent", "no recipe_report.json")])
+def test_the_peers_section_names_a_bad_directory_argument(item, message):
+    from benchmarks.recipe_peers import run_recipe_peers_section
+    from benchmarks.settings import BenchmarkArguments
+
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        run_recipe_peers_section(BenchmarkArguments(recipe_peer_dirs=[item]), "")

@@ -1,0 +1,74 @@
+"""CharGPT's recipe against the same recipe with transformers' GPT-2 and Llama (`--only recipe_peers`): reads the
+output directories of `run_recipe.py` runs, one a model (`--recipe_peer_dirs chargpt=DIR gpt2=DIR llama=DIR`, from
+`run_recipe.py [--peer gpt2|llama]`), and tabulates each one's held-out figures with their 95% intervals, the
+validation figures its steps chose checkpoints by, and its wall times. Nothing trains here: the arms are long runs
+(an hour each on two CPU cores), made by the commands the report prints.
+
+A run stopped part way still counts for what it finished: its `recipe_progress.json` gives the finished steps, and
+the held-out reports the evaluation wrote into the chat and sentiment directories give their figures.
+"""
+
+import json
+from pathlib import Path
+
+from recipes.full import PROGRESS_FILE, headline_figures
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _step_metric(report: dict, step: str, key: str):
+    """A final validation metric of one training step (`chat_training`, ...) from the recipe's report."""
+    return ((report.get(step) or {}).get("eval") or {}).get(key)
+
+
+def read_arm(name: str, directory: Path) -> dict:
+    """One arm's figures, validation metrics, wall times and settings from a recipe output directory."""
+    report = _read(directory / "recipe_report.json")
+    finished = report is not None
+    report = report or _read(directory / PROGRESS_FILE)
+    if report is None:
+        raise FileNotFoundError(
+            f"--recipe_peer_dirs {name}={directory}: no recipe_report.json or {PROGRESS_FILE} there; give the "
+            f"--output_dir of a run_recipe.py run."
+        )
+    chat = _read(directory / "chat" / "heldout_evaluation.json") or {}
+    sentiment = _read(directory / "sentiment" / "heldout_evaluation.json") or {}
+    arguments = report.get("arguments", {})
+    return {
+        "name": name,
+        "directory": str(directory),
+        "model": report.get("model", arguments.get("peer") or "chargpt"),
+        "finished": finished,
+        "scale": arguments.get("scale"),
+        "figures": report.get("figures") or headline_figures(chat, sentiment),
+        "intervals": report.get("intervals") or sentiment.get("intervals") or chat.get("intervals"),
+        "validation": {
+            "chat_loss": _step_metric(report, "chat_training", "eval_loss"),
+            "review_lm_loss": _step_metric(report, "review_lm_training", "eval_loss"),
+            "classifier_macro_f1": _step_metric(report, "classifier_training", "eval_macro_f1"),
+        },
+        "timings_seconds": report.get("timings_seconds", {}),
+        "environment": report.get("environment"),
+    }
+
+
+def run_recipe_peers_section(args, work_dir: str, save=lambda partial: None) -> dict:
+    """The section's results: every arm named in --recipe_peer_dirs, in the order given (the report groups them by
+    the recipe's --scale, so one run can hold the CPU and the GPU arms)."""
+    if not args.recipe_peer_dirs:
+        raise ValueError(
+            "--only recipe_peers reads finished recipe runs: give --recipe_peer_dirs chargpt=DIR gpt2=DIR llama=DIR "
+            "(the --output_dir of run_recipe.py, run_recipe.py --peer gpt2 and run_recipe.py --peer llama)."
+        )
+    arms = []
+    for item in args.recipe_peer_dirs:
+        name, sep, directory = item.partition("=")
+        if not sep or not name or not directory:
+            raise ValueError(f"--recipe_peer_dirs takes NAME=DIR items, got {item!r}.")
+        arms.append(read_arm(name, Path(directory)))
+    return {"arms": arms}
+
+
+__all__ = ["read_arm", "run_recipe_peers_section"]

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel, TrainerCallback
+from transformers import DataCollatorForLanguageModeling, GPT2LMHeadModel, TrainerCallback
 
 from chargpt import CharGPTConfig
 from chargpt.data import CleaningConfig
@@ -28,6 +28,7 @@ from chargpt.training import CharGPTTrainer, CharGPTTrainingArguments, DialogueD
 from chargpt.training.inputs import lm_datasets
 from recipes.dialogue_splits import LCCC_BASE_FILES, lccc_base_splits
 from recipes.full import RecipeArguments, chat_files, chat_training_arguments, run_recipe
+from recipes.peers import peer_causal_lm
 
 
 logger = logging.getLogger(__name__)
@@ -50,18 +51,11 @@ def _recipe(args, work_dir: str) -> tuple[Path, dict]:
 
 
 def _gpt2_like(chat_config: CharGPTConfig) -> GPT2LMHeadModel:
-    """GPT-2 at its defaults with the chat model's width, depth, heads, context and special tokens."""
-    config = GPT2Config(
-        vocab_size=chat_config.vocab_size,
-        n_positions=chat_config.n_positions,
-        n_embd=chat_config.n_embd,
-        n_layer=chat_config.n_layer,
-        n_head=chat_config.n_head,
-        bos_token_id=chat_config.bos_token_id,
-        eos_token_id=chat_config.eos_token_id,
-        pad_token_id=chat_config.pad_token_id,
-    )
-    return GPT2LMHeadModel(config)
+    """GPT-2 at its defaults with the chat model's width, depth, heads, context and special tokens: the recipe's GPT-2
+    peer (recipes/peers.py)."""
+    size = {k: getattr(chat_config, k) for k in ("n_embd", "n_layer", "n_head", "n_positions")}
+    ids = {k: getattr(chat_config, k) for k in ("pad_token_id", "sep_token_id", "bos_token_id", "eos_token_id")}
+    return peer_causal_lm("gpt2", chat_config.vocab_size, size, **ids)
 
 
 def _training_args(recipe_args: RecipeArguments, args, out_dir: str, max_steps: int) -> CharGPTTrainingArguments:

@@ -44,7 +44,7 @@ from .outputs import save_final_directory, save_training_plots
 from .pipelines import train_causal_lm, train_classifier
 from .run_directory import check_output_dir, clean_interrupted_saves
 from .script_runner import run_script
-from .trainer import CausalLMTrainer, CharGPTTrainer
+from .trainer import CausalLMTrainer, CharGPTTrainer, TrainingDiverged
 from .vocabulary import build_vocabulary, grow_vocabulary
 
 
@@ -80,6 +80,7 @@ __all__ = [
     "new_causal_lm",
     "classifier_from_pretrained",
     "CausalLMTrainer",
+    "TrainingDiverged",
     "save_training_plots",
     "save_final_directory",
     "build_vocabulary",

@@ -4,6 +4,7 @@ evaluation loss)."""
 
 import math
 
+import torch
 from transformers import Trainer, TrainingArguments
 from transformers.training_args import OptimizerNames
 from transformers.utils import logging
@@ -12,6 +13,11 @@ from .optimizers import MUON, MuonWithAdamW, split_parameters
 
 
 logger = logging.get_logger(__name__)
+
+
+class TrainingDiverged(ValueError):
+    """A weight became NaN or infinite during training (a ValueError: the fix is a setting, such as the learning
+    rate or the precision, and the scripts print it as one line)."""
 
 
 class CharGPTTrainer(Trainer):
@@ -59,6 +65,27 @@ class CharGPTTrainer(Trainer):
             return None
         return groups
 
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Trainer's log, then, at each training log (every `logging_steps`), a check that every weight is finite:
+        a diverged run stops there with `TrainingDiverged` instead of training and evaluating NaN weights to the end
+        (Trainer's default `logging_nan_inf_filter` hides NaN losses from the log). fp16's loss scaler skips the
+        steps whose gradients overflow, so a weight is never NaN from that; sharded models (FSDP, DeepSpeed) are not
+        checked, since each process holds only part of them."""
+        super().log(logs, start_time)
+        if "loss" in logs and self.model is not None and not (self.is_fsdp_enabled or self.is_deepspeed_enabled):
+            self._check_finite_weights()
+
+    def _check_finite_weights(self) -> None:
+        named = [(n, p) for n, p in self.model.named_parameters() if p.is_floating_point()]
+        if not named or torch.stack([torch.isfinite(p).all() for _, p in named]).all():  # one device sync
+            return
+        name = next(n for n, p in named if not torch.isfinite(p).all())
+        raise TrainingDiverged(
+            f"Training diverged by step {self.state.global_step}: weight {name} holds NaN or infinite values, so "
+            f"every later step and checkpoint would be too. Lower --learning_rate, or train in fp32 (without --bf16 "
+            f"or --fp16); checkpoints saved before this step are in {self.args.output_dir}."
+        )
+
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         kwargs = dict(self.args.lr_scheduler_kwargs or {})
         if self.args.lr_scheduler_type == "warmup_stable_decay" and "num_decay_steps" not in kwargs:
@@ -81,4 +108,5 @@ class CausalLMTrainer(CharGPTTrainer):
 __all__ = [
     "CharGPTTrainer",
     "CausalLMTrainer",
+    "TrainingDiverged",
 ]

@@ -198,6 +198,17 @@ def test_distinct_n_recomputed_on_resamples_falls_below_its_figure_so_it_is_resa
     assert point_estimate(statistic, 300) == pytest.approx(figure, abs=1e-12)
 
 
+def test_distinct_n_interval_stays_within_zero_and_one_near_the_ends():
+    # Forty short replies, all their bigrams distinct but one reply's: Distinct-2 just under 1, where the jackknife
+    # linearization alone gave resamples (and an interval) above 1.
+    replies = [f"{chr(0x4E00 + 2 * i)}{chr(0x4E01 + 2 * i)}" for i in range(39)] + [chr(0x4E00) + chr(0x4E01)]
+    figure = distinct_n(replies, 2)
+    values = distinct_statistic(replies, 2)(resample_indices(len(replies)))
+    assert 0.97 < figure < 1.0 and values.max() <= 1.0 and values.min() >= 0.0
+    low, high = percentile_interval(values)
+    assert low <= figure <= high <= 1.0
+
+
 def test_distinct_n_intervals_are_as_wide_as_the_spread_between_independent_sets_of_real_replies(shared_data):
     # 40 disjoint sets of 500 LCCC-base replies (the first reply of training dialogues): the standard deviation of
     # Distinct-n between the sets against the bootstrap's, averaged over the sets. Recomputing Distinct-2 on

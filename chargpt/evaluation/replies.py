@@ -58,11 +58,12 @@ def distinct_statistic(replies: list[str], n: int) -> Statistic:
     misses the figure it belongs to. Each reply gets instead its jackknife pseudo-value n D - (n - 1) D_i (D: Distinct-n
     of all n replies, D_i: without reply i), and a resample's figure is D plus the mean of its drawn pseudo-values
     minus their overall mean: D itself on the test, and the jackknife's estimate of Distinct-n's sampling spread
-    across resamples."""
+    across resamples. A share of n-grams, it is kept in [0, 1]: near those ends the linearization alone can step past
+    them (a few replies with no repeated n-gram gave an interval up to 1.0004)."""
     figure = distinct_n(replies, n)
     pseudo = len(replies) * figure - (len(replies) - 1) * leave_one_out_distinct(replies, n)
     deviations = pseudo - pseudo.mean()
-    return lambda indices: figure + deviations[indices].mean(axis=1)
+    return lambda indices: np.clip(figure + deviations[indices].mean(axis=1), 0.0, 1.0)
 
 
 def reply_metrics(replies: list[str], intervals: bool = False) -> dict:

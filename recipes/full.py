@@ -7,12 +7,15 @@ sampling settings; the test parts are read once, by the evaluation at the end.
 """
 
 import json
+import os
+import platform
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import transformers
 
 from chargpt.configuration_chargpt import CLASSIFIER_POOLINGS
 from chargpt.data import CleaningConfig
@@ -34,13 +37,13 @@ from chargpt.training.arguments import (
     LMTrainingArguments,
     VocabArguments,
 )
-from chargpt.training.models import build_causal_lm_config
+from chargpt.training.models import build_causal_lm_config, special_token_ids
 from chargpt.training.pipelines import train_causal_lm, train_classifier
 from chargpt.training.vocabulary import build_vocabulary
 
 from .dialogue_splits import LCCC_BASE_FILES, lccc_base_splits
 from .heldout import EvaluationArguments, evaluate_model
-from .peers import PEER_OPTIMIZER, PEERS, TUNED_LEARNING_RATES, check_peer, peer_causal_lm, tokenizer_ids
+from .peers import PEER_OPTIMIZER, PEERS, TUNED_LEARNING_RATES, check_peer, peer_causal_lm
 from .sentiment_splits import (
     CHNSENTICORP_FILE,
     DEFAULT_HOLDOUT_CATEGORY,
@@ -242,18 +245,13 @@ def _step(out: Path, report: dict, name: str):
     start = time.perf_counter()
     yield
     seconds = round(time.perf_counter() - start, 1)
-    report.setdefault("timings_seconds", {})[name] = seconds
+    report["timings_seconds"][name] = seconds
     write_json_atomic(out / PROGRESS_FILE, _jsonable(report))
     print(f"[recipe] {name} done in {seconds:.0f} s", flush=True)
 
 
 def _environment(args: RecipeArguments) -> dict:
     """Where the run ran: the versions and the device, so that figures from several machines stay apart."""
-    import os
-    import platform
-
-    import transformers
-
     device = inference_device(args)
     return {
         "torch": torch.__version__,
@@ -378,7 +376,7 @@ def peer_builder(args: RecipeArguments, model_args: LMModelArguments):
     def build(tokenizer):
         config = build_causal_lm_config(model_args, tokenizer)
         size = {k: getattr(config, k) for k in ("n_embd", "n_layer", "n_head", "n_positions")}
-        return peer_causal_lm(args.peer, len(tokenizer), size, **tokenizer_ids(tokenizer))
+        return peer_causal_lm(args.peer, len(tokenizer), size, **special_token_ids(tokenizer))
 
     return build
 

@@ -70,12 +70,6 @@ def peer_causal_lm(name: str, vocab_size: int, size: dict, **ids) -> PreTrainedM
     return model
 
 
-def tokenizer_ids(tokenizer) -> dict:
-    """The special ids a peer's config records, read from a CharGPT tokenizer."""
-    names = ("pad_token_id", "sep_token_id", "bos_token_id", "eos_token_id")
-    return {name: getattr(tokenizer, name) for name in names}
-
-
 __all__ = [
     "PEERS",
     "PEER_OPTIMIZER",
@@ -83,5 +77,4 @@ __all__ = [
     "check_peer",
     "peer_causal_lm",
     "peer_config",
-    "tokenizer_ids",
 ]

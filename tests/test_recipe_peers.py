@@ -24,6 +24,7 @@ from chargpt.training import (
     train_causal_lm,
     train_classifier,
 )
+from chargpt.training.models import special_token_ids
 from recipes.full import (
     PROGRESS_FILE,
     RecipeArguments,
@@ -34,7 +35,7 @@ from recipes.full import (
     peer_builder,
     review_lm_arguments,
 )
-from recipes.peers import PEER_OPTIMIZER, PEERS, TUNED_LEARNING_RATES, peer_causal_lm, peer_config, tokenizer_ids
+from recipes.peers import PEER_OPTIMIZER, PEERS, TUNED_LEARNING_RATES, peer_causal_lm, peer_config
 
 from ._helpers_training import tiny_tokenizer, write_labelled_csv, write_pairs
 
@@ -68,7 +69,7 @@ def corpora(tmp_path_factory):
 def test_a_peer_has_the_size_ids_and_tied_head_asked_for_and_stops_a_reply_where_chargpt_does(corpora, name):
     _, tokenizer_dir, _, _ = corpora
     tokenizer = CharGPTTokenizerFast.from_pretrained(tokenizer_dir)
-    model = peer_causal_lm(name, len(tokenizer), SIZE, **tokenizer_ids(tokenizer))
+    model = peer_causal_lm(name, len(tokenizer), SIZE, **special_token_ids(tokenizer))
     assert isinstance(model, GPT2LMHeadModel if name == "gpt2" else LlamaForCausalLM)
     config = model.config
     assert config.vocab_size == len(tokenizer) and config.num_hidden_layers == 2 and config.hidden_size == 32
@@ -99,7 +100,7 @@ def test_an_unknown_peer_is_refused_with_the_choices():
 def test_the_pipelines_train_continue_and_fine_tune_a_peer_that_then_loads_and_chats(corpora):
     root, tokenizer_dir, pairs, reviews = corpora
     data = DialogueDataArguments(train_files=[str(pairs)], validation_split_size=0, test_split_size=0)
-    build = lambda tok: peer_causal_lm("gpt2", len(tok), SIZE, **tokenizer_ids(tok))  # noqa: E731
+    build = lambda tok: peer_causal_lm("gpt2", len(tok), SIZE, **special_token_ids(tok))  # noqa: E731
     train_causal_lm(
         LMModelArguments(tokenizer_name_or_path=str(tokenizer_dir)),
         data,
@@ -138,7 +139,7 @@ def test_chargpt_only_classifier_options_are_refused_for_a_peer_naming_the_flag(
     root, tokenizer_dir, _, reviews = corpora
     tokenizer = CharGPTTokenizerFast.from_pretrained(tokenizer_dir)
     body = root / f"llama-body-{flag}"
-    peer_causal_lm("llama", len(tokenizer), SIZE, **tokenizer_ids(tokenizer)).save_pretrained(body)
+    peer_causal_lm("llama", len(tokenizer), SIZE, **special_token_ids(tokenizer)).save_pretrained(body)
     tokenizer.save_pretrained(body)
     with pytest.raises(ValueError, match=f"--{flag} are CharGPT's settings.*holds a llama model.*Drop --{flag}"):
         train_classifier(

@@ -856,6 +856,46 @@ def _recipe_peers_md(section: dict) -> list[str]:
     return lines
 
 
+def _recipe_levers_md(section: dict) -> list[str]:
+    """Section 11: each fine-tuning lever's classifier against the recipe's own, on the validation splits."""
+    levers = section.get("levers") or {}
+    if not levers:
+        return []
+    lines = [
+        "## 11. Fine-tuning levers, on validation",
+        "",
+        f"The classifier of the recipe run `{section['recipe_dir']}` retrained from the same review-LM body with one "
+        "lever switched on (`python benchmarks/run.py --only recipe_levers --recipe_dir DIR`), against the run's own "
+        "classifier (the baseline). Hotel: the balanced validation split that also picks each run's best checkpoint; "
+        "shopping: the training categories' held-back reviews, which choose nothing. Brackets: 95% bootstrap "
+        f"intervals; the differences are paired over the same reviews. Rule: {section['rule']}.",
+        "",
+    ]
+
+    def cells(scores: dict) -> list[str]:
+        out = []
+        for split in ("hotel", "shop"):
+            out.append(_ci(scores[split], "accuracy"))
+            paired = scores[split].get("minus_baseline")
+            out.append(_ci(paired, "accuracy", lambda v: f"{100 * v:+.1f}") if paired else "")
+        return out
+
+    rows = [["baseline (the recipe's classifier)", "", *cells(section["baseline"]["scores"]), "", ""]]
+    for name, lever in levers.items():
+        settings = ", ".join(f"{k.removeprefix('classifier_')} {v:.3g}" for k, v in lever["settings"].items())
+        kept = "kept" if lever["kept"] else "not kept"
+        rows.append([name, settings, *cells(lever["scores"]), f"{lever['train_seconds'] / 60:.1f}", kept])
+    header = [
+        "lever",
+        "settings",
+        "hotel accuracy",
+        "minus baseline (points)",
+        "shopping accuracy",
+        "minus baseline (points)",
+    ]
+    return lines + _table(header + ["train min", "verdict"], rows) + [""]
+
+
 def _environment_note(arm: dict) -> str:
     env = arm.get("environment")
     if not env:
@@ -938,6 +978,7 @@ def render(results: dict) -> str:
     lines += _ttq_md(results.get("time_to_quality") or {})
     lines += _recipe_md(results.get("recipe") or {})
     lines += _recipe_peers_md(results.get("recipe_peers") or {})
+    lines += _recipe_levers_md(results.get("recipe_levers") or {})
     lines += _profiles_md(results.get("speed"))
     if NOTES.exists():
         lines += [NOTES.read_text(encoding="utf-8").strip(), ""]

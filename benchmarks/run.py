@@ -1,6 +1,8 @@
 """Run the CharGPT benchmarks:
 
-    python benchmarks/run.py [--quick] [--only speed,memory,quality,data,time_to_quality,recipe,recipe_peers]
+    python benchmarks/run.py [--quick] [--only SECTION,...]
+
+SECTION: speed, memory, quality, data, time_to_quality, recipe (the default run); recipe_peers, recipe_levers.
 
 Each section's results are written to benchmarks/results/<name>.json as soon as it finishes (atomically), together
 with the machine description, and the Markdown report is re-rendered after every section, so a long run can be
@@ -49,6 +51,10 @@ def _section_runner(section: str):
         from benchmarks.recipe import run_recipe_section
 
         return run_recipe_section
+    if section == "recipe_levers":
+        from benchmarks.recipe_levers import run_recipe_levers_section
+
+        return run_recipe_levers_section
     if section == "recipe_peers":
         from benchmarks.recipe_peers import run_recipe_peers_section
 

@@ -11,7 +11,7 @@ from recipes.peers import TUNED_LEARNING_RATES
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("speed", "memory", "quality", "data", "time_to_quality", "recipe", "recipe_peers")
+SECTIONS = ("speed", "memory", "quality", "data", "time_to_quality", "recipe", "recipe_peers", "recipe_levers")
 
 
 def _csv_ints(text: str) -> list[int]:
@@ -28,9 +28,10 @@ class BenchmarkArguments:
     only: str = field(
         default="speed,memory,quality,data,time_to_quality,recipe",
         metadata={
-            "help": "Comma-separated sections to run: speed, memory, quality, data, time_to_quality, recipe, and "
-            "recipe_peers (not in the default run: it reads finished recipe runs, --recipe_peer_dirs). Results of "
-            "the others already in the results file are kept."
+            "help": "Comma-separated sections to run: speed, memory, quality, data, time_to_quality, recipe, and, not "
+            "in the default run, recipe_peers (it reads finished recipe runs, --recipe_peer_dirs) and recipe_levers "
+            "(it retrains a finished recipe run's classifier, --recipe_dir). Results of the others already in the "
+            "results file are kept."
         },
     )
     name: str | None = field(
@@ -202,7 +203,18 @@ class BenchmarkArguments:
     # The recipe on the held-out splits (benchmarks/recipe.py)
     recipe_dir: str | None = field(
         default=None,
-        metadata={"help": "An existing run_recipe.py output to measure (default: run the recipe in --work_dir)."},
+        metadata={
+            "help": "An existing run_recipe.py output: the recipe section measures it (default: run the recipe in "
+            "--work_dir); recipe_levers retrains its classifier (required there)."
+        },
+    )
+    # The classifier's fine-tuning levers on a finished recipe run's validation splits (benchmarks/recipe_levers.py)
+    levers: str = field(
+        default="aux_lm,ulmfit,ema",
+        metadata={
+            "help": "Comma-separated levers of benchmarks/recipe_levers.py's LEVERS that --only recipe_levers "
+            "tries, one classifier run each, on the run given by --recipe_dir."
+        },
     )
     # The recipe against the same recipe with GPT-2 and Llama (benchmarks/recipe_peers.py)
     recipe_peer_dirs: list[str] = field(

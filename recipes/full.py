@@ -192,6 +192,20 @@ class RecipeArguments:
             "choices": CLASSIFIER_POOLINGS,
         },
     )
+    classifier_aux_lm_weight: float = field(
+        default=0.0,
+        metadata={"help": "train_classifier.py's --aux_lm_weight: an auxiliary next-character loss (0: off)."},
+    )
+    classifier_layer_lr_decay: float = field(
+        default=1.0,
+        metadata={"help": "train_classifier.py's --layer_lr_decay: discriminative learning rates (1: off)."},
+    )
+    classifier_gradual_unfreezing: float = field(
+        default=0.0, metadata={"help": "train_classifier.py's --gradual_unfreezing (0: off)."}
+    )
+    classifier_ema_decay: float = field(
+        default=0.0, metadata={"help": "train_classifier.py's --ema_decay: weight averaging (0: off)."}
+    )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Use at most this many training dialogues and reviews (quick runs)."}
     )
@@ -321,11 +335,27 @@ def write_splits(args: RecipeArguments, directory: Path) -> dict:
     write_split_files(splits, directory, shop, info)
     splits, info = lccc_base_splits([data / f for f in LCCC_BASE_FILES], args.seed)
     write_split_files(splits, directory, "lccc_base", info)
+    return split_paths(directory, shop)
+
+
+def split_paths(directory: Path, shop: str) -> dict:
+    """The paths of the split files in `directory` by corpus and split; `shop` names the online-shopping files."""
     return {
         "hotel": {s: directory / f"chnsenticorp_{s}.csv" for s in ("train", "validation", "test")},
         "shop": {s: directory / f"{shop}_{s}.csv" for s in ("train", "validation", "test")},
         "dialogue": {s: directory / f"lccc_base_{s}.jsonl" for s in ("train", "validation", "test")},
     }
+
+
+def written_split_paths(directory: Path) -> dict:
+    """`split_paths` of the splits a run already wrote into `directory` (its online-shopping files found by name)."""
+    shops = sorted(directory.glob("online_shopping_holdout_*_train.csv"))
+    if len(shops) != 1:
+        raise FileNotFoundError(
+            f"{directory} should hold one online_shopping_holdout_<category>_train.csv (found {len(shops)}); give "
+            f"the splits folder of a run_recipe.py run."
+        )
+    return split_paths(directory, shops[0].name.removesuffix("_train.csv"))
 
 
 def chat_files(args: RecipeArguments, files: dict) -> list[str]:
@@ -484,6 +514,10 @@ def classifier_arguments(args: RecipeArguments, out: Path, body: Path, files: di
         save_strategy="best",
         load_best_model_at_end=True,
         train_sampling_strategy="group_by_length",
+        aux_lm_weight=args.classifier_aux_lm_weight,
+        layer_lr_decay=args.classifier_layer_lr_decay,
+        gradual_unfreezing=args.classifier_gradual_unfreezing,
+        ema_decay=args.classifier_ema_decay,
         **_common_training(args),
     )
     return model_args, data_args, training_args
@@ -659,4 +693,7 @@ __all__ = [
     "review_lm_arguments",
     "run_recipe",
     "sampling_search_arguments",
+    "split_paths",
+    "train_sentiment_classifier",
+    "written_split_paths",
 ]

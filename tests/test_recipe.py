@@ -9,6 +9,7 @@ from pathlib import Path
 
 import datasets
 import pytest
+import torch
 import yaml
 
 from chargpt.evaluation.generation_search import DEFAULT_GRID, grid_settings
@@ -393,3 +394,49 @@ def test_benchmark_section_refuses_a_recipe_dir_without_a_report(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="has no recipe_report.json; run run_recipe.py first"):
         run_recipe_section(BenchmarkArguments(only="recipe", recipe_dir=str(tmp_path)), str(tmp_path))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# benchmarks/recipe_levers.py on the recipe's output
+
+
+@pytest.mark.slow
+def test_levers_section_retrains_the_classifier_per_lever_and_compares_it_on_validation(recipe):
+    from benchmarks import report as benchmark_report
+    from benchmarks.recipe_levers import LEVERS, run_recipe_levers_section
+    from benchmarks.settings import BenchmarkArguments
+
+    args = BenchmarkArguments(only="recipe_levers", recipe_dir=str(recipe["out"]), levers="ema,ulmfit")
+    saved = []
+    result = run_recipe_levers_section(args, "", save=lambda partial: saved.append(json.dumps(partial)))
+    assert len(saved) == 3 and list(result["levers"]) == ["ema", "ulmfit"]
+    out = recipe["out"]
+    for name, lever in result["levers"].items():
+        trained = torch.load(out / "levers" / name / "sentiment" / "training_args.bin", weights_only=False)
+        assert lever["settings"] == LEVERS[name]
+        for key, value in LEVERS[name].items():
+            assert getattr(trained, key.removeprefix("classifier_")) == pytest.approx(value)  # the lever, switched on
+        assert trained.learning_rate == recipe["report"]["arguments"]["classifier_learning_rate"]
+        for split in ("hotel", "shop"):
+            scores, baseline = lever["scores"][split], result["baseline"]["scores"][split]
+            assert scores["n"] == baseline["n"] > 0
+            paired = scores["minus_baseline"]
+            assert paired["accuracy"] == pytest.approx(scores["accuracy"] - baseline["accuracy"])
+            assert paired["accuracy_ci95"][0] <= paired["accuracy"] <= paired["accuracy_ci95"][1]
+        lows = [lever["scores"][s]["minus_baseline"]["accuracy_ci95"][0] for s in ("hotel", "shop")]
+        assert lever["kept"] == (min(lows) > 0)
+    text = benchmark_report.render({"recipe_levers": json.loads(json.dumps(result))})
+    assert "## 11. Fine-tuning levers, on validation" in text
+    assert "| ulmfit | layer_lr_decay 0.385, gradual_unfreezing 0.5 |" in text
+
+
+def test_levers_section_needs_a_finished_run_and_known_levers(tmp_path):
+    from benchmarks.recipe_levers import run_recipe_levers_section
+    from benchmarks.settings import BenchmarkArguments
+
+    with pytest.raises(ValueError, match="give --recipe_dir"):
+        run_recipe_levers_section(BenchmarkArguments(only="recipe_levers"), "")
+    with pytest.raises(ValueError, match=r"--levers takes a comma-separated subset of \['aux_lm', 'ulmfit', 'ema'\]"):
+        run_recipe_levers_section(BenchmarkArguments(only="recipe_levers", recipe_dir=str(tmp_path), levers="x"), "")
+    with pytest.raises(FileNotFoundError, match="no recipe_report.json there"):
+        run_recipe_levers_section(BenchmarkArguments(only="recipe_levers", recipe_dir=str(tmp_path)), "")

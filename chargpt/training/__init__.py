@@ -37,6 +37,7 @@ from .arguments import (
 )
 from .checkpoints import checkpoint_problem, latest_complete_checkpoint, resolve_checkpoint
 from .environment import check_precision, logs_to_run_folder, prepare_cpu_distributed_env, setup_logging
+from .levers import WeightAveraging
 from .lora import apply_lora, save_merged
 from .models import apply_freezing, build_causal_lm_config, classifier_from_pretrained, new_causal_lm
 from .optimizers import MuonWithAdamW
@@ -81,6 +82,7 @@ __all__ = [
     "classifier_from_pretrained",
     "CausalLMTrainer",
     "TrainingDiverged",
+    "WeightAveraging",
     "save_training_plots",
     "save_final_directory",
     "build_vocabulary",

@@ -486,6 +486,62 @@ class ClassifierTrainingArguments(CharGPTTrainingArguments):
     metric_for_best_model: str | None = field(
         default="eval_macro_f1", metadata={"help": "Metric that picks the best checkpoint."}
     )
+    aux_lm_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Add this weight times the next-character loss of the training texts to the classification loss "
+            "(the first GPT paper's auxiliary objective, which used 0.5; 0: off). Needs a tied LM head."
+        },
+    )
+    layer_lr_decay: float = field(
+        default=1.0,
+        metadata={
+            "help": "Discriminative learning rates (ULMFiT): each block down from the head trains at this factor of "
+            "the one above it, the embeddings last (ULMFiT's 1/2.6 is about 0.385; 1: one rate for all)."
+        },
+    )
+    gradual_unfreezing: float = field(
+        default=0.0,
+        metadata={
+            "help": "Gradual unfreezing (ULMFiT): the head trains from the first step, then one block at a time "
+            "downwards and the embeddings last, evenly over this share of the training steps (0: all from the "
+            "start). A block not yet unfrozen has a learning rate of 0."
+        },
+    )
+    ema_decay: float = field(
+        default=0.0,
+        metadata={
+            "help": "Evaluate, save and keep an exponential moving average of the weights with this decay per step "
+            "(e.g. 0.999; 0: off); the best checkpoint is chosen among the averages."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        checks = (
+            ("aux_lm_weight", self.aux_lm_weight >= 0, "at least 0"),
+            ("layer_lr_decay", 0 < self.layer_lr_decay <= 1, "in (0, 1]"),
+            ("gradual_unfreezing", 0 <= self.gradual_unfreezing <= 1, "a share of the steps in [0, 1]"),
+            ("ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)"),
+        )
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ValueError(f"--{name} must be {allowed}, got {getattr(self, name)}.")
+        levers = [
+            n
+            for n, off in (("ema_decay", 0), ("layer_lr_decay", 1), ("gradual_unfreezing", 0))
+            if getattr(self, n) != off
+        ]
+        if levers and (self.fsdp or self.deepspeed):
+            raise ValueError(
+                f"{', '.join('--' + n for n in levers)} work on whole, named parameters, which FSDP and DeepSpeed "
+                f"shard; train without them there, or with DDP (accelerate launch --multi_gpu)."
+            )
+        if self.optim == MUON and (self.layer_lr_decay != 1 or self.gradual_unfreezing > 0):
+            raise ValueError(
+                "--layer_lr_decay and --gradual_unfreezing set a learning rate per layer, which --optim muon (one "
+                "rate for its matrices) does not take; use --optim adamw_torch."
+            )
 
 
 def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:

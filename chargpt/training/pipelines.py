@@ -36,6 +36,7 @@ from .arguments import (
 from .checkpoints import resolve_checkpoint
 from .environment import check_precision
 from .inputs import classifier_datasets, lm_datasets, streamed_lm_datasets
+from .levers import WeightAveraging, check_tied_head
 from .lora import apply_lora, save_merged
 from .models import apply_freezing, build_causal_lm_config, classifier_from_pretrained, new_causal_lm
 from .outputs import save_final_directory
@@ -274,6 +275,10 @@ def train_classifier(
         counts = {"trainable": trainable, "frozen": total - trainable, "total": total}
     else:
         counts = apply_freezing(model, model_args.freeze)
+    if training_args.aux_lm_weight:
+        check_tied_head(model)
+    if training_args.ema_decay:
+        callbacks = [*(callbacks or []), WeightAveraging(training_args.ema_decay)]
     max_length = min(data_args.max_length, context_length(model.config))
     with training_args.main_process_first(desc="tokenising"):
         features = {

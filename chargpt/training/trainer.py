@@ -1,6 +1,6 @@
-"""CharGPT's Trainers: `CharGPTTrainer` (transformers' Trainer that also builds Muon + AdamW for `--optim muon` and
-sizes the decay of the warmup-stable-decay schedule) and `CausalLMTrainer` (plus perplexity beside every causal-LM
-evaluation loss)."""
+"""CharGPT's Trainers: `CharGPTTrainer` (transformers' Trainer that also builds Muon + AdamW for `--optim muon`, sizes
+the decay of the warmup-stable-decay schedule and applies the classifier's fine-tuning levers of `levers.py`) and
+`CausalLMTrainer` (plus perplexity beside every causal-LM evaluation loss)."""
 
 import math
 
@@ -9,6 +9,7 @@ from transformers import Trainer, TrainingArguments
 from transformers.training_args import OptimizerNames
 from transformers.utils import logging
 
+from .levers import auxiliary_lm_loss, gate_schedules, layer_depths, unfreeze_steps
 from .optimizers import MUON, MuonWithAdamW, split_parameters
 
 
@@ -28,6 +29,8 @@ class CharGPTTrainer(Trainer):
 
     def create_optimizer(self, model=None):
         opt_model = model if model is not None else self.model
+        if self.optimizer is None and self._layered():
+            return self._create_layered_optimizer(opt_model)
         groups = self._muon_groups(opt_model) if self.optimizer is None else None
         if groups is None:  # Trainer's own optimizer (it also returns one already built)
             return super().create_optimizer(model) if model is not None else super().create_optimizer()
@@ -91,7 +94,74 @@ class CharGPTTrainer(Trainer):
         if self.args.lr_scheduler_type == "warmup_stable_decay" and "num_decay_steps" not in kwargs:
             kwargs["num_decay_steps"] = max(1, round(self.args.decay_fraction * num_training_steps))
             self.args.lr_scheduler_kwargs = kwargs
-        return super().create_scheduler(num_training_steps, optimizer)
+        built = self.lr_scheduler is None
+        scheduler = super().create_scheduler(num_training_steps, optimizer)
+        fraction = getattr(self.args, "gradual_unfreezing", 0.0)
+        if built and fraction > 0:
+            groups = scheduler.optimizer.param_groups
+            starts = unfreeze_steps(max(g["depth"] for g in groups), fraction, num_training_steps)
+            gate_schedules(scheduler, [starts[g["depth"]] for g in groups])
+        return scheduler
+
+    # ------------------------------------------------------------------------------------------------------------------
+    # The classifier's levers (levers.py); the fields are ClassifierTrainingArguments', absent from a causal LM's.
+
+    def _layered(self) -> bool:
+        """Whether the optimizer needs a group per depth: discriminative learning rates or gradual unfreezing."""
+        return getattr(self.args, "layer_lr_decay", 1.0) != 1.0 or getattr(self.args, "gradual_unfreezing", 0.0) > 0
+
+    def _create_layered_optimizer(self, model):
+        """Trainer's optimizer (`--optim`) with two groups (decayed, not decayed) per depth from the output
+        (`levers.layer_depths`), each at the learning rate times `layer_lr_decay ** depth` and carrying its depth
+        for `create_scheduler`'s gates."""
+        optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+        if "params" in kwargs or "model" in kwargs:
+            raise ValueError(
+                f"--optim {self.args.optim} builds its own parameter groups, so --layer_lr_decay and "
+                f"--gradual_unfreezing cannot give each layer its own; use --optim adamw_torch."
+            )
+        lr = kwargs.pop("lr", self.args.learning_rate)
+        decay = set(self.get_decay_parameter_names(model))
+        depths = layer_depths(model)
+        groups = {}
+        for name, param in model.named_parameters():
+            if name in depths:
+                key = (depths[name], name in decay)
+                groups.setdefault(key, []).append(param)
+        self.optimizer = optimizer_cls(
+            [
+                {
+                    "params": params,
+                    "weight_decay": self.args.weight_decay if decayed else 0.0,
+                    "lr": lr * self.args.layer_lr_decay**depth,
+                    "depth": depth,
+                }
+                for (depth, decayed), params in sorted(groups.items())
+            ],
+            lr=lr,
+            **kwargs,
+        )
+        logger.info(
+            f"{len(groups)} optimizer groups over {max(depths.values()) + 1} depths; learning rate x "
+            f"{self.args.layer_lr_decay} a depth down from the head."
+        )
+        return self.optimizer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Trainer's loss, plus `aux_lm_weight` times the next-character loss of the batch's texts while training
+        (`levers.auxiliary_lm_loss`); evaluation reports the task's loss alone."""
+        weight = getattr(self.args, "aux_lm_weight", 0.0)
+        if not (weight and model.training):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss, outputs = super().compute_loss(model, {**inputs, "output_hidden_states": True}, True, num_items_in_batch)
+        lm_loss = auxiliary_lm_loss(
+            outputs.hidden_states[-1],  # the final norm's output: transformers ties the last entry to it
+            inputs["input_ids"],
+            inputs.get("attention_mask"),
+            self.model.get_input_embeddings().weight,
+        )
+        loss = loss + weight * lm_loss
+        return (loss, outputs) if return_outputs else loss
 
 
 class CausalLMTrainer(CharGPTTrainer):

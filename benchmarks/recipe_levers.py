@@ -1,0 +1,125 @@
+"""The classifier's fine-tuning levers, measured on validation only (`--only recipe_levers --recipe_dir DIR`): from a
+finished `run_recipe.py` run, each lever of `--levers` retrains the recipe's classifier from the same review-LM body,
+with the same data, settings and seed and that lever alone switched on (`RecipeArguments.classifier_*`, which pass
+to `train_classifier.py`'s flags), into DIR/levers/<name>. Every model, the recipe's own classifier (the baseline)
+included, then classifies the two validation splits:
+
+- the balanced hotel validation split, which every run also uses to pick its best checkpoint;
+- the online-shopping validation split (the training categories' held-back reviews), which no run chooses by.
+
+A lever is kept only if its accuracy minus the baseline's, paired over the same reviews, has a 95% interval above 0
+on both. The test splits are not read here: a kept lever goes into the recipe, whose evaluation reads them once.
+"""
+
+import json
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from chargpt.data import CleaningConfig, load_labelled
+from chargpt.evaluation.classification import classification_difference, classification_scores
+from chargpt.evaluation.scoring import classifier_predictions
+from chargpt.loading import load_model_and_tokenizer
+from recipes.full import RecipeArguments, inference_device, train_sentiment_classifier, written_split_paths
+
+
+# Each lever's recipe settings: the first GPT paper's auxiliary weight; ULMFiT's factor of 2.6 between layers, with
+# one depth unfrozen at a time over the first half of the single epoch; an average over about the last 500 steps
+# (about a quarter of the CPU recipe's epoch of 1,900 steps).
+LEVERS = {
+    "aux_lm": {"classifier_aux_lm_weight": 0.5},
+    "ulmfit": {"classifier_layer_lr_decay": 1 / 2.6, "classifier_gradual_unfreezing": 0.5},
+    "ema": {"classifier_ema_decay": 0.998},
+}
+VALIDATION_SPLITS = ("hotel", "shop")
+
+
+def recipe_arguments(directory: Path) -> RecipeArguments:
+    """The arguments a finished recipe run recorded, its output folder included."""
+    path = directory / "recipe_report.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--recipe_dir {directory}: no recipe_report.json there; give the --output_dir of a finished "
+            f"run_recipe.py run (the levers retrain its classifier from its review-LM body)."
+        )
+    recorded = json.loads(path.read_text(encoding="utf-8"))["arguments"]
+    known = {f.name for f in fields(RecipeArguments)}
+    return RecipeArguments(**{k: v for k, v in recorded.items() if k in known})
+
+
+def _validation_predictions(args: RecipeArguments, model_dir: Path, files: dict) -> dict:
+    """The model's predicted label ids on each validation split, and the true ones."""
+    model, tokenizer = load_model_and_tokenizer(
+        model_dir, task="sequence-classification", device=inference_device(args)
+    )
+    out = {}
+    for name in VALIDATION_SPLITS:
+        split, _ = load_labelled(str(files[name]["validation"]), label_names=["negative", "positive"])
+        predictions, _ = classifier_predictions(model, tokenizer, split, args.inference_batch_size)
+        out[name] = {"labels": list(split["label"]), "predictions": predictions}
+    return out
+
+
+def _scores(predictions: dict, baseline: dict | None) -> dict:
+    scores = {}
+    for name, p in predictions.items():
+        scores[name] = classification_scores(p["labels"], p["predictions"], intervals=True)
+        if baseline is not None:
+            scores[name]["minus_baseline"] = classification_difference(
+                p["labels"], p["predictions"], baseline[name]["predictions"]
+            )
+    return scores
+
+
+def _kept(scores: dict) -> bool:
+    return all(scores[name]["minus_baseline"]["accuracy_ci95"][0] > 0 for name in VALIDATION_SPLITS)
+
+
+def _chosen_levers(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in LEVERS]
+    if unknown or not names:
+        raise ValueError(f"--levers takes a comma-separated subset of {list(LEVERS)}, got {text!r}.")
+    return names
+
+
+def run_recipe_levers_section(args, work_dir: str, save=lambda partial: None) -> dict:
+    """Retrain the recipe's classifier once per lever and compare each with the recipe's own on validation."""
+    if not args.recipe_dir:
+        raise ValueError(
+            "--only recipe_levers retrains the classifier of a finished recipe run: give --recipe_dir (the "
+            "--output_dir of run_recipe.py)."
+        )
+    names = _chosen_levers(args.levers)
+    directory = Path(args.recipe_dir)
+    recipe = recipe_arguments(directory)
+    files = written_split_paths(directory / "splits")
+    body = directory / ("review-lm" if recipe.review_lm_epochs > 0 else "chat")
+    baseline = _validation_predictions(recipe, directory / "sentiment", files)
+    results = {
+        "recipe_dir": str(directory),
+        "baseline": {"scores": _scores(baseline, None)},
+        "levers": {},
+        "rule": "kept if accuracy minus the baseline's (paired) has a 95% interval above 0 on both validation splits",
+    }
+    save(results)
+    cleaning = CleaningConfig(min_turns=1)
+    for name in names:
+        lever_args = RecipeArguments(**{**vars(recipe), **LEVERS[name]})
+        out = directory / "levers" / name
+        start = time.perf_counter()
+        training = train_sentiment_classifier(lever_args, out, body, files, cleaning)
+        seconds = time.perf_counter() - start
+        scores = _scores(_validation_predictions(lever_args, out / "sentiment", files), baseline)
+        results["levers"][name] = {
+            "settings": LEVERS[name],
+            "train_seconds": round(seconds, 1),
+            "selection_macro_f1": training.get("eval", {}).get("eval_macro_f1"),
+            "scores": scores,
+            "kept": _kept(scores),
+        }
+        save(results)
+    return results
+
+
+__all__ = ["LEVERS", "recipe_arguments", "run_recipe_levers_section"]

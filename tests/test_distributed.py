@@ -170,3 +170,34 @@ def test_torchrun_also_distributes_on_cpu(corpus):
     run_command(cmd, cwd=corpus)
     state = json.loads((corpus / "torchrun" / "trainer_state.json").read_text())
     assert state["global_step"] == 2 and state["epoch"] == pytest.approx(0.25)
+
+
+def test_the_classifier_levers_train_two_processes_as_one(corpus):
+    """The auxiliary loss, the gated per-layer rates and the weight average under DDP: two processes end with the
+    parameters of one process with the same global batch. The reviews have one length, so each process's mean
+    next-character loss weighs the characters as the single process's does."""
+    run_command(python_script("train_lm.py", *lm_flags("lever-lm", 8, 2, "--use_cpu", "--save_strategy", "no")), corpus)
+    phrases = ["很好很喜欢", "服务好推荐", "太差了失望", "服务差后悔"]
+    rows = [f"{i % 2},{phrases[i % 4]}{i:02d}" for i in range(32)]
+    (corpus / "same_length.csv").write_text("label,review\n" + "\n".join(rows) + "\n", encoding="utf-8")
+
+    def flags(output_dir, per_device_batch):
+        return [
+            *("--model_name_or_path", "lever-lm", "--train_files", "same_length.csv", "--output_dir", output_dir),
+            *("--validation_split_size", "0", "--test_split_size", "0", "--eval_strategy", "no"),
+            *("--load_best_model_at_end", "false", "--save_strategy", "no", "--report_to", "none", "--seed", "0"),
+            *("--max_steps", "4", "--per_device_train_batch_size", per_device_batch, "--learning_rate", "1e-2"),
+            *("--optim", "adamw_torch", "--aux_lm_weight", "0.5", "--layer_lr_decay", "0.5"),
+            *("--gradual_unfreezing", "0.5", "--ema_decay", "0.9"),
+        ]
+
+    run_command(python_script("train_classifier.py", *flags("lever-one", 8), "--use_cpu"), cwd=corpus)
+    launch = ["--config_file", ACCELERATE_CONFIGS / "cpu_2proc.yaml", "--main_process_port", free_port()]
+    run_command(accelerate_script(launch, "train_classifier.py", *flags("lever-two", 4)), cwd=corpus)
+    single = load_file(str(corpus / "lever-one" / "model.safetensors"))
+    double = load_file(str(corpus / "lever-two" / "model.safetensors"))
+    lm = load_file(str(corpus / "lever-lm" / "model.safetensors"))
+    gap = max((single[k] - double[k]).abs().max().item() for k in single)
+    assert gap < TOLERANCE, f"parameters differ by {gap}"
+    trained = [k for k in lm if ".h.0." in k and not single[k].equal(lm[k])]
+    assert trained, "the first block did not train"  # unfrozen by the last steps

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from recipes.full import PROGRESS_FILE, headline_figures
+from recipes.sentiment_splits import ONLINE_SHOPPING_CATEGORIES
 
 
 def _read(path: Path) -> dict | None:
@@ -21,6 +22,14 @@ def _read(path: Path) -> dict | None:
 def _step_metric(report: dict, step: str, key: str):
     """A final validation metric of one training step (`chat_training`, ...) from the recipe's report."""
     return ((report.get(step) or {}).get("eval") or {}).get(key)
+
+
+def _english_keys(by_category: dict | None) -> dict | None:
+    """A pooled cross-domain test's scores by category, keyed by the categories' English names."""
+    if not by_category:
+        return None
+    english = {v: k for k, v in ONLINE_SHOPPING_CATEGORIES.items()}
+    return {english.get(c, c): scores for c, scores in by_category.items()}
 
 
 def read_arm(name: str, directory: Path) -> dict:
@@ -42,6 +51,8 @@ def read_arm(name: str, directory: Path) -> dict:
         "model": report.get("model", arguments.get("peer") or "chargpt"),
         "finished": finished,
         "scale": arguments.get("scale"),
+        "holdout_category": arguments.get("holdout_category", "books"),
+        "by_category": _english_keys((sentiment.get("cross_domain") or {}).get("by_category")),
         "figures": report.get("figures") or headline_figures(chat, sentiment),
         "intervals": report.get("intervals") or sentiment.get("intervals") or chat.get("intervals"),
         "validation": {

@@ -819,6 +819,7 @@ def _recipe_peers_md(section: dict) -> list[str]:
                 [
                     arm["name"] + ("" if arm["finished"] else f" (stopped after {list(t)[-1] if t else 'no step'})"),
                     _ci(f, "sentiment_accuracy"),
+                    arm.get("holdout_category", "books").replace(",", ", "),
                     _ci(f, "cross_domain_accuracy"),
                     _ci(f, "chat_heldout_perplexity", _f2),
                     _ci(f, "distinct_2", lambda x: f"{x:.3f}"),
@@ -834,6 +835,7 @@ def _recipe_peers_md(section: dict) -> list[str]:
                 [
                     "TF-IDF + LR floor (same training files)",
                     _ci(floor, "sentiment_tfidf_accuracy"),
+                    "",
                     _ci(floor, "cross_domain_tfidf_accuracy"),
                     *[""] * 6,
                 ]
@@ -842,7 +844,8 @@ def _recipe_peers_md(section: dict) -> list[str]:
             [
                 "arm",
                 "ChnSentiCorp test accuracy",
-                "books (cross-domain) accuracy",
+                "held-out categories",
+                "cross-domain accuracy",
                 "chat held-out perplexity",
                 "Distinct-2",
                 "repetitive",
@@ -852,7 +855,8 @@ def _recipe_peers_md(section: dict) -> list[str]:
             ],
             rows,
         )
-        lines += [f"- {a['name']}: `{a['directory']}`{_environment_note(a)}" for a in group] + [""]
+        lines += [f"- {a['name']}: `{a['directory']}`{_environment_note(a)}{_by_category_note(a)}" for a in group]
+        lines += [""]
     return lines
 
 
@@ -894,6 +898,16 @@ def _recipe_levers_md(section: dict) -> list[str]:
         "minus baseline (points)",
     ]
     return lines + _table(header + ["train min", "verdict"], rows) + [""]
+
+
+def _by_category_note(arm: dict) -> str:
+    """A pooled cross-domain test's accuracy on each of its categories."""
+    by_category = arm.get("by_category")
+    if not by_category:
+        return ""
+    return "; cross-domain accuracy by category: " + ", ".join(
+        f"{c} {_ci(scores, 'accuracy')} (n={scores['n']})" for c, scores in by_category.items()
+    )
 
 
 def _environment_note(arm: dict) -> str:

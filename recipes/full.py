@@ -47,10 +47,10 @@ from .peers import PEER_OPTIMIZER, PEERS, TUNED_LEARNING_RATES, check_peer, peer
 from .sentiment_splits import (
     CHNSENTICORP_FILE,
     DEFAULT_HOLDOUT_CATEGORY,
-    ONLINE_SHOPPING_CATEGORIES,
     ONLINE_SHOPPING_FILE,
     chnsenticorp_splits,
     cross_domain_splits,
+    holdout_file_stem,
 )
 
 
@@ -150,7 +150,10 @@ class RecipeArguments:
     seed: int = field(default=42, metadata={"help": "Seed of the splits, initialisation and sampling."})
     holdout_category: str = field(
         default=DEFAULT_HOLDOUT_CATEGORY,
-        metadata={"help": "Online-shopping category kept out of all training (the cross-domain test)."},
+        metadata={
+            "help": "Online-shopping category kept out of all training (the cross-domain test), or several, "
+            "comma-separated (e.g. phones,milk,water_heaters), pooled into one test and also scored one by one."
+        },
     )
     chat_epochs: float | None = _scaled("chat_epochs", "Epochs over the dialogue corpora.")
     chat_context: int = field(default=256, metadata={"help": "Context length of the model (tokens)."})
@@ -330,8 +333,7 @@ def write_splits(args: RecipeArguments, directory: Path) -> dict:
     splits, info = chnsenticorp_splits(data / CHNSENTICORP_FILE, args.seed)
     write_split_files(splits, directory, "chnsenticorp", info)
     splits, info = cross_domain_splits(data / ONLINE_SHOPPING_FILE, args.holdout_category, args.seed)
-    english = {v: k for k, v in ONLINE_SHOPPING_CATEGORIES.items()}.get(info["holdout_category"], "category")
-    shop = f"online_shopping_holdout_{english}"
+    shop = holdout_file_stem(info["holdout_categories"])
     write_split_files(splits, directory, shop, info)
     splits, info = lccc_base_splits([data / f for f in LCCC_BASE_FILES], args.seed)
     write_split_files(splits, directory, "lccc_base", info)

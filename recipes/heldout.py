@@ -68,7 +68,10 @@ class EvaluationArguments:
     )
     holdout_category: str = field(
         default=DEFAULT_HOLDOUT_CATEGORY,
-        metadata={"help": "The online-shopping category of the cross-domain test (Chinese or English name)."},
+        metadata={
+            "help": "The online-shopping category of the cross-domain test (Chinese or English name), or several, "
+            "comma-separated: one pooled test, also scored category by category."
+        },
     )
     seed: int = field(default=42, metadata={"help": "Seed of the splits and of the sampled replies."})
     n_posts: int = field(default=500, metadata={"help": "Held-out LCCC-base posts the model replies to."})
@@ -128,10 +131,24 @@ def _sentiment(args: EvaluationArguments, model, tokenizer, task: str) -> dict:
     predictions, truncated = classifier_predictions(model, tokenizer, test, args.batch_size)
     scores = classification_scores(test["label"], predictions, intervals=True)
     result = {"split": info, "model": {**scores, "truncated": truncated}}
+    if len(info.get("holdout_categories", [])) > 1:
+        result["by_category"] = _by_category(test, predictions)
     if args.tfidf_baseline:
         result.update(_tfidf_floor(args, splits["train"], test, predictions))
     logger.info(f"{task}: {result['model']}")
     return result
+
+
+def _by_category(test, predictions: list[int]) -> dict:
+    """The model's scores on each held-out category of a pooled cross-domain test, with their intervals."""
+    rows = {}
+    for i, group in enumerate(test["group"]):
+        rows.setdefault(group, []).append(i)
+    labels = test["label"]
+    return {
+        group: classification_scores([labels[i] for i in idx], [predictions[i] for i in idx], intervals=True)
+        for group, idx in rows.items()
+    }
 
 
 def _tfidf_floor(args: EvaluationArguments, train, test, model_predictions: list[int]) -> dict:

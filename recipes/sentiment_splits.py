@@ -5,9 +5,10 @@
   other review trains, in its natural class mix (about 3 positive to 1 negative; `--balance train` of
   train_classifier.py evens it out). The test is balanced so that accuracy reads the same as macro-F1 and a
   majority-class guess scores 50%.
-- Cross-domain (`cross_domain_splits`): the nine-category online-shopping reviews; the held-out category, all of it,
-  is the test, and the other eight train, less a validation split stratified by label (drawn with `seed`). A model
-  chosen on this validation split has never seen the test's category.
+- Cross-domain (`cross_domain_splits`): the nine-category online-shopping reviews; the held-out category (or
+  several, comma-separated, pooled into one test), all of it, is the test, and the other categories train, less a
+  validation split stratified by label (drawn with `seed`). A model chosen on this validation split has never seen
+  the test's categories.
 
 Both read their file with the library's labelled reader and default cleaning (`CleaningConfig(min_turns=1)`), which
 drops empty and repeated reviews first, so no review text is in two splits; the splits depend only on the file, the
@@ -87,6 +88,22 @@ def resolve_category(name: str, categories: list[str]) -> str:
     raise ValueError(f"No category {name!r} in the file; choose --holdout_category from: {known}.")
 
 
+def resolve_categories(names: str, categories: list[str]) -> list[str]:
+    """The categories of the file that a comma-separated `names` stands for (`resolve_category` each), in order."""
+    resolved = [resolve_category(name.strip(), categories) for name in names.split(",") if name.strip()]
+    if not resolved:
+        raise ValueError(f"--holdout_category names no category (got {names!r}); give one or more, comma-separated.")
+    if len(set(resolved)) < len(resolved):
+        raise ValueError(f"--holdout_category names a category twice: {names!r}.")
+    return resolved
+
+
+def holdout_file_stem(categories: list[str]) -> str:
+    """The name the cross-domain split files share: online_shopping_holdout_<English names joined by +>."""
+    english = {v: k for k, v in ONLINE_SHOPPING_CATEGORIES.items()}
+    return "online_shopping_holdout_" + "+".join(english.get(c, c) for c in categories)
+
+
 def cross_domain_splits(
     path,
     holdout_category: str = DEFAULT_HOLDOUT_CATEGORY,
@@ -95,28 +112,34 @@ def cross_domain_splits(
     category_column: str = "cat",
     cache_dir: str | None = None,
 ) -> tuple[DatasetDict, dict]:
-    """`train`, `validation` (the other categories) and `test` (all of `holdout_category`) of the online-shopping
-    CSV, with columns `text`, `label` and `group` (the category), and a description of the split."""
+    """`train`, `validation` (the other categories) and `test` (all of `holdout_category`: one category, or several
+    comma-separated) of the online-shopping CSV, with columns `text`, `label` and `group` (the category), and a
+    description of the split (`holdout_category`: the held-out categories as the file names them, comma-separated;
+    `holdout_categories`: the same as a list)."""
     dataset, summary = _read_reviews(path, cache_dir, group_column=category_column)
     groups = dataset["group"]
-    category = resolve_category(holdout_category, sorted(set(groups)))
-    held = [i for i, group in enumerate(groups) if group == category]
-    rest = [i for i, group in enumerate(groups) if group != category]
+    categories = resolve_categories(holdout_category, sorted(set(groups)))
+    held = [i for i, group in enumerate(groups) if group in categories]
+    rest = [i for i, group in enumerate(groups) if group not in categories]
     if not rest:
-        raise ValueError(f"{path} holds only the category {category}; nothing is left to train on.")
+        raise ValueError(f"{path} holds only the categories {categories}; nothing is left to train on.")
     parts = split_dataset(dataset.select(rest), validation_size, 0, seed=seed, stratify_by_column="label")
     splits = DatasetDict({"train": parts["train"], "validation": parts["validation"], "test": dataset.select(held)})
     protocol = (
-        f"category {category} = test (all of it); the other categories = train, less {validation_size} reviews "
-        f"stratified by label = validation (datasets' train_test_split, seed {seed})"
+        f"{'categories' if len(categories) > 1 else 'category'} {', '.join(categories)} = test (all of it); the "
+        f"other categories = train, less {validation_size} reviews stratified by label = validation (datasets' "
+        f"train_test_split, seed {seed})"
     )
     info = _describe(splits, summary, protocol, seed)
-    info["holdout_category"] = category
+    info["holdout_category"] = ",".join(categories)
+    info["holdout_categories"] = categories
     return splits, info
 
 
 __all__ = [
     "CHNSENTICORP_FILE",
+    "holdout_file_stem",
+    "resolve_categories",
     "ONLINE_SHOPPING_FILE",
     "ONLINE_SHOPPING_CATEGORIES",
     "DEFAULT_HOLDOUT_CATEGORY",

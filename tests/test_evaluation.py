@@ -25,7 +25,13 @@ from chargpt.evaluation import (
 )
 from chargpt.tasks import sample_replies
 from recipes.dialogue_splits import LCCC_BASE_FILES, lccc_base_splits
-from recipes.sentiment_splits import CHNSENTICORP_FILE, ONLINE_SHOPPING_FILE, chnsenticorp_splits, cross_domain_splits
+from recipes.sentiment_splits import (
+    CHNSENTICORP_FILE,
+    ONLINE_SHOPPING_FILE,
+    chnsenticorp_splits,
+    cross_domain_splits,
+    holdout_file_stem,
+)
 
 from ._helpers_training import load_script
 
@@ -142,6 +148,20 @@ def test_cross_domain_split_tests_on_the_whole_held_out_category_only(tmp_path):
     assert by_chinese_name["validation"]["text"] == splits["validation"]["text"]
 
 
+def test_several_held_out_categories_pool_into_one_cross_domain_test(tmp_path):
+    path = write_reviews(tmp_path / "shop.csv", 60, 60, categories=CATEGORIES)
+    splits, info = cross_domain_splits(path, "books, 水果", seed=0, validation_size=10, cache_dir=str(tmp_path / "c"))
+    assert info["holdout_category"] == "书籍,水果" and info["holdout_categories"] == ["书籍", "水果"]
+    assert set(splits["test"]["group"]) == {"书籍", "水果"} and len(splits["test"]) == 80
+    assert set(splits["train"]["group"]) | set(splits["validation"]["group"]) == {"衣服"}
+    assert "categories 书籍, 水果 = test" in info["protocol"]
+    assert holdout_file_stem(info["holdout_categories"]) == "online_shopping_holdout_books+fruit"
+    with pytest.raises(ValueError, match="names a category twice"):
+        cross_domain_splits(path, "books,书籍", validation_size=2, cache_dir=str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="nothing is left to train on"):
+        cross_domain_splits(path, "books,fruit,clothes", validation_size=2, cache_dir=str(tmp_path / "c"))
+
+
 def test_cross_domain_split_names_the_categories_when_the_choice_is_unknown(tmp_path):
     path = write_reviews(tmp_path / "shop.csv", 6, 6, categories=CATEGORIES)
     with pytest.raises(ValueError, match=r"No category 'hotels'.*choose --holdout_category from: 书籍 \(books\)"):
@@ -250,6 +270,26 @@ def test_evaluation_scripts_have_a_main_with_help(name, capsys):
     with pytest.raises(SystemExit) as exit_info:
         load_script(name).main(["--help"])
     assert exit_info.value.code == 0 and "--data_dir" in capsys.readouterr().out
+
+
+def test_a_pooled_cross_domain_test_is_also_scored_category_by_category(tmp_path):
+    shop = write_reviews(tmp_path / "shop.csv", 3100, 3100, categories=CATEGORIES)  # 2,066 left: 2,000 validate
+    labels = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
+    texts = [row[-1] for row in csv.reader(shop.open(encoding="utf-8"))]
+    tiny_model_dir(tmp_path / "cls", CharGPTForSequenceClassification, texts, num_labels=2, **labels)
+    report = load_script("run_evaluation.py").main(
+        [
+            *("--model_name_or_path", str(tmp_path / "cls"), "--online_shopping_file", str(shop)),
+            *("--holdout_category", "fruit,books", "--tasks", "cross_domain", "--cache_dir", str(tmp_path / "c")),
+        ]
+    )
+    pooled, by_category = report["cross_domain"]["model"], report["cross_domain"]["by_category"]
+    assert sorted(by_category) == ["书籍", "水果"] and "sentiment" not in report
+    assert sum(c["n"] for c in by_category.values()) == pooled["n"] == 2067 + 2067  # rows 0, 3, ... and 1, 4, ...
+    correct = sum(c["accuracy"] * c["n"] for c in by_category.values())
+    assert correct / pooled["n"] == pytest.approx(pooled["accuracy"])
+    for scores in by_category.values():
+        assert scores["accuracy_ci95"][0] <= scores["accuracy"] <= scores["accuracy_ci95"][1]
 
 
 def test_evaluate_script_scores_a_classifier_on_both_sentiment_tests(tmp_path):

@@ -214,7 +214,7 @@ def test_each_finished_step_rewrites_the_progress_file_with_its_wall_time(tmp_pa
 # The benchmark section that tabulates the arms
 
 
-def _write_arm(directory, finished: bool, accuracy: float | None, perplexity: float):
+def _write_arm(directory, finished: bool, accuracy: float | None, perplexity: float, holdout: str | None = None):
     directory.mkdir(parents=True)
     chat = {"perplexity": {"model": {"perplexity": perplexity, "perplexity_ci95": [perplexity - 1, perplexity + 1]}}}
     (directory / "chat").mkdir()
@@ -224,10 +224,17 @@ def _write_arm(directory, finished: bool, accuracy: float | None, perplexity: fl
         model = {"accuracy": accuracy, "accuracy_ci95": [accuracy - 0.03, accuracy + 0.03]}
         sentiment = {"sentiment": {"model": model}}
         sentiment["sentiment"]["tfidf_logreg"] = floor
+        if holdout:  # a pooled cross-domain test, scored category by category
+            phones, milk = {"accuracy": 0.8, "accuracy_ci95": [0.78, 0.82], "n": 2323}, {"accuracy": 0.9, "n": 2033}
+            sentiment["cross_domain"] = {"model": model, "by_category": {"手机": phones, "蒙牛": milk}}
         (directory / "sentiment").mkdir()
         (directory / "sentiment" / "heldout_evaluation.json").write_text(json.dumps(sentiment))
     report = {
-        "arguments": {"scale": "gpu", "peer": None if directory.name == "chargpt" else directory.name},
+        "arguments": {
+            "scale": "gpu",
+            "peer": None if directory.name.startswith("chargpt") else directory.name,
+            **({"holdout_category": holdout} if holdout else {}),
+        },
         "model": directory.name,
         "timings_seconds": {"splits": 20.0, "chat_model": 100.0},
         "chat_training": {"eval": {"eval_loss": 4.0}},
@@ -243,16 +250,21 @@ def test_the_peers_section_tabulates_finished_and_stopped_runs_from_their_files(
 
     _write_arm(tmp_path / "chargpt", finished=True, accuracy=0.85, perplexity=63.9)
     _write_arm(tmp_path / "llama", finished=False, accuracy=None, perplexity=62.7)
-    args = BenchmarkArguments(recipe_peer_dirs=[f"chargpt={tmp_path / 'chargpt'}", f"llama={tmp_path / 'llama'}"])
+    _write_arm(tmp_path / "chargpt-pooled", finished=True, accuracy=0.86, perplexity=64.0, holdout="手机,蒙牛")
+    names = ("chargpt", "llama", "chargpt-pooled")
+    args = BenchmarkArguments(recipe_peer_dirs=[f"{name}={tmp_path / name}" for name in names])
     section = run_recipe_peers_section(args, str(tmp_path))
-    chargpt, llama = section["arms"]
+    chargpt, llama, pooled = section["arms"]
+    assert pooled["by_category"]["phones"]["n"] == 2323 and chargpt["by_category"] is None
     assert chargpt["finished"] and not llama["finished"]
     assert chargpt["figures"]["sentiment_accuracy"] == 0.85 and "sentiment_accuracy" not in llama["figures"]
     assert llama["figures"]["chat_heldout_perplexity"] == 62.7  # from the held-out report the run left
     lines = "\n".join(_recipe_peers_md(section))
     assert "`--scale gpu`:" in lines
-    assert "| chargpt | 0.8500 [0.8200, 0.8800] | n/a | 63.90 [62.90, 64.90] |" in lines
-    assert "| llama (stopped after chat_model) | n/a | n/a | 62.70 [61.70, 63.70] |" in lines
+    assert "| chargpt | 0.8500 [0.8200, 0.8800] | books | n/a | 63.90 [62.90, 64.90] |" in lines
+    assert "| llama (stopped after chat_model) | n/a | books | n/a | 62.70 [61.70, 63.70] |" in lines
+    assert "| chargpt-pooled | 0.8600 [0.8300, 0.8900] | 手机, 蒙牛 | 0.8600 [0.8300, 0.8900] |" in lines
+    assert "cross-domain accuracy by category: phones 0.8000 [0.7800, 0.8200] (n=2323), milk 0.9000 (n=2033)" in lines
     assert "| TF-IDF + LR floor (same training files) | 0.8400 [0.8100, 0.8700] |" in lines
 
 

@@ -26,10 +26,10 @@ from recipes.dialogue_splits import LCCC_BASE_FILES, lccc_base_splits  # noqa: E
 from recipes.sentiment_splits import (  # noqa: E402
     CHNSENTICORP_FILE,
     DEFAULT_HOLDOUT_CATEGORY,
-    ONLINE_SHOPPING_CATEGORIES,
     ONLINE_SHOPPING_FILE,
     chnsenticorp_splits,
     cross_domain_splits,
+    holdout_file_stem,
 )
 
 
@@ -43,7 +43,9 @@ class SplitArguments:
     splits: list[str] = field(default_factory=lambda: list(SPLITS), metadata={"help": f"Which: {', '.join(SPLITS)}."})
     holdout_category: str = field(
         default=DEFAULT_HOLDOUT_CATEGORY,
-        metadata={"help": "The online-shopping category held out (Chinese or English name)."},
+        metadata={
+            "help": "The online-shopping category held out (Chinese or English name), or several, comma-separated."
+        },
     )
     seed: int = field(default=42, metadata={"help": "Seed of the splits (run_evaluation.py's --seed must match)."})
     cache_dir: str | None = field(
@@ -66,9 +68,7 @@ def main(argv: list[str] | None = None) -> list:
     if "cross_domain" in args.splits:
         path = f"{data}/{ONLINE_SHOPPING_FILE}"
         splits, info = cross_domain_splits(path, args.holdout_category, args.seed, cache_dir=args.cache_dir)
-        category = info["holdout_category"]
-        english = {v: k for k, v in ONLINE_SHOPPING_CATEGORIES.items()}.get(category, category)
-        written += write_split_files(splits, args.output_dir, f"online_shopping_holdout_{english}", info)
+        written += write_split_files(splits, args.output_dir, holdout_file_stem(info["holdout_categories"]), info)
     if "dialogue" in args.splits:
         files = [f"{data}/{f}" for f in LCCC_BASE_FILES]
         splits, info = lccc_base_splits(files, args.seed, cache_dir=args.cache_dir)

@@ -6,10 +6,11 @@
         --freeze last-2 --output_dir runs/sentiment
 
 Characters of the corpus missing from the vocabulary are added and the embeddings resized; `--freeze` picks what
-trains (none, all = the head only, last-N); accuracy and macro precision/recall/F1 come from
-`chargpt.evaluation.classification_metrics`, the same code that scores models after training. Checkpoints,
-resuming, best-model selection and the final hub-style directory work as in train_lm.py. All flags: `--help`; a
-JSON file with the same keys can replace the flags.
+trains (none, all = the head only, last-N); `--aux_lm_weight`, `--layer_lr_decay`, `--gradual_unfreezing` and
+`--ema_decay` switch on the fine-tuning levers of docs/training.md (all off by default); accuracy and macro
+precision/recall/F1 come from `chargpt.evaluation.classification_metrics`, the same code that scores models after
+training. Checkpoints, resuming, best-model selection and the final hub-style directory work as in train_lm.py. All
+flags: `--help`; a JSON file with the same keys can replace the flags.
 """
 
 from chargpt.data import CleaningConfig

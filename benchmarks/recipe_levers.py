@@ -47,27 +47,32 @@ def recipe_arguments(directory: Path) -> RecipeArguments:
     return RecipeArguments(**{k: v for k, v in recorded.items() if k in known})
 
 
-def _validation_predictions(args: RecipeArguments, model_dir: Path, files: dict) -> dict:
-    """The model's predicted label ids on each validation split, and the true ones."""
+def _validation_splits(files: dict) -> dict:
+    """Each validation split of the run, read once for every model."""
+    return {
+        name: load_labelled(str(files[name]["validation"]), label_names=["negative", "positive"])[0]
+        for name in VALIDATION_SPLITS
+    }
+
+
+def _validation_predictions(args: RecipeArguments, model_dir: Path, splits: dict) -> dict:
+    """The model's predicted label ids on each validation split."""
     model, tokenizer = load_model_and_tokenizer(
         model_dir, task="sequence-classification", device=inference_device(args)
     )
-    out = {}
-    for name in VALIDATION_SPLITS:
-        split, _ = load_labelled(str(files[name]["validation"]), label_names=["negative", "positive"])
-        predictions, _ = classifier_predictions(model, tokenizer, split, args.inference_batch_size)
-        out[name] = {"labels": list(split["label"]), "predictions": predictions}
-    return out
+    return {
+        name: classifier_predictions(model, tokenizer, split, args.inference_batch_size)[0]
+        for name, split in splits.items()
+    }
 
 
-def _scores(predictions: dict, baseline: dict | None) -> dict:
+def _scores(splits: dict, predictions: dict, baseline: dict | None) -> dict:
     scores = {}
-    for name, p in predictions.items():
-        scores[name] = classification_scores(p["labels"], p["predictions"], intervals=True)
+    for name, split in splits.items():
+        labels = split["label"]
+        scores[name] = classification_scores(labels, predictions[name], intervals=True)
         if baseline is not None:
-            scores[name]["minus_baseline"] = classification_difference(
-                p["labels"], p["predictions"], baseline[name]["predictions"]
-            )
+            scores[name]["minus_baseline"] = classification_difference(labels, predictions[name], baseline[name])
     return scores
 
 
@@ -95,10 +100,11 @@ def run_recipe_levers_section(args, work_dir: str, save=lambda partial: None) ->
     recipe = recipe_arguments(directory)
     files = written_split_paths(directory / "splits")
     body = directory / ("review-lm" if recipe.review_lm_epochs > 0 else "chat")
-    baseline = _validation_predictions(recipe, directory / "sentiment", files)
+    splits = _validation_splits(files)
+    baseline = _validation_predictions(recipe, directory / "sentiment", splits)
     results = {
         "recipe_dir": str(directory),
-        "baseline": {"scores": _scores(baseline, None)},
+        "baseline": {"scores": _scores(splits, baseline, None)},
         "levers": {},
         "rule": "kept if accuracy minus the baseline's (paired) has a 95% interval above 0 on both validation splits",
     }
@@ -110,7 +116,7 @@ def run_recipe_levers_section(args, work_dir: str, save=lambda partial: None) ->
         start = time.perf_counter()
         training = train_sentiment_classifier(lever_args, out, body, files, cleaning)
         seconds = time.perf_counter() - start
-        scores = _scores(_validation_predictions(lever_args, out / "sentiment", files), baseline)
+        scores = _scores(splits, _validation_predictions(lever_args, out / "sentiment", splits), baseline)
         results["levers"][name] = {
             "settings": LEVERS[name],
             "train_seconds": round(seconds, 1),

@@ -527,21 +527,26 @@ class ClassifierTrainingArguments(CharGPTTrainingArguments):
         for name, ok, allowed in checks:
             if not ok:
                 raise ValueError(f"--{name} must be {allowed}, got {getattr(self, name)}.")
-        levers = [
-            n
-            for n, off in (("ema_decay", 0), ("layer_lr_decay", 1), ("gradual_unfreezing", 0))
-            if getattr(self, n) != off
-        ]
+        levers = [n for n in ("ema_decay", "layer_lr_decay", "gradual_unfreezing") if n in self._levers_on()]
         if levers and (self.fsdp or self.deepspeed):
             raise ValueError(
                 f"{', '.join('--' + n for n in levers)} work on whole, named parameters, which FSDP and DeepSpeed "
                 f"shard; train without them there, or with DDP (accelerate launch --multi_gpu)."
             )
-        if self.optim == MUON and (self.layer_lr_decay != 1 or self.gradual_unfreezing > 0):
+        if self.optim == MUON and self.per_layer_rates:
             raise ValueError(
                 "--layer_lr_decay and --gradual_unfreezing set a learning rate per layer, which --optim muon (one "
                 "rate for its matrices) does not take; use --optim adamw_torch."
             )
+
+    def _levers_on(self) -> set[str]:
+        off = {"aux_lm_weight": 0, "layer_lr_decay": 1, "gradual_unfreezing": 0, "ema_decay": 0}
+        return {name for name, value in off.items() if getattr(self, name) != value}
+
+    @property
+    def per_layer_rates(self) -> bool:
+        """Whether the optimizer needs a group per depth: discriminative learning rates or gradual unfreezing."""
+        return bool({"layer_lr_decay", "gradual_unfreezing"} & self._levers_on())
 
 
 def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:

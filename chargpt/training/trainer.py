@@ -29,7 +29,7 @@ class CharGPTTrainer(Trainer):
 
     def create_optimizer(self, model=None):
         opt_model = model if model is not None else self.model
-        if self.optimizer is None and self._layered():
+        if self.optimizer is None and getattr(self.args, "per_layer_rates", False):
             return self._create_layered_optimizer(opt_model)
         groups = self._muon_groups(opt_model) if self.optimizer is None else None
         if groups is None:  # Trainer's own optimizer (it also returns one already built)
@@ -105,10 +105,6 @@ class CharGPTTrainer(Trainer):
 
     # ------------------------------------------------------------------------------------------------------------------
     # The classifier's levers (levers.py); the fields are ClassifierTrainingArguments', absent from a causal LM's.
-
-    def _layered(self) -> bool:
-        """Whether the optimizer needs a group per depth: discriminative learning rates or gradual unfreezing."""
-        return getattr(self.args, "layer_lr_decay", 1.0) != 1.0 or getattr(self.args, "gradual_unfreezing", 0.0) > 0
 
     def _create_layered_optimizer(self, model):
         """Trainer's optimizer (`--optim`) with two groups (decayed, not decayed) per depth from the output

@@ -52,6 +52,8 @@ def read_arm(name: str, directory: Path) -> dict:
         "finished": finished,
         "scale": arguments.get("scale"),
         "holdout_category": arguments.get("holdout_category", "books"),
+        "extra_labelled": arguments.get("extra_labelled", True),
+        "chat_from": report.get("chat_from"),
         "by_category": _english_keys((sentiment.get("cross_domain") or {}).get("by_category")),
         "figures": report.get("figures") or headline_figures(chat, sentiment),
         "intervals": report.get("intervals") or sentiment.get("intervals") or chat.get("intervals"),

@@ -803,7 +803,9 @@ def _recipe_peers_md(section: dict) -> list[str]:
         "epochs and batches; AdamW at the peer's tuned learning rate; its own `...ForSequenceClassification`). "
         "Held-out tests as in section 9; brackets are 95% percentile-bootstrap intervals over the test rows, "
         "dialogues or replies. n/a: the run did not produce that figure (the analysis at the end says why). Wall "
-        "time: the finished steps'.",
+        "time: the finished steps'. A hotel-only arm fine-tunes on the hotel reviews alone (`--extra_labelled "
+        "false`), with the chat model of the mixed arm it is compared with (`--chat_from`); its floor is refit on the "
+        "same hotel reviews.",
         "",
     ]
     by_scale = {}
@@ -811,31 +813,33 @@ def _recipe_peers_md(section: dict) -> list[str]:
         by_scale.setdefault(arm.get("scale") or "cpu", []).append(arm)
     for scale, group in by_scale.items():
         lines += [f"`--scale {scale}`:", ""]
-        rows = []
+        rows, floors = [], {}
         for arm in group:
             f, v, t = arm["figures"], arm["validation"], arm["timings_seconds"]
             total = t.get("total") or sum(t.values())
+            data = (_labelled_reviews(arm), arm.get("holdout_category", "books").replace(",", ", "))
             rows.append(
                 [
                     arm["name"] + ("" if arm["finished"] else f" (stopped after {list(t)[-1] if t else 'no step'})"),
+                    *data,
                     _ci(f, "sentiment_accuracy"),
-                    arm.get("holdout_category", "books").replace(",", ", "),
                     _ci(f, "cross_domain_accuracy"),
                     _ci(f, "chat_heldout_perplexity", _f2),
                     _ci(f, "distinct_2", lambda x: f"{x:.3f}"),
                     _ci(f, "repetition_share", _pct),
                     _fmt(v.get("chat_loss"), 3),
                     _fmt(v.get("classifier_macro_f1"), 3),
-                    f"{total / 60:.1f}",
+                    f"{total / 60:.1f}" + (" + reused chat" if arm.get("chat_from") else ""),
                 ]
             )
-        floor = next((a["figures"] for a in group if "sentiment_tfidf_accuracy" in a["figures"]), None)
-        if floor:
+            if "sentiment_tfidf_accuracy" in f:
+                floors.setdefault(data, f)  # every arm of the same training and held-out reviews has this floor
+        for data, floor in floors.items():
             rows.append(
                 [
                     "TF-IDF + LR floor (same training files)",
+                    *data,
                     _ci(floor, "sentiment_tfidf_accuracy"),
-                    "",
                     _ci(floor, "cross_domain_tfidf_accuracy"),
                     *[""] * 6,
                 ]
@@ -843,8 +847,9 @@ def _recipe_peers_md(section: dict) -> list[str]:
         lines += _table(
             [
                 "arm",
-                "ChnSentiCorp test accuracy",
+                "labelled training reviews",
                 "held-out categories",
+                "ChnSentiCorp test accuracy",
                 "cross-domain accuracy",
                 "chat held-out perplexity",
                 "Distinct-2",
@@ -855,9 +860,30 @@ def _recipe_peers_md(section: dict) -> list[str]:
             ],
             rows,
         )
-        lines += [f"- {a['name']}: `{a['directory']}`{_environment_note(a)}{_by_category_note(a)}" for a in group]
+        lines += [
+            f"- {a['name']}: `{a['directory']}`{_environment_note(a)}{_reuse_note(a)}{_by_category_note(a)}"
+            for a in group
+        ]
         lines += [""]
     return lines
+
+
+def _labelled_reviews(arm: dict) -> str:
+    """What an arm's classifier (and its floor) was trained on: the hotel reviews, with or without the other
+    online-shopping categories (`--extra_labelled`)."""
+    return "hotel + other categories" if arm.get("extra_labelled", True) else "hotel only"
+
+
+def _reuse_note(arm: dict) -> str:
+    """Where a `--chat_from` arm's vocabulary, chat model and sampling settings came from, and their wall time."""
+    reused = arm.get("chat_from")
+    if not reused:
+        return ""
+    minutes = sum(reused.get("timings_seconds", {}).values()) / 60
+    return (
+        f"; vocabulary, chat model and sampling settings reused from `{reused['directory']}` (`--chat_from`; their "
+        f"steps took {minutes:.1f} min there)"
+    )
 
 
 def _recipe_levers_md(section: dict) -> list[str]:

@@ -6,9 +6,11 @@ directories with model cards. Every step trains only on training parts; validati
 sampling settings; the test parts are read once, by the evaluation at the end.
 """
 
+import filecmp
 import json
 import os
 import platform
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -66,6 +68,27 @@ DIALOGUE_FILES = [
     "kdconv/kdconv_travel_test.json",
     "cped/cped_dialogues.json",
 ]
+
+# The arguments that shape the splits, the vocabulary, the chat model or its sampling settings: a run reusing another
+# run's chat model (--chat_from) must have the same.
+CHAT_SETTINGS = (
+    "scale",
+    "bf16",
+    "seed",
+    "holdout_category",
+    "chat_epochs",
+    "chat_context",
+    "n_embd",
+    "n_layer",
+    "n_head",
+    "chat_dropout",
+    "chat_batch_size",
+    "generation_posts",
+    "inference_batch_size",
+    "max_train_samples",
+    "max_eval_samples",
+    "peer",
+)
 
 # The report so far, rewritten after each step and removed once recipe_report.json is written.
 PROGRESS_FILE = "recipe_progress.json"
@@ -224,6 +247,15 @@ class RecipeArguments:
         default=True,
         metadata={"help": "Write hub-style directories with model cards (CharGPT's models only; not with --peer)."},
     )
+    chat_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "The --output_dir of a finished run whose vocabulary, chat model and sampling settings this run "
+            "reuses instead of training its own (an arm that differs only in its review steps, e.g. --extra_labelled "
+            "false, then shares the chat model it is compared with). The settings that shape the chat model "
+            "(CHAT_SETTINGS) and the split files must be that run's."
+        },
+    )
     peer: str | None = field(
         default=None,
         metadata={
@@ -363,6 +395,62 @@ def written_split_paths(directory: Path) -> dict:
 def chat_files(args: RecipeArguments, files: dict) -> list[str]:
     """The chat model's training corpora: the shared dialogue files and LCCC-base's training part."""
     return [str(Path(args.data_dir) / f) for f in DIALOGUE_FILES] + [str(files["dialogue"]["train"])]
+
+
+def _recorded_setting(recorded: dict, name: str):
+    """A chat setting as a finished run recorded it; one its report lacks (the flag came later) was the default."""
+    if name in recorded:
+        return recorded[name]
+    scale = SCALES.get(recorded.get("scale", "cpu"), {})
+    return scale[name] if name in scale else RecipeArguments.__dataclass_fields__[name].default
+
+
+def check_chat_from(args: RecipeArguments, out: Path) -> dict | None:
+    """--chat_from's run, checked before anything is written: finished, not this run, made with this run's
+    CHAT_SETTINGS. Returns its report (None without --chat_from)."""
+    if not args.chat_from:
+        return None
+    source = Path(args.chat_from)
+    path = source / "recipe_report.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--chat_from {source}: no recipe_report.json there; give the --output_dir of a finished run_recipe.py run."
+        )
+    if source.resolve() == out.resolve():
+        raise ValueError(f"--chat_from {source} is this run's own --output_dir; give another finished run's.")
+    report = json.loads(path.read_text(encoding="utf-8"))
+    recorded = report.get("arguments", {})
+    differing = [
+        f"--{name} {getattr(args, name)!r} (that run: {_recorded_setting(recorded, name)!r})"
+        for name in CHAT_SETTINGS
+        if _recorded_setting(recorded, name) != getattr(args, name)
+    ]
+    if differing:
+        raise ValueError(
+            f"--chat_from {source}: its chat model was made with other settings: {'; '.join(differing)}. Give that "
+            f"run's values, or drop --chat_from to train a chat model with these."
+        )
+    return report
+
+
+def reuse_chat_model(args: RecipeArguments, out: Path, files: dict) -> None:
+    """--chat_from: copy the run's vocabulary and chat model (with its chosen sampling settings, without its
+    checkpoints) into `out`, once this run's split files (`files`) are found to be that run's, byte for byte."""
+    source = Path(args.chat_from)
+    theirs = written_split_paths(source / "splits")
+    changed = [
+        f"{corpus}/{part}"
+        for corpus, parts in files.items()
+        for part, path in parts.items()
+        if not filecmp.cmp(path, theirs[corpus][part], shallow=False)
+    ]
+    if changed:
+        raise ValueError(
+            f"--chat_from {source}: the split files differ from that run's ({', '.join(changed)}): the data under "
+            f"--data_dir is not the data its chat model was trained and chosen on. Give the same --data_dir."
+        )
+    shutil.copytree(source / "tokenizer", out / "tokenizer", dirs_exist_ok=True)
+    shutil.copytree(source / "chat", out / "chat", ignore=shutil.ignore_patterns("checkpoint-*"), dirs_exist_ok=True)
 
 
 def review_files(args: RecipeArguments, files: dict) -> list[str]:
@@ -624,6 +712,7 @@ def run_recipe(args: RecipeArguments) -> dict:
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--output_dir {out} is a file; give a directory.")
+    source = check_chat_from(args, out)
     start = time.perf_counter()
     report = {
         "arguments": asdict(args),
@@ -634,23 +723,34 @@ def run_recipe(args: RecipeArguments) -> dict:
     cleaning = CleaningConfig()
     with _step(out, report, "splits"):
         files = write_splits(args, out / "splits")
-    with _step(out, report, "vocabulary"):
-        _, vocab = build_vocabulary(
-            VocabArguments(
-                output_dir=str(out / "tokenizer"),
-                dialogue_files=chat_files(args, files),
-                labelled_files=review_files(args, files),
-                min_frequency=2,
-                overwrite_output_dir=True,
-            ),
-            cleaning,
-        )
-    report["vocab_size"] = vocab["vocab_size"]
-    with _step(out, report, "chat_model"):
-        report["chat_training"] = train_chat_model(args, out, files, cleaning)
-    if args.generation_posts:
-        with _step(out, report, "sampling_search"):
-            report["sampling_search"] = tune_sampling(args, out / "chat", files, cleaning)
+    if args.chat_from:
+        with _step(out, report, "chat_reused"):
+            reuse_chat_model(args, out, files)
+        reused = ("vocab_size", "chat_training", "sampling_search")
+        report.update({k: source[k] for k in reused if k in source})
+        steps = ("vocabulary", "chat_model", "sampling_search")
+        report["chat_from"] = {
+            "directory": str(args.chat_from),
+            "timings_seconds": {k: v for k, v in source["timings_seconds"].items() if k in steps},
+        }
+    else:
+        with _step(out, report, "vocabulary"):
+            _, vocab = build_vocabulary(
+                VocabArguments(
+                    output_dir=str(out / "tokenizer"),
+                    dialogue_files=chat_files(args, files),
+                    labelled_files=review_files(args, files),
+                    min_frequency=2,
+                    overwrite_output_dir=True,
+                ),
+                cleaning,
+            )
+        report["vocab_size"] = vocab["vocab_size"]
+        with _step(out, report, "chat_model"):
+            report["chat_training"] = train_chat_model(args, out, files, cleaning)
+        if args.generation_posts:
+            with _step(out, report, "sampling_search"):
+                report["sampling_search"] = tune_sampling(args, out / "chat", files, cleaning)
     body = out / "chat"
     if args.review_lm_epochs > 0:
         with _step(out, report, "review_lm"):
@@ -666,7 +766,7 @@ def run_recipe(args: RecipeArguments) -> dict:
         report["evaluation"] = {"chat": chat_report, "sentiment": sentiment_report}
     if args.publish and args.peer is None:
         with _step(out, report, "publish"):
-            report["published"] = publish_models(args, out, vocab["vocab_size"])
+            report["published"] = publish_models(args, out, report["vocab_size"])
     report["timings_seconds"]["total"] = round(time.perf_counter() - start, 1)
     report["directories"] = {
         "splits": str(out / "splits"),
@@ -680,12 +780,14 @@ def run_recipe(args: RecipeArguments) -> dict:
 
 
 __all__ = [
+    "CHAT_SETTINGS",
     "DIALOGUE_FILES",
     "SCALES",
     "RecipeArguments",
     "chat_arguments",
     "chat_files",
     "chat_training_arguments",
+    "check_chat_from",
     "check_device",
     "classifier_arguments",
     "evaluation_arguments",
@@ -693,6 +795,7 @@ __all__ = [
     "inference_device",
     "review_files",
     "review_lm_arguments",
+    "reuse_chat_model",
     "run_recipe",
     "sampling_search_arguments",
     "split_paths",

@@ -5,6 +5,7 @@ the published cards; and benchmarks/recipe.py's GPT-2 baseline on the recipe's o
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
 import datasets
@@ -226,6 +227,58 @@ def test_recipe_report_holds_every_steps_time_and_figures_in_their_ranges(recipe
     assert chat["replies"]["model"]["n"] == 500 and chat["perplexity"]["model"]["dialogues"] >= 1000
     model, _ = load_model_and_tokenizer(out / "chat", task="causal-lm")
     assert (model.config.n_embd, model.config.n_layer, model.config.n_head, model.config.n_positions) == (32, 1, 2, 64)
+
+
+@pytest.mark.slow
+def test_chat_from_reuses_the_chat_model_and_trains_only_the_review_steps(recipe, tmp_path):
+    source, out = recipe["out"], tmp_path / "hotel-only"
+    flags = ["--data_dir", str(recipe["data"]), *TINY_RECIPE_FLAGS, "--publish", "false"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets_cache"))
+        report = load_script("run_recipe.py").main(
+            # The miniature's 50 hotel training reviews are too few for the review LM's 2% validation part.
+            ["--output_dir", str(out), *flags, "--extra_labelled", "false", "--review_lm_epochs", "0"]
+            + ["--chat_from", str(source)]
+        )
+    steps = ["splits", "chat_reused", "classifier", "evaluation", "total"]
+    assert list(report["timings_seconds"]) == steps
+    # The first run's vocabulary and chosen chat model, byte for byte, without its checkpoints.
+    for name in ("tokenizer/vocab.json", "chat/model.safetensors", "chat/generation_config.json"):
+        assert (out / name).read_bytes() == (source / name).read_bytes(), name
+    assert not list((out / "chat").glob("checkpoint-*")) and list((source / "chat").glob("checkpoint-*"))
+    original = recipe["report"]
+    assert report["chat_from"]["directory"] == str(source)
+    assert list(report["chat_from"]["timings_seconds"]) == ["vocabulary", "chat_model", "sampling_search"]
+    for key in ("vocab_size", "chat_training", "sampling_search"):
+        assert json.dumps(report[key], default=str) == json.dumps(original[key], default=str), key
+    for name in ("chat_heldout_perplexity", "distinct_2", "repetition_share"):
+        assert report["figures"][name] == pytest.approx(original["figures"][name]), name
+    # The classifier reads the hotel reviews alone, and so does the floor it is compared with.
+    hotel = [str(out / "splits" / "chnsenticorp_train.csv")]
+    summary = json.loads((out / "sentiment" / "data_summary.json").read_text(encoding="utf-8"))
+    assert summary["train"]["sources"] == hotel
+    assert report["evaluation"]["sentiment"]["sentiment"]["tfidf_logreg"]["train_files"] == hotel
+
+
+@pytest.mark.slow
+def test_chat_from_refuses_a_run_with_other_chat_settings_or_data(recipe, tmp_path):
+    source = recipe["out"]
+    flags = ["--data_dir", str(recipe["data"]), *TINY_RECIPE_FLAGS, "--chat_from", str(source)]
+    run = load_script("run_recipe.py").main
+    with pytest.raises(ValueError, match=r"other settings: --seed 7 \(that run: 42\); --n_layer 2 \(that run: 1\)"):
+        run(["--output_dir", str(tmp_path / "a"), *flags, "--seed", "7", "--n_layer", "2"])
+    assert not (tmp_path / "a").exists()  # refused before anything is written
+    with pytest.raises(FileNotFoundError, match="no recipe_report.json there"):
+        run(["--output_dir", str(tmp_path / "b"), *flags[:-1], str(tmp_path)])
+    with pytest.raises(ValueError, match="this run's own --output_dir"):
+        run(["--output_dir", str(source), *flags])
+    # Other data under --data_dir: one hotel review changed.
+    data = tmp_path / "data"
+    shutil.copytree(recipe["data"], data)
+    hotel = data / CHNSENTICORP_FILE
+    hotel.write_text(hotel.read_text(encoding="utf-8").replace("太差了失望7\n", "太差了失望七\n"), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"split files differ from that run's \(hotel/"):
+        run(["--output_dir", str(tmp_path / "c"), *flags[:1], str(data), *flags[2:]])
 
 
 @pytest.mark.slow

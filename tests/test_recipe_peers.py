@@ -214,13 +214,21 @@ def test_each_finished_step_rewrites_the_progress_file_with_its_wall_time(tmp_pa
 # The benchmark section that tabulates the arms
 
 
-def _write_arm(directory, finished: bool, accuracy: float | None, perplexity: float, holdout: str | None = None):
+def _write_arm(
+    directory,
+    finished: bool,
+    accuracy: float | None,
+    perplexity: float,
+    holdout: str | None = None,
+    chat_from: str | None = None,
+    floor_accuracy: float = 0.84,
+):
     directory.mkdir(parents=True)
     chat = {"perplexity": {"model": {"perplexity": perplexity, "perplexity_ci95": [perplexity - 1, perplexity + 1]}}}
     (directory / "chat").mkdir()
     (directory / "chat" / "heldout_evaluation.json").write_text(json.dumps(chat))
     if accuracy is not None:
-        floor = {"accuracy": 0.84, "accuracy_ci95": [0.81, 0.87]}
+        floor = {"accuracy": floor_accuracy, "accuracy_ci95": [floor_accuracy - 0.03, floor_accuracy + 0.03]}
         model = {"accuracy": accuracy, "accuracy_ci95": [accuracy - 0.03, accuracy + 0.03]}
         sentiment = {"sentiment": {"model": model}}
         sentiment["sentiment"]["tfidf_logreg"] = floor
@@ -234,9 +242,11 @@ def _write_arm(directory, finished: bool, accuracy: float | None, perplexity: fl
             "scale": "gpu",
             "peer": None if directory.name.startswith("chargpt") else directory.name,
             **({"holdout_category": holdout} if holdout else {}),
+            **({"extra_labelled": False} if chat_from else {}),
         },
         "model": directory.name,
         "timings_seconds": {"splits": 20.0, "chat_model": 100.0},
+        **({"chat_from": {"directory": chat_from, "timings_seconds": {"chat_model": 600.0}}} if chat_from else {}),
         "chat_training": {"eval": {"eval_loss": 4.0}},
         "classifier_training": {"eval": {"eval_macro_f1": 0.9}},
     }
@@ -251,21 +261,33 @@ def test_the_peers_section_tabulates_finished_and_stopped_runs_from_their_files(
     _write_arm(tmp_path / "chargpt", finished=True, accuracy=0.85, perplexity=63.9)
     _write_arm(tmp_path / "llama", finished=False, accuracy=None, perplexity=62.7)
     _write_arm(tmp_path / "chargpt-pooled", finished=True, accuracy=0.86, perplexity=64.0, holdout="手机,蒙牛")
-    names = ("chargpt", "llama", "chargpt-pooled")
+    reused = str(tmp_path / "chargpt")
+    _write_arm(tmp_path / "chargpt-hotel", True, accuracy=0.88, perplexity=63.9, chat_from=reused, floor_accuracy=0.87)
+    names = ("chargpt", "llama", "chargpt-pooled", "chargpt-hotel")
     args = BenchmarkArguments(recipe_peer_dirs=[f"{name}={tmp_path / name}" for name in names])
     section = run_recipe_peers_section(args, str(tmp_path))
-    chargpt, llama, pooled = section["arms"]
+    chargpt, llama, pooled, hotel = section["arms"]
+    assert chargpt["extra_labelled"] and not hotel["extra_labelled"] and hotel["chat_from"]["directory"] == reused
     assert pooled["by_category"]["phones"]["n"] == 2323 and chargpt["by_category"] is None
     assert chargpt["finished"] and not llama["finished"]
     assert chargpt["figures"]["sentiment_accuracy"] == 0.85 and "sentiment_accuracy" not in llama["figures"]
     assert llama["figures"]["chat_heldout_perplexity"] == 62.7  # from the held-out report the run left
     lines = "\n".join(_recipe_peers_md(section))
     assert "`--scale gpu`:" in lines
-    assert "| chargpt | 0.8500 [0.8200, 0.8800] | books | n/a | 63.90 [62.90, 64.90] |" in lines
-    assert "| llama (stopped after chat_model) | n/a | books | n/a | 62.70 [61.70, 63.70] |" in lines
-    assert "| chargpt-pooled | 0.8600 [0.8300, 0.8900] | 手机, 蒙牛 | 0.8600 [0.8300, 0.8900] |" in lines
+    mixed = "hotel + other categories"
+    assert f"| chargpt | {mixed} | books | 0.8500 [0.8200, 0.8800] | n/a | 63.90 [62.90, 64.90] |" in lines
+    assert f"| llama (stopped after chat_model) | {mixed} | books | n/a | n/a | 62.70 [61.70, 63.70] |" in lines
+    assert f"| chargpt-pooled | {mixed} | 手机, 蒙牛 | 0.8600 [0.8300, 0.8900] | 0.8600 [0.8300, 0.8900] |" in lines
     assert "cross-domain accuracy by category: phones 0.8000 [0.7800, 0.8200] (n=2323), milk 0.9000 (n=2033)" in lines
-    assert "| TF-IDF + LR floor (same training files) | 0.8400 [0.8100, 0.8700] |" in lines
+    assert "| chargpt-hotel | hotel only | books | 0.8800 [0.8500, 0.9100] |" in lines
+    assert "| 0.900 | 2.0 + reused chat |" in lines  # its own steps' minutes; the reused ones are named below
+    assert f"reused from `{reused}` (`--chat_from`; their steps took 10.0 min there)" in lines
+    # One floor for each set of training and held-out reviews, refit on the same files as the arms beside it.
+    floor = "| TF-IDF + LR floor (same training files) |"
+    assert f"{floor} {mixed} | books | 0.8400 [0.8100, 0.8700] |" in lines
+    assert f"{floor} {mixed} | 手机, 蒙牛 | 0.8400 [0.8100, 0.8700] |" in lines
+    assert f"{floor} hotel only | books | 0.8700 [0.8400, 0.9000] |" in lines
+    assert lines.count(floor) == 3
 
 
 @pytest.mark.parametrize("item, message", [("chargpt", "NAME=DIR"), ("gpt2=/nonexistent", "no recipe_report.json")])

@@ -22,6 +22,12 @@ CPU smoke run of those settings (in fp32):
         --generation_posts 20 --output_dir runs/recipe-gpu-smoke
 
 The scale sets defaults only: a flag given explicitly keeps its value (`--scale gpu --chat_epochs 1`).
+
+An arm that differs only in its review steps reuses a finished run's vocabulary, chat model and sampling settings
+instead of training them again (the chat settings and split files must be that run's; its checkpoints are not
+copied), e.g. the classifier fine-tuned on the hotel reviews alone beside the default mixed run:
+
+    python train_scripts/run_recipe.py --chat_from runs/recipe --extra_labelled false --output_dir runs/recipe-hotel
 """
 
 import sys

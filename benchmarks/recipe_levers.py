@@ -9,6 +9,10 @@ included, then classifies the two validation splits:
 
 A lever is kept only if its accuracy minus the baseline's, paired over the same reviews, has a 95% interval above 0
 on both. The test splits are not read here: a kept lever goes into the recipe, whose evaluation reads them once.
+
+`--levers aux_lm+ema` switches several levers on in one classifier run. Each run records its settings and training
+time in DIR/levers/<name>/lever.json; a later call that asks for the same lever with the same settings scores that
+model again instead of retraining it, so a combination can be added to a table without paying for the others twice.
 """
 
 import json
@@ -19,6 +23,7 @@ from pathlib import Path
 from chargpt.data import CleaningConfig, load_labelled
 from chargpt.evaluation.classification import classification_difference, classification_scores
 from chargpt.evaluation.scoring import classifier_predictions
+from chargpt.files import write_json_atomic
 from chargpt.loading import load_model_and_tokenizer
 from recipes.full import RecipeArguments, inference_device, train_sentiment_classifier, written_split_paths
 
@@ -32,6 +37,7 @@ LEVERS = {
     "ema": {"classifier_ema_decay": 0.998},
 }
 VALIDATION_SPLITS = ("hotel", "shop")
+LEVER_RECORD = "lever.json"
 
 
 def recipe_arguments(directory: Path) -> RecipeArguments:
@@ -80,12 +86,26 @@ def _kept(scores: dict) -> bool:
     return all(scores[name]["minus_baseline"]["accuracy_ci95"][0] > 0 for name in VALIDATION_SPLITS)
 
 
-def _chosen_levers(text: str) -> list[str]:
+def _chosen_levers(text: str) -> dict:
+    """The settings of each lever of --levers by name; a+b merges a's and b's."""
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in LEVERS]
-    if unknown or not names:
-        raise ValueError(f"--levers takes a comma-separated subset of {list(LEVERS)}, got {text!r}.")
-    return names
+    parts = {name: name.split("+") for name in names}
+    unknown = [p for name in names for p in parts[name] if p not in LEVERS]
+    if unknown or not names or any(len(set(p)) < len(p) for p in parts.values()):
+        raise ValueError(
+            f"--levers takes a comma-separated subset of {list(LEVERS)}, each alone or several joined by + "
+            f"(aux_lm+ema), got {text!r}."
+        )
+    return {name: {k: v for p in parts[name] for k, v in LEVERS[p].items()} for name in names}
+
+
+def _trained(out: Path, settings: dict) -> dict | None:
+    """What an earlier call recorded for this lever (lever.json), if its model exists and had these settings."""
+    path = out / LEVER_RECORD
+    if not path.is_file() or not (out / "sentiment" / "config.json").is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    return record if record.get("settings") == settings else None
 
 
 def run_recipe_levers_section(args, work_dir: str, save=lambda partial: None) -> dict:
@@ -95,7 +115,7 @@ def run_recipe_levers_section(args, work_dir: str, save=lambda partial: None) ->
             "--only recipe_levers retrains the classifier of a finished recipe run: give --recipe_dir (the "
             "--output_dir of run_recipe.py)."
         )
-    names = _chosen_levers(args.levers)
+    chosen = _chosen_levers(args.levers)
     directory = Path(args.recipe_dir)
     recipe = recipe_arguments(directory)
     files = written_split_paths(directory / "splits")
@@ -110,20 +130,23 @@ def run_recipe_levers_section(args, work_dir: str, save=lambda partial: None) ->
     }
     save(results)
     cleaning = CleaningConfig(min_turns=1)
-    for name in names:
-        lever_args = RecipeArguments(**{**vars(recipe), **LEVERS[name]})
+    for name, settings in chosen.items():
+        lever_args = RecipeArguments(**{**vars(recipe), **settings})
         out = directory / "levers" / name
-        start = time.perf_counter()
-        training = train_sentiment_classifier(lever_args, out, body, files, cleaning)
-        seconds = time.perf_counter() - start
+        record = _trained(out, settings)
+        if record is None:
+            start = time.perf_counter()
+            training = train_sentiment_classifier(lever_args, out, body, files, cleaning)
+            record = {
+                "settings": settings,
+                "train_seconds": round(time.perf_counter() - start, 1),
+                "selection_macro_f1": training.get("eval", {}).get("eval_macro_f1"),
+            }
+            write_json_atomic(out / LEVER_RECORD, record)
+        else:
+            record = {**record, "reused": True}
         scores = _scores(splits, _validation_predictions(lever_args, out / "sentiment", splits), baseline)
-        results["levers"][name] = {
-            "settings": LEVERS[name],
-            "train_seconds": round(seconds, 1),
-            "selection_macro_f1": training.get("eval", {}).get("eval_macro_f1"),
-            "scores": scores,
-            "kept": _kept(scores),
-        }
+        results["levers"][name] = {**record, "scores": scores, "kept": _kept(scores)}
         save(results)
     return results
 

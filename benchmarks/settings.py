@@ -213,7 +213,8 @@ class BenchmarkArguments:
         default="aux_lm,ulmfit,ema",
         metadata={
             "help": "Comma-separated levers of benchmarks/recipe_levers.py's LEVERS that --only recipe_levers "
-            "tries, one classifier run each, on the run given by --recipe_dir."
+            "tries, one classifier run each, on the run given by --recipe_dir; a+b switches several on together "
+            "(aux_lm+ema). A lever already trained there with the same settings is scored, not retrained."
         },
     )
     # The recipe against the same recipe with GPT-2 and Llama (benchmarks/recipe_peers.py)

@@ -481,6 +481,18 @@ def test_levers_section_retrains_the_classifier_per_lever_and_compares_it_on_val
     text = benchmark_report.render({"recipe_levers": json.loads(json.dumps(result))})
     assert "## 11. Fine-tuning levers, on validation" in text
     assert "| ulmfit | layer_lr_decay 0.385, gradual_unfreezing 0.5 |" in text
+    # Asked again, a lever trained with the same settings is scored, not retrained; a+b trains both together.
+    weights = out / "levers" / "ema" / "sentiment" / "model.safetensors"
+    written = weights.stat().st_mtime_ns
+    args = BenchmarkArguments(only="recipe_levers", recipe_dir=str(recipe["out"]), levers="ema,ema+ulmfit")
+    again = run_recipe_levers_section(args, "")
+    assert weights.stat().st_mtime_ns == written and again["levers"]["ema"]["reused"]
+    assert again["levers"]["ema"]["scores"] == result["levers"]["ema"]["scores"]
+    assert again["levers"]["ema"]["train_seconds"] == result["levers"]["ema"]["train_seconds"]
+    both = again["levers"]["ema+ulmfit"]
+    assert both["settings"] == {**LEVERS["ema"], **LEVERS["ulmfit"]} and "reused" not in both
+    trained = torch.load(out / "levers" / "ema+ulmfit" / "sentiment" / "training_args.bin", weights_only=False)
+    assert (trained.ema_decay, trained.gradual_unfreezing) == (LEVERS["ema"]["classifier_ema_decay"], 0.5)
 
 
 def test_levers_section_needs_a_finished_run_and_known_levers(tmp_path):
@@ -489,7 +501,9 @@ def test_levers_section_needs_a_finished_run_and_known_levers(tmp_path):
 
     with pytest.raises(ValueError, match="give --recipe_dir"):
         run_recipe_levers_section(BenchmarkArguments(only="recipe_levers"), "")
-    with pytest.raises(ValueError, match=r"--levers takes a comma-separated subset of \['aux_lm', 'ulmfit', 'ema'\]"):
-        run_recipe_levers_section(BenchmarkArguments(only="recipe_levers", recipe_dir=str(tmp_path), levers="x"), "")
+    for levers in ("x", "ema+x", "ema+ema"):
+        with pytest.raises(ValueError, match=r"comma-separated subset of \['aux_lm', 'ulmfit', 'ema'\], each alone"):
+            args = BenchmarkArguments(only="recipe_levers", recipe_dir=str(tmp_path), levers=levers)
+            run_recipe_levers_section(args, "")
     with pytest.raises(FileNotFoundError, match="no recipe_report.json there"):
         run_recipe_levers_section(BenchmarkArguments(only="recipe_levers", recipe_dir=str(tmp_path)), "")

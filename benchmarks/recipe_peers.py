@@ -6,13 +6,21 @@ validation figures its steps chose checkpoints by, and its wall times. Nothing t
 
 A run stopped part way still counts for what it finished: its `recipe_progress.json` gives the finished steps, and
 the held-out reports the evaluation wrote into the chat and sentiment directories give their figures.
+
+Where the held-out reports hold the classifiers' row-by-row predictions, each peer arm also gets CharGPT's accuracy
+minus its own, paired over the same test reviews (a tighter interval than two separate ones can give), against the
+CharGPT arm of the same scale, labelled training reviews and held-out categories.
 """
 
 import json
 from pathlib import Path
 
+from chargpt.evaluation.classification import classification_difference
 from recipes.full import PROGRESS_FILE, headline_figures
 from recipes.sentiment_splits import ONLINE_SHOPPING_CATEGORIES
+
+
+TASKS = ("sentiment", "cross_domain")
 
 
 def _read(path: Path) -> dict | None:
@@ -75,13 +83,46 @@ def run_recipe_peers_section(args, work_dir: str, save=lambda partial: None) -> 
             "--only recipe_peers reads finished recipe runs: give --recipe_peer_dirs chargpt=DIR gpt2=DIR llama=DIR "
             "(the --output_dir of run_recipe.py, run_recipe.py --peer gpt2 and run_recipe.py --peer llama)."
         )
-    arms = []
+    arms, predictions = [], {}
     for item in args.recipe_peer_dirs:
         name, sep, directory = item.partition("=")
         if not sep or not name or not directory:
             raise ValueError(f"--recipe_peer_dirs takes NAME=DIR items, got {item!r}.")
         arms.append(read_arm(name, Path(directory)))
+        predictions[len(arms) - 1] = read_predictions(Path(directory))
+    pair_with_chargpt(arms, predictions)
     return {"arms": arms}
 
 
-__all__ = ["read_arm", "run_recipe_peers_section"]
+def read_predictions(directory: Path) -> dict:
+    """The classifier's row-by-row predictions on each test (`sentiment`, `cross_domain`) that its held-out report
+    holds (reports written before they were recorded hold none)."""
+    report = _read(directory / "sentiment" / "heldout_evaluation.json") or {}
+    return {task: report[task]["predictions"] for task in TASKS if "predictions" in report.get(task, {})}
+
+
+def pair_with_chargpt(arms: list[dict], predictions: dict) -> None:
+    """Give every peer arm `chargpt_minus_this`: CharGPT's accuracy minus the peer's on each test, paired over the
+    same reviews (the paired bootstrap of `classification_difference`), against the first CharGPT arm of the same
+    scale and labelled training reviews whose test rows are the same (equal `rows_sha256`)."""
+    for i, arm in enumerate(arms):
+        if arm["model"] == "chargpt":
+            continue
+        for j, other in enumerate(arms):
+            same = [other[k] == arm[k] for k in ("scale", "extra_labelled", "holdout_category")]
+            if other["model"] != "chargpt" or not all(same):
+                continue
+            ours, theirs = predictions[j], predictions[i]
+            tasks = [t for t in TASKS if t in ours and t in theirs and _same_rows(ours[t], theirs[t])]
+            if tasks:
+                arm["chargpt_minus_this"] = {"against": other["name"]} | {
+                    t: classification_difference(ours[t]["labels"], ours[t]["model"], theirs[t]["model"]) for t in tasks
+                }
+                break
+
+
+def _same_rows(a: dict, b: dict) -> bool:
+    return a["rows_sha256"] == b["rows_sha256"] and a["labels"] == b["labels"]
+
+
+__all__ = ["pair_with_chargpt", "read_arm", "read_predictions", "run_recipe_peers_section"]

@@ -864,8 +864,23 @@ def _recipe_peers_md(section: dict) -> list[str]:
             f"- {a['name']}: `{a['directory']}`{_environment_note(a)}{_reuse_note(a)}{_by_category_note(a)}"
             for a in group
         ]
-        lines += [""]
+        lines += [""] + _paired_md(group)
     return lines
+
+
+def _paired_md(group: list[dict]) -> list[str]:
+    """CharGPT's accuracy minus each peer's, paired over the same test reviews (arms whose reports hold their
+    predictions)."""
+    paired = [a for a in group if a.get("chargpt_minus_this")]
+    if not paired:
+        return []
+    rows = []
+    for arm in paired:
+        d = arm["chargpt_minus_this"]
+        cells = [_ci(d[t], "accuracy", _points) if t in d else "n/a" for t in ("sentiment", "cross_domain")]
+        rows.append([f"{d['against']} minus {arm['name']}", _labelled_reviews(arm), *cells])
+    header = ["paired over the same test reviews", "labelled training reviews", "ChnSentiCorp test (points)"]
+    return _table(header + ["cross-domain (points)"], rows)
 
 
 def _labelled_reviews(arm: dict) -> str:
@@ -907,7 +922,7 @@ def _recipe_levers_md(section: dict) -> list[str]:
         for split in ("hotel", "shop"):
             out.append(_ci(scores[split], "accuracy"))
             paired = scores[split].get("minus_baseline")
-            out.append(_ci(paired, "accuracy", lambda v: f"{100 * v:+.1f}") if paired else "")
+            out.append(_ci(paired, "accuracy", _points) if paired else "")
         return out
 
     rows = [["baseline (the recipe's classifier)", "", *cells(section["baseline"]["scores"]), "", ""]]
@@ -941,6 +956,11 @@ def _environment_note(arm: dict) -> str:
     if not env:
         return ""
     return f" ({env['device']}, {env['cpus']} CPUs, torch {env['torch']}, transformers {env['transformers']})"
+
+
+def _points(value) -> str:
+    """A difference of two accuracies in percentage points, signed."""
+    return f"{100 * value:+.1f}"
 
 
 def _f2(value) -> str:

@@ -6,6 +6,8 @@ under `intervals`), and the model's difference from the TF-IDF floor with its pa
 (`model_minus_tfidf_logreg`). `EvaluationArguments` holds the options (each with its `--help`), `evaluate_model`
 returns the report."""
 
+import hashlib
+import json
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -133,10 +135,18 @@ def _sentiment(args: EvaluationArguments, model, tokenizer, task: str) -> dict:
     result = {"split": info, "model": {**scores, "truncated": truncated}}
     if len(info.get("holdout_categories", [])) > 1:
         result["by_category"] = _by_category(test, predictions)
+    # Row by row, so that two models' reports on the same test (the same rows_sha256) can be compared paired.
+    result["predictions"] = {"rows_sha256": rows_digest(test), "labels": list(test["label"]), "model": predictions}
     if args.tfidf_baseline:
         result.update(_tfidf_floor(args, splits["train"], test, predictions))
     logger.info(f"{task}: {result['model']}")
     return result
+
+
+def rows_digest(test) -> str:
+    """The SHA-256 of a labelled test's rows (text and label, in order): equal digests, equal tests."""
+    rows = json.dumps(list(zip(test["text"], test["label"])), ensure_ascii=False)
+    return hashlib.sha256(rows.encode("utf-8")).hexdigest()
 
 
 def _by_category(test, predictions: list[int]) -> dict:
@@ -238,4 +248,5 @@ __all__ = [
     "TASKS",
     "EvaluationArguments",
     "evaluate_model",
+    "rows_digest",
 ]

@@ -215,6 +215,11 @@ def test_recipe_report_holds_every_steps_time_and_figures_in_their_ranges(recipe
     assert figures["cross_domain_tfidf_accuracy"] == sentiment["cross_domain"]["tfidf_logreg"]["accuracy"]
     assert figures["distinct_2"] == chat["replies"]["model"]["distinct_2"]
     assert sentiment["sentiment"]["model"]["n"] == 500  # the whole balanced test: 250 + 250
+    # Row by row too, for paired comparisons between runs on the same test rows.
+    rows = sentiment["sentiment"]["predictions"]
+    assert len(rows["labels"]) == len(rows["model"]) == 500 and len(rows["rows_sha256"]) == 64
+    right = sum(p == y for p, y in zip(rows["model"], rows["labels"]))
+    assert right / 500 == pytest.approx(figures["sentiment_accuracy"])
     # Each figure carries its 95% interval from the same reports; the paired difference from the floor too.
     assert figures["distinct_2_ci95"] == chat["replies"]["model"]["distinct_2_ci95"]
     for name in [name for name in figures if not name.endswith("_ci95")]:

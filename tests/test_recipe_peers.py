@@ -290,6 +290,48 @@ def test_the_peers_section_tabulates_finished_and_stopped_runs_from_their_files(
     assert lines.count(floor) == 3
 
 
+def _add_predictions(directory, task: str, labels: list[int], predictions: list[int], digest: str = "rows-a"):
+    path = directory / "sentiment" / "heldout_evaluation.json"
+    report = json.loads(path.read_text())
+    report.setdefault(task, {"model": {"accuracy": 0.5}})["predictions"] = {
+        "rows_sha256": digest,
+        "labels": labels,
+        "model": predictions,
+    }
+    path.write_text(json.dumps(report))
+
+
+def test_each_peer_is_compared_with_chargpt_paired_over_the_same_test_reviews(tmp_path):
+    from benchmarks.recipe_peers import run_recipe_peers_section
+    from benchmarks.report import _recipe_peers_md
+    from benchmarks.settings import BenchmarkArguments
+    from chargpt.evaluation.classification import classification_difference
+
+    labels = [0, 1] * 50
+    ours = labels[:90] + [1 - y for y in labels[90:]]  # 90% right
+    theirs = labels[:80] + [1 - y for y in labels[80:]]  # 80% right, wrong wherever CharGPT is
+    for name in ("chargpt", "gpt2", "llama", "chargpt-pooled"):
+        holdout = "手机,蒙牛" if name == "chargpt-pooled" else None
+        _write_arm(tmp_path / name, finished=True, accuracy=0.85, perplexity=60.0, holdout=holdout)
+        _add_predictions(tmp_path / name, "sentiment", labels, theirs if name != "chargpt" else ours)
+    _add_predictions(tmp_path / "chargpt", "cross_domain", labels, ours)
+    _add_predictions(tmp_path / "gpt2", "cross_domain", labels, theirs, digest="rows-b")  # another test: not paired
+    names = ("chargpt", "gpt2", "llama", "chargpt-pooled")
+    args = BenchmarkArguments(recipe_peer_dirs=[f"{name}={tmp_path / name}" for name in names])
+    chargpt, gpt2, llama, pooled = run_recipe_peers_section(args, "")["arms"]
+    assert "chargpt_minus_this" not in chargpt and "chargpt_minus_this" not in pooled
+    paired = gpt2["chargpt_minus_this"]
+    assert paired["against"] == "chargpt" and set(paired) == {"against", "sentiment"}
+    assert paired["sentiment"] == classification_difference(labels, ours, theirs)
+    assert paired["sentiment"]["accuracy"] == pytest.approx(0.10)
+    low, high = paired["sentiment"]["accuracy_ci95"]
+    assert 0 < low < 0.10 < high  # CharGPT right on ten reviews GPT-2 gets wrong and never the other way
+    assert llama["chargpt_minus_this"]["sentiment"]["accuracy"] == pytest.approx(0.10)
+    lines = "\n".join(_recipe_peers_md({"arms": [chargpt, gpt2, llama, pooled]}))
+    row = f"| chargpt minus gpt2 | hotel + other categories | +10.0 [{100 * low:+.1f}, {100 * high:+.1f}] | n/a |"
+    assert row in lines
+
+
 @pytest.mark.parametrize("item, message", [("chargpt", "NAME=DIR"), ("gpt2=/nonexistent", "no recipe_report.json")])
 def test_the_peers_section_names_a_bad_directory_argument(item, message):
     from benchmarks.recipe_peers import run_recipe_peers_section

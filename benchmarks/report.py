@@ -910,7 +910,9 @@ def _recipe_levers_md(section: dict) -> list[str]:
         "## 11. Fine-tuning levers, on validation",
         "",
         f"The classifier of the recipe run `{section['recipe_dir']}` retrained from the same review-LM body with one "
-        "lever switched on (`python benchmarks/run.py --only recipe_levers --recipe_dir DIR`), against the run's own "
+        "lever switched on, or several joined by + (`python benchmarks/run.py --only recipe_levers --recipe_dir DIR "
+        "[--levers ...]`; a lever trained by an earlier call with the same settings is scored again, not retrained, "
+        "and keeps that call's train time), against the run's own "
         "classifier (the baseline). Hotel: the balanced validation split that also picks each run's best checkpoint; "
         "shopping: the training categories' held-back reviews, which choose nothing. Brackets: 95% bootstrap "
         f"intervals; the differences are paired over the same reviews. Rule: {section['rule']}.",
@@ -929,7 +931,8 @@ def _recipe_levers_md(section: dict) -> list[str]:
     for name, lever in levers.items():
         settings = ", ".join(f"{k.removeprefix('classifier_')} {v:.3g}" for k, v in lever["settings"].items())
         kept = "kept" if lever["kept"] else "not kept"
-        rows.append([name, settings, *cells(lever["scores"]), f"{lever['train_seconds'] / 60:.1f}", kept])
+        minutes = f"{lever['train_seconds'] / 60:.1f}" + (" (earlier call)" if lever.get("reused") else "")
+        rows.append([name, settings, *cells(lever["scores"]), minutes, kept])
     header = [
         "lever",
         "settings",

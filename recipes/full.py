@@ -449,8 +449,10 @@ def reuse_chat_model(args: RecipeArguments, out: Path, files: dict) -> None:
             f"--chat_from {source}: the split files differ from that run's ({', '.join(changed)}): the data under "
             f"--data_dir is not the data its chat model was trained and chosen on. Give the same --data_dir."
         )
-    shutil.copytree(source / "tokenizer", out / "tokenizer", dirs_exist_ok=True)
-    shutil.copytree(source / "chat", out / "chat", ignore=shutil.ignore_patterns("checkpoint-*"), dirs_exist_ok=True)
+    for name in ("tokenizer", "chat"):
+        shutil.rmtree(out / name, ignore_errors=True)  # nothing of an earlier run in this folder stays beside them
+    shutil.copytree(source / "tokenizer", out / "tokenizer")
+    shutil.copytree(source / "chat", out / "chat", ignore=shutil.ignore_patterns("checkpoint-*"))
 
 
 def review_files(args: RecipeArguments, files: dict) -> list[str]:

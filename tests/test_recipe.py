@@ -237,6 +237,7 @@ def test_recipe_report_holds_every_steps_time_and_figures_in_their_ranges(recipe
 @pytest.mark.slow
 def test_chat_from_reuses_the_chat_model_and_trains_only_the_review_steps(recipe, tmp_path):
     source, out = recipe["out"], tmp_path / "hotel-only"
+    (out / "chat" / "checkpoint-9").mkdir(parents=True)  # an earlier run's leftovers in the same folder
     flags = ["--data_dir", str(recipe["data"]), *TINY_RECIPE_FLAGS, "--publish", "false"]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets_cache"))

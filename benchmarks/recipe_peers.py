@@ -17,10 +17,11 @@ from pathlib import Path
 
 from chargpt.evaluation.classification import classification_difference
 from recipes.full import PROGRESS_FILE, headline_figures
+from recipes.heldout import TASKS as HELDOUT_TASKS
 from recipes.sentiment_splits import ONLINE_SHOPPING_CATEGORIES
 
 
-TASKS = ("sentiment", "cross_domain")
+TASKS = HELDOUT_TASKS["sequence-classification"]  # the classifier's tests: sentiment, cross_domain
 
 
 def _read(path: Path) -> dict | None:
@@ -83,13 +84,13 @@ def run_recipe_peers_section(args, work_dir: str, save=lambda partial: None) -> 
             "--only recipe_peers reads finished recipe runs: give --recipe_peer_dirs chargpt=DIR gpt2=DIR llama=DIR "
             "(the --output_dir of run_recipe.py, run_recipe.py --peer gpt2 and run_recipe.py --peer llama)."
         )
-    arms, predictions = [], {}
+    arms, predictions = [], []
     for item in args.recipe_peer_dirs:
         name, sep, directory = item.partition("=")
         if not sep or not name or not directory:
             raise ValueError(f"--recipe_peer_dirs takes NAME=DIR items, got {item!r}.")
         arms.append(read_arm(name, Path(directory)))
-        predictions[len(arms) - 1] = read_predictions(Path(directory))
+        predictions.append(read_predictions(Path(directory)))
     pair_with_chargpt(arms, predictions)
     return {"arms": arms}
 
@@ -101,7 +102,7 @@ def read_predictions(directory: Path) -> dict:
     return {task: report[task]["predictions"] for task in TASKS if "predictions" in report.get(task, {})}
 
 
-def pair_with_chargpt(arms: list[dict], predictions: dict) -> None:
+def pair_with_chargpt(arms: list[dict], predictions: list[dict]) -> None:
     """Give every peer arm `chargpt_minus_this`: CharGPT's accuracy minus the peer's on each test, paired over the
     same reviews (the paired bootstrap of `classification_difference`), against the first CharGPT arm of the same
     scale and labelled training reviews whose test rows are the same (equal `rows_sha256`)."""
@@ -113,7 +114,7 @@ def pair_with_chargpt(arms: list[dict], predictions: dict) -> None:
             if other["model"] != "chargpt" or not all(same):
                 continue
             ours, theirs = predictions[j], predictions[i]
-            tasks = [t for t in TASKS if t in ours and t in theirs and _same_rows(ours[t], theirs[t])]
+            tasks = [t for t in TASKS if _same_test(ours, theirs, t)]
             if tasks:
                 arm["chargpt_minus_this"] = {"against": other["name"]} | {
                     t: classification_difference(ours[t]["labels"], ours[t]["model"], theirs[t]["model"]) for t in tasks
@@ -121,8 +122,9 @@ def pair_with_chargpt(arms: list[dict], predictions: dict) -> None:
                 break
 
 
-def _same_rows(a: dict, b: dict) -> bool:
-    return a["rows_sha256"] == b["rows_sha256"] and a["labels"] == b["labels"]
+def _same_test(a: dict, b: dict, task: str) -> bool:
+    """Whether both hold predictions on `task` over the same rows (the digest covers each row's text and label)."""
+    return task in a and task in b and a[task]["rows_sha256"] == b[task]["rows_sha256"]
 
 
 __all__ = ["pair_with_chargpt", "read_arm", "read_predictions", "run_recipe_peers_section"]

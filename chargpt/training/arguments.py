@@ -527,7 +527,8 @@ class ClassifierTrainingArguments(CharGPTTrainingArguments):
         for name, ok, allowed in checks:
             if not ok:
                 raise ValueError(f"--{name} must be {allowed}, got {getattr(self, name)}.")
-        levers = [n for n in ("ema_decay", "layer_lr_decay", "gradual_unfreezing") if n in self._levers_on()]
+        on = self._levers_on()
+        levers = [n for n in ("ema_decay", "layer_lr_decay", "gradual_unfreezing") if n in on]
         if levers and (self.fsdp or self.deepspeed):
             raise ValueError(
                 f"{', '.join('--' + n for n in levers)} work on whole, named parameters, which FSDP and DeepSpeed "
